@@ -1,0 +1,73 @@
+/// Where counters live: embedded in memory, or in Redis for a fleet.
+///
+/// The evaluator never knows which one it has. Both give the same answers for the same arrivals.
+public protocol LimitStore: Sendable {
+    /// Checks every charge and consumes them all only if every enforced one passes: all or nothing.
+    /// Shadow charges are consumed when they pass and never block the call.
+    func acquire(_ request: LimitRequest) async throws(LimitStoreError) -> LimitOutcome
+
+    /// Undoes what `acquire` consumed for this call id. Idempotent: a second refund changes nothing.
+    /// Returns whether anything was refunded.
+    @discardableResult
+    func refund(callID: String) async throws(LimitStoreError) -> Bool
+}
+
+public struct LimitRequest: Sendable {
+    /// Unique per call; the key for refunds and the sliding log's member.
+    public let callID: String
+    public let charges: [LimitCharge]
+
+    public init(callID: String, charges: [LimitCharge]) {
+        self.callID = callID
+        self.charges = charges
+    }
+}
+
+/// The store's answer for one call.
+public struct LimitOutcome: Sendable, Equatable {
+    /// True when every enforced (non-shadow) charge passed, and so everything that passed was consumed.
+    public let admitted: Bool
+    /// One per charge, in request order.
+    public let results: [LimitResult]
+    /// The store's clock at the decision, in epoch microseconds (Redis `TIME` for the Redis store).
+    public let decidedAtMicros: Int64
+
+    public init(admitted: Bool, results: [LimitResult], decidedAtMicros: Int64) {
+        self.admitted = admitted
+        self.results = results
+        self.decidedAtMicros = decidedAtMicros
+    }
+}
+
+public struct LimitResult: Sendable, Equatable {
+    public let passed: Bool
+    /// Cost units still available in this counter after the decision.
+    public let remaining: Int
+    /// When `passed` is false: how long until a call of the same cost would pass, if nothing else competes.
+    public let retryAfterMicros: Int64
+
+    public init(passed: Bool, remaining: Int, retryAfterMicros: Int64) {
+        self.passed = passed
+        self.remaining = remaining
+        self.retryAfterMicros = retryAfterMicros
+    }
+}
+
+public struct LimitStoreError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// The store could not be reached, or did not answer in time.
+        case unavailable
+        /// The store answered something toolgate cannot interpret.
+        case protocolError
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}

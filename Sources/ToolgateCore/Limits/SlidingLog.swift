@@ -1,0 +1,80 @@
+/// `sliding`: an exact log of admitted calls.
+///
+/// A call is admitted when the cost already logged in `(now − window, now]` plus its own cost is at most
+/// `max`. So no interval of length `window` ever holds more than `max`.
+public struct SlidingLog: Sendable {
+    struct Entry: Sendable {
+        var time: Int64
+        var cost: Int
+        var callID: String
+    }
+
+    /// Ordered by time; `entries[head...]` is live.
+    private var entries: [Entry] = []
+    private var head = 0
+    /// Cost of the live entries.
+    public private(set) var total = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { head == entries.count }
+    public var count: Int { entries.count - head }
+
+    /// When the newest entry leaves the window, and the log can be dropped.
+    public func expiresAt(windowMicros: Int64) -> Int64? {
+        entries.last.map { $0.time + windowMicros }
+    }
+
+    /// Forgets entries at or before `now − window`.
+    public mutating func prune(now: Int64, windowMicros: Int64) {
+        let cutoff = now - windowMicros
+        while head < entries.count, entries[head].time <= cutoff {
+            total -= entries[head].cost
+            head += 1
+        }
+        if head == entries.count {
+            entries.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64, head * 2 >= entries.count {
+            entries.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Checks a call of `cost` at `now`. Call `prune` first.
+    public func check(now: Int64, windowMicros: Int64, max: Int, cost: Int) -> LimitResult {
+        if total + cost <= max {
+            return LimitResult(passed: true, remaining: max - total - cost, retryAfterMicros: 0)
+        }
+        // The call fits once enough of the oldest cost has left the window.
+        let mustFree = total + cost - max
+        var freed = 0
+        var i = head
+        while i < entries.count {
+            freed += entries[i].cost
+            if freed >= mustFree { break }
+            i += 1
+        }
+        let retry = i < entries.count ? entries[i].time + windowMicros - now : windowMicros
+        return LimitResult(passed: false, remaining: max - total, retryAfterMicros: Swift.max(retry, 1))
+    }
+
+    public mutating func consume(now: Int64, cost: Int, callID: String) {
+        guard cost > 0 else { return }
+        let entry = Entry(time: now, cost: cost, callID: callID)
+        // Almost always an append; a clock that stepped back inserts in order.
+        var i = entries.count
+        while i > head, entries[i - 1].time > now { i -= 1 }
+        entries.insert(entry, at: i)
+        total += cost
+    }
+
+    /// Removes the call's entry if it is still in the log.
+    @discardableResult
+    public mutating func refund(callID: String) -> Bool {
+        guard let i = entries[head...].firstIndex(where: { $0.callID == callID }) else { return false }
+        total -= entries[i].cost
+        entries.remove(at: i)
+        return true
+    }
+}

@@ -1,0 +1,103 @@
+/// A condition on a call's arguments. A missing path fails every operator except `exists: false`.
+public struct ArgumentRule: Sendable {
+    public enum Operator: Sendable {
+        case eq(JSONValue)
+        case neq(JSONValue)
+        case `in`([JSONValue])
+        case notIn([JSONValue])
+        case lt(JSONNumber)
+        case lte(JSONNumber)
+        case gt(JSONNumber)
+        case gte(JSONNumber)
+        case regex(CompiledRegex)
+        /// A string containing a substring, or an array containing an element.
+        case contains(JSONValue)
+        case exists(Bool)
+        /// Unicode scalars of a string, or elements of an array.
+        case maxLength(Int)
+    }
+
+    public let path: [String]
+    public let op: Operator
+    /// Shown to the agent when the condition fails; a description of the condition otherwise.
+    public let reason: String?
+
+    public init(path: [String], op: Operator, reason: String? = nil) {
+        self.path = path
+        self.op = op
+        self.reason = reason
+    }
+
+    public var pathText: String { path.joined(separator: ".") }
+
+    public func holds(for arguments: JSONValue) -> Bool {
+        guard let value = arguments.value(at: path) else {
+            if case .exists(false) = op { return true }
+            return false
+        }
+        switch op {
+        case .eq(let expected): return value == expected
+        case .neq(let expected): return value != expected
+        case .in(let options): return options.contains(value)
+        case .notIn(let options): return !options.contains(value)
+        case .lt(let bound): return value.numberValue.map { $0 < bound } ?? false
+        case .lte(let bound): return value.numberValue.map { $0 <= bound } ?? false
+        case .gt(let bound): return value.numberValue.map { $0 > bound } ?? false
+        case .gte(let bound): return value.numberValue.map { $0 >= bound } ?? false
+        case .regex(let regex): return value.stringValue.map(regex.matches) ?? false
+        case .contains(let needle):
+            switch value {
+            case .string(let s):
+                guard case .string(let sub) = needle else { return false }
+                return sub.isEmpty || s.contains(sub)
+            case .array(let elements): return elements.contains(needle)
+            default: return false
+            }
+        case .exists(let expected): return expected
+        case .maxLength(let limit):
+            switch value {
+            case .string(let s): return s.unicodeScalars.count <= limit
+            case .array(let a): return a.count <= limit
+            default: return false
+            }
+        }
+    }
+
+    /// What the agent reads when the rule fails and the policy gave no `reason`.
+    public var failureMessage: String {
+        if let reason { return reason }
+        let p = pathText
+        switch op {
+        case .eq(let v): return "argument \(p) must equal \(JSONWriter.string(v))"
+        case .neq(let v): return "argument \(p) must not equal \(JSONWriter.string(v))"
+        case .in(let vs): return "argument \(p) must be one of \(JSONWriter.string(.array(vs)))"
+        case .notIn(let vs): return "argument \(p) must not be one of \(JSONWriter.string(.array(vs)))"
+        case .lt(let n): return "argument \(p) must be a number below \(n)"
+        case .lte(let n): return "argument \(p) must be a number of at most \(n)"
+        case .gt(let n): return "argument \(p) must be a number above \(n)"
+        case .gte(let n): return "argument \(p) must be a number of at least \(n)"
+        case .regex(let r): return "argument \(p) must match /\(r.pattern)/"
+        case .contains(let v): return "argument \(p) must contain \(JSONWriter.string(v))"
+        case .exists(true): return "argument \(p) is required"
+        case .exists(false): return "argument \(p) is not allowed"
+        case .maxLength(let n): return "argument \(p) must be at most \(n) long"
+        }
+    }
+}
+
+/// A regular expression compiled once, at policy load.
+public struct CompiledRegex: @unchecked Sendable {
+    // Regex is an immutable value; matching it from many threads is safe.
+    private let regex: Regex<AnyRegexOutput>
+    public let pattern: String
+
+    public init(_ pattern: String) throws {
+        self.regex = try Regex(pattern)
+        self.pattern = pattern
+    }
+
+    /// Unanchored: the pattern may match anywhere in the string.
+    public func matches(_ string: String) -> Bool {
+        (try? regex.firstMatch(in: string)) != nil
+    }
+}

@@ -1,0 +1,108 @@
+import Crypto
+import Yams
+
+extension Policy {
+    /// Parses and checks a policy. The format follows the file name: `.yaml`/`.yml` is YAML, anything else JSON.
+    /// `file` is also what every error message starts with.
+    public static func parse(_ bytes: [UInt8], file: String) throws(PolicyValidationError) -> Policy {
+        let sha256 = SHA256.hash(data: bytes).hexString
+        let document: JSONValue
+        do {
+            document = try isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
+        } catch let error as JSONParseError {
+            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description)])
+        } catch {
+            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
+        }
+        var decoder = PolicyDecoder(file: file)
+        guard let policy = decoder.decode(document, sha256: sha256) else {
+            throw PolicyValidationError(errors: decoder.errors)
+        }
+        return policy
+    }
+
+    public static func parse(_ text: String, file: String) throws(PolicyValidationError) -> Policy {
+        try parse(Array(text.utf8), file: file)
+    }
+
+    static func isYAML(_ file: String) -> Bool {
+        let lower = file.lowercased()
+        return lower.hasSuffix(".yaml") || lower.hasSuffix(".yml")
+    }
+}
+
+/// Why a YAML policy could not even be read as a document.
+struct YAMLDocumentError: Error, CustomStringConvertible {
+    let description: String
+}
+
+private func parseYAML(_ bytes: [UInt8]) throws -> JSONValue {
+    guard let text = String(validating: bytes, as: UTF8.self) else {
+        throw YAMLDocumentError(description: "invalid YAML: not valid UTF-8")
+    }
+    let node: Node?
+    do {
+        node = try Yams.compose(yaml: text)
+    } catch {
+        throw YAMLDocumentError(description: "invalid YAML: \(String(describing: error).trimmingTrailingNewlines)")
+    }
+    guard let node else { throw YAMLDocumentError(description: "the document is empty") }
+    return try jsonValue(node)
+}
+
+/// YAML's richer model narrowed to JSON's: what the policy format can express.
+private func jsonValue(_ node: Node) throws -> JSONValue {
+    switch node {
+    case .scalar(let scalar):
+        switch Tag.Name(rawValue: scalar.tag.description) {
+        case .null: return .null
+        case .bool: return Bool.construct(from: scalar).map(JSONValue.bool) ?? .string(scalar.string)
+        case .int:
+            if let n = Int64.construct(from: scalar) { return .number(JSONNumber(n)) }
+            return .string(scalar.string)
+        case .float:
+            guard let d = Double.construct(from: scalar), d.isFinite else {
+                throw YAMLDocumentError(description: "invalid YAML: \(scalar.string) is not a finite number")
+            }
+            return .number(JSONNumber(literal: "\(d)"))
+        default: return .string(scalar.string)
+        }
+    case .sequence(let sequence):
+        return .array(try sequence.map(jsonValue))
+    case .mapping(let mapping):
+        var members: [JSONObject.Member] = []
+        for (key, value) in mapping {
+            guard case .scalar(let keyScalar) = key else {
+                throw YAMLDocumentError(description: "invalid YAML: mapping keys must be strings")
+            }
+            members.append(JSONObject.Member(key: keyScalar.string, value: try jsonValue(value)))
+        }
+        return .object(JSONObject(members))
+    case .alias:
+        throw YAMLDocumentError(description: "invalid YAML: aliases are not supported in policies")
+    }
+}
+
+extension String {
+    fileprivate var trimmingTrailingNewlines: String {
+        var s = self
+        while s.last?.isNewline == true { s.removeLast() }
+        return s
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension SHA256.Digest {
+    var hexString: String { Array(self).hexString }
+}

@@ -1,0 +1,55 @@
+/// A checked, immutable policy with fast lookup. Build one with `Policy.parse(_:file:)`.
+public struct Policy: Sendable {
+    public let defaultAction: DefaultAction
+    public let description: String?
+    public let hide: [ToolPattern]
+    /// Every entry except `"*"`, in document order.
+    public let entries: [ToolEntry]
+    /// The additive `"*"` entry: its arguments and limits apply to every call that is otherwise allowed.
+    public let wildcard: ToolEntry?
+    /// Hex SHA-256 of the policy file's bytes.
+    public let sha256: String
+
+    private let exactIndex: [String: Int]
+    /// Indexes into `entries` of the globs, most specific first.
+    private let globOrder: [Int]
+
+    public static let wildcardKey = "*"
+
+    public init(
+        defaultAction: DefaultAction, description: String? = nil, hide: [String] = [], entries: [ToolEntry],
+        wildcard: ToolEntry? = nil, sha256: String = ""
+    ) {
+        self.defaultAction = defaultAction
+        self.description = description
+        self.hide = hide.map(ToolPattern.init)
+        self.entries = entries
+        self.wildcard = wildcard
+        self.sha256 = sha256
+        var exact: [String: Int] = [:]
+        var globs: [Int] = []
+        for (i, entry) in entries.enumerated() {
+            if entry.pattern.isGlob { globs.append(i) } else { exact[entry.key] = i }
+        }
+        self.exactIndex = exact
+        self.globOrder = globs.sorted { ToolPattern.precedes(entries[$0].pattern, entries[$1].pattern) }
+    }
+
+    /// The entry that governs `tool`: the exact name, else the most specific glob. Never the `"*"` entry.
+    public func entry(for tool: String) -> ToolEntry? {
+        if let i = exactIndex[tool] { return entries[i] }
+        for i in globOrder where entries[i].pattern.matches(tool) { return entries[i] }
+        return nil
+    }
+
+    public func isHidden(_ tool: String) -> Bool {
+        hide.contains { $0.matches(tool) }
+    }
+
+    /// Whether `tools/list` may show `tool`: not hidden, and let in by an entry or by `default: allow`.
+    /// A tool under `action: deny` stays listed, so the agent can learn why it is refused.
+    public func isListed(_ tool: String) -> Bool {
+        if isHidden(tool) { return false }
+        return entry(for: tool) != nil || defaultAction == .allow
+    }
+}

@@ -1,0 +1,52 @@
+public enum ToolAction: String, Sendable {
+    case allow
+    /// Visible in `tools/list`, refused with the entry's `reason`.
+    case deny
+    /// Needs a human's approval before it is forwarded.
+    case approve
+}
+
+public enum DefaultAction: String, Sendable {
+    case allow
+    case deny
+}
+
+public struct ApprovalSettings: Sendable, Equatable {
+    /// How long a call waits for a decision before answering `approval_required`.
+    public let waitSeconds: Int
+    /// How long a pending or granted approval lives.
+    public let ttlSeconds: Int
+
+    public static let `default` = ApprovalSettings(waitSeconds: 30, ttlSeconds: 3_600)
+
+    public init(waitSeconds: Int, ttlSeconds: Int) {
+        self.waitSeconds = waitSeconds
+        self.ttlSeconds = ttlSeconds
+    }
+}
+
+/// One entry of `tools`, by exact name or glob.
+public struct ToolEntry: Sendable {
+    /// The key as written in the policy; denials report it as `rule`.
+    public let key: String
+    public let pattern: ToolPattern
+    public let action: ToolAction
+    public let reason: String?
+    public let arguments: [ArgumentRule]
+    public let limits: [LimitRule]
+    /// Set when `action` is `approve`.
+    public let approval: ApprovalSettings?
+
+    public init(
+        key: String, action: ToolAction = .allow, reason: String? = nil, arguments: [ArgumentRule] = [],
+        limits: [LimitRule] = [], approval: ApprovalSettings? = nil
+    ) {
+        self.key = key
+        self.pattern = ToolPattern(key)
+        self.action = action
+        self.reason = reason
+        self.arguments = arguments
+        self.limits = limits
+        self.approval = approval
+    }
+}

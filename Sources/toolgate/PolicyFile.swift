@@ -1,0 +1,17 @@
+import Foundation
+import ToolgateCore
+
+/// Reads a policy from disk; parsing and checking are the core's.
+enum PolicyFile {
+    static func load(_ path: String) -> Result<Policy, PolicyValidationError> {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            return .failure(
+                PolicyValidationError(errors: [PolicyError(file: path, path: "", message: "cannot read file: \(reason)")]))
+        }
+        return Result { () throws(PolicyValidationError) in try Policy.parse(bytes, file: path) }
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct Toolgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "toolgate",
+        abstract: "A tool-call policy sidecar for MCP servers.",
+        version: ToolgateVersion.current,
+        subcommands: [CheckCommand.self]
+    )
+}
+
+enum ToolgateVersion {
+    static let current = "0.1.0"
+}
