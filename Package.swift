@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(
             name: "ToolgateCoreTests",
             dependencies: ["ToolgateCore"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -54,7 +54,7 @@ private func parseYAML(_ bytes: [UInt8]) throws -> JSONValue {
 private func jsonValue(_ node: Node) throws -> JSONValue {
     switch node {
     case .scalar(let scalar):
-        switch Tag.Name(rawValue: scalar.tag.description) {
+        switch Resolver.default.resolveTag(of: node) {
         case .null: return .null
         case .bool: return Bool.construct(from: scalar).map(JSONValue.bool) ?? .string(scalar.string)
         case .int:

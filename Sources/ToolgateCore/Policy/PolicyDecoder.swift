@@ -375,7 +375,7 @@ struct PolicyDecoder {
                     )
                 }
                 if let first = definitions[id] {
-                    if first.window != limit.window || first.max != limit.max || first.algorithm != limit.algorithm {
+                    if first.window.seconds != limit.window.seconds || first.max != limit.max || first.algorithm != limit.algorithm {
                         fail(
                             path,
                             "counter \"\(limit.counter)\" (scope \(limit.scope.rawValue)) is defined differently at \(first.path): window \(first.window.text), max \(first.max), algorithm \(first.algorithm.rawValue) there; window \(limit.window.text), max \(limit.max), algorithm \(limit.algorithm.rawValue) here"
