@@ -22,6 +22,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // System libraries for the adapters: Redis through hiredis, upstream HTTP through libcurl.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .executableTarget(
             name: "toolgate",
             dependencies: [
@@ -33,6 +44,14 @@ let package = Package(
             name: "ToolgateCoreTests",
             dependencies: ["ToolgateCore"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ToolgateCLITests",
+            dependencies: ["toolgate"]
+        ),
+        .testTarget(
+            name: "SystemLibraryTests",
+            dependencies: ["CHiredis", "CCurl"]
         ),
     ],
     swiftLanguageModes: [.v6]

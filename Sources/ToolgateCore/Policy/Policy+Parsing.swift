@@ -43,8 +43,8 @@ private func parseYAML(_ bytes: [UInt8]) throws -> JSONValue {
     let node: Node?
     do {
         node = try Yams.compose(yaml: text)
-    } catch {
-        throw YAMLDocumentError(description: "invalid YAML: \(String(describing: error).trimmingTrailingNewlines)")
+    } catch let error as YamlError {
+        throw YAMLDocumentError(description: "invalid YAML: \(oneLine(error))")
     }
     guard let node else { throw YAMLDocumentError(description: "the document is empty") }
     return try jsonValue(node)
@@ -83,11 +83,17 @@ private func jsonValue(_ node: Node) throws -> JSONValue {
     }
 }
 
-extension String {
-    fileprivate var trimmingTrailingNewlines: String {
-        var s = self
-        while s.last?.isNewline == true { s.removeLast() }
-        return s
+/// Yams describes errors over several lines with a source excerpt; `check` prints one line per error.
+private func oneLine(_ error: YamlError) -> String {
+    switch error {
+    case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+        .composer(let context, let problem, let mark, _):
+        let while_ = context.map { " (\($0.text))" } ?? ""
+        return "line \(mark.line), column \(mark.column): \(problem)\(while_)"
+    case .duplicatedKeysInMapping(let duplicates, let context):
+        return "line \(context.mark.line), column \(context.mark.column): duplicate keys \(duplicates.joined(separator: ", "))"
+    default:
+        return String(describing: error).split(separator: "\n").first.map(String.init) ?? "unreadable document"
     }
 }
 
