@@ -40,6 +40,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "toolgate-bench",
+            dependencies: ["ToolgateCore"],
+            path: "benchmarks/CoreBenchmark"
+        ),
         .testTarget(
             name: "ToolgateCoreTests",
             dependencies: ["ToolgateCore"],

@@ -223,3 +223,18 @@ import Testing
         #expect(!rule(.exists(true), path: "options.size.width.deeper").holds(for: args))
     }
 }
+
+@Suite struct IdentityTests {
+    @Test func changingTheSessionKeepsEverythingElse() throws {
+        let policy = try Policy.parse(
+            #"{"version":"1","tools":{"t":{"limits":[{"counter":"s","window":"minute","max":3,"scope":"session"},{"counter":"g","window":"minute","max":3}]}}}"#,
+            file: "p.json")
+        let e = Evaluator(policy: policy)
+        let base = Identity(grant: "alice", agent: "host")
+        for session: String? in ["s-2", nil] {
+            let reused = e.evaluate(ToolCall(name: "t"), identity: base.with(session: session)).charges
+            let fresh = e.evaluate(ToolCall(name: "t"), identity: Identity(grant: "alice", session: session, agent: "host")).charges
+            #expect(reused == fresh)
+        }
+    }
+}

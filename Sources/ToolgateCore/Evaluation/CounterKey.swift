@@ -17,27 +17,13 @@ public struct CounterKey: Sendable {
     public func resolve(
         counter: String, scope: LimitScope, identity: Identity
     ) -> (key: String, appliedScope: LimitScope) {
-        let tag: String
-        let applied: LimitScope
         switch scope {
-        case .global:
-            return ("\(prefix):{global:_}:\(counter)", .global)
-        case .grant:
-            tag = "grant:" + Self.subjectHash(identity.grant)
-            applied = .grant
-        case .agent:
-            tag = "agent:" + Self.subjectHash(identity.agent)
-            applied = .agent
+        case .global: return (prefix + ":{global:_}:" + counter, .global)
+        case .grant: return (prefix + ":{" + identity.grantTag + "}:" + counter, .grant)
+        case .agent: return (prefix + ":{" + identity.agentTag + "}:" + counter, .agent)
         case .session:
-            if let session = identity.session {
-                tag = "session:" + Self.subjectHash(session)
-                applied = .session
-            } else {
-                tag = "session:" + Self.subjectHash(Self.sessionFallbackSubject(grant: identity.grant))
-                applied = .grant
-            }
+            return (prefix + ":{" + identity.sessionTag + "}:" + counter, identity.session == nil ? .grant : .session)
         }
-        return ("\(prefix):{\(tag)}:\(counter)", applied)
     }
 
     /// First 32 hex characters of SHA-256.

@@ -28,15 +28,18 @@ public struct Evaluator: Sendable {
         if let entry, entry.action == .deny {
             return decision(.denied(message: entry.reason ?? "tool \(name) is not allowed"))
         }
-        for argumentRule in (entry?.arguments ?? []) + (policy.wildcard?.arguments ?? [])
-        where !argumentRule.holds(for: call.arguments) {
-            return decision(.invalidArguments(message: argumentRule.failureMessage))
+        for owner in [entry, policy.wildcard] {
+            guard let owner else { continue }
+            if let failed = owner.arguments.first(where: { !$0.holds(for: call.arguments) }) {
+                return decision(.invalidArguments(message: failed.failureMessage))
+            }
         }
 
         var charges: [LimitCharge] = []
-        let declared = [(entry, entry?.limits ?? []), (policy.wildcard, policy.wildcard?.limits ?? [])]
-        for (owner, limits) in declared {
-            for limit in limits {
+        charges.reserveCapacity((entry?.limits.count ?? 0) + (policy.wildcard?.limits.count ?? 0))
+        for owner in [entry, policy.wildcard] {
+            guard let owner else { continue }
+            for limit in owner.limits {
                 let cost: Int
                 switch resolveCost(limit, arguments: call.arguments) {
                 case .success(let c): cost = c
@@ -45,9 +48,8 @@ public struct Evaluator: Sendable {
                 let (key, applied) = keys.resolve(counter: limit.counter, scope: limit.scope, identity: identity)
                 charges.append(
                     LimitCharge(
-                        key: key, counter: limit.counter, rule: owner?.key ?? Policy.wildcardKey, scope: applied,
-                        window: limit.window, max: limit.max, algorithm: limit.algorithm, cost: cost,
-                        shadow: limit.shadow))
+                        key: key, counter: limit.counter, rule: owner.key, scope: applied, window: limit.window,
+                        max: limit.max, algorithm: limit.algorithm, cost: cost, shadow: limit.shadow))
             }
         }
         if let entry, entry.action == .approve {

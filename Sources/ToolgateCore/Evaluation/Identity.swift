@@ -7,10 +7,41 @@ public struct Identity: Sendable, Equatable {
     /// This host (`--agent-id`).
     public let agent: String
 
+    /// Hash-tag contents per scope (`grant:<hash>`), computed once: hashing is most of a decision's cost,
+    /// and a server reuses one identity per grant, changing only the session.
+    let grantTag: String
+    let agentTag: String
+    let sessionTag: String
+
     public init(grant: String, session: String? = nil, agent: String) {
+        self.grant = grant
+        self.agent = agent
+        self.grantTag = "grant:" + CounterKey.subjectHash(grant)
+        self.agentTag = "agent:" + CounterKey.subjectHash(agent)
+        self.session = session
+        self.sessionTag = Self.sessionTag(session: session, grant: grant)
+    }
+
+    /// The same caller in another session; only the session's subject is hashed again.
+    public func with(session: String?) -> Identity {
+        Identity(grant: grant, session: session, agent: agent, grantTag: grantTag, agentTag: agentTag)
+    }
+
+    private init(grant: String, session: String?, agent: String, grantTag: String, agentTag: String) {
         self.grant = grant
         self.session = session
         self.agent = agent
+        self.grantTag = grantTag
+        self.agentTag = agentTag
+        self.sessionTag = Self.sessionTag(session: session, grant: grant)
+    }
+
+    private static func sessionTag(session: String?, grant: String) -> String {
+        "session:" + CounterKey.subjectHash(session ?? CounterKey.sessionFallbackSubject(grant: grant))
+    }
+
+    public static func == (lhs: Identity, rhs: Identity) -> Bool {
+        lhs.grant == rhs.grant && lhs.session == rhs.session && lhs.agent == rhs.agent
     }
 }
 

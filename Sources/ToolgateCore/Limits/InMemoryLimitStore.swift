@@ -30,19 +30,24 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
         return state.withLock { state in
             state.sweepIfDue(now: now, interval: sweepIntervalMicros)
             var results: [LimitResult] = []
+            var cells: [CounterCell] = []
             results.reserveCapacity(request.charges.count)
+            cells.reserveCapacity(request.charges.count)
             var admitted = true
             for charge in request.charges {
-                let result = state.check(charge, now: now)
+                let cell = state.cell(for: charge, now: now)
+                let result = cell.check(charge, now: now)
                 if !result.passed && !charge.shadow { admitted = false }
                 results.append(result)
+                cells.append(cell)
             }
             guard admitted else {
                 return LimitOutcome(admitted: false, results: results, decidedAtMicros: now)
             }
             var record = CallRecord()
-            for (charge, result) in zip(request.charges, results) where result.passed && charge.cost > 0 {
-                record.items.append(state.consume(charge, now: now, callID: request.callID))
+            for i in request.charges.indices where results[i].passed && request.charges[i].cost > 0 {
+                let charge = request.charges[i]
+                record.items.append(cells[i].consume(charge, now: now, callID: request.callID))
                 record.expiresAt = max(record.expiresAt, now + charge.window.micros)
             }
             if !record.items.isEmpty { state.calls[request.callID] = record }
@@ -53,14 +58,14 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
     public func refundNow(callID: String) -> Bool {
         state.withLock { state in
             guard let record = state.calls.removeValue(forKey: callID) else { return false }
-            for item in record.items { state.undo(item, callID: callID) }
+            for item in record.items { item.cell.undo(item, callID: callID) }
             return true
         }
     }
 
     /// Keys held right now (counters plus refund records), for memory-bound tests and metrics.
     public var keyCount: Int {
-        state.withLock { $0.sliding.count + $0.fixed.count + $0.buckets.count + $0.calls.count }
+        state.withLock { $0.counters.count + $0.calls.count }
     }
 
     /// Drops everything that has expired, regardless of when the last sweep ran.
@@ -73,79 +78,88 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
 /// What one admitted call consumed, so a refund can undo exactly that.
 private struct CallRecord {
     enum Item {
-        case sliding(key: String)
-        case fixed(key: String, windowIndex: Int64, cost: Int)
-        case bucket(key: String, increment: GCRABucket.Increment, max: Int)
+        case sliding(cell: CounterCell)
+        case fixed(cell: CounterCell, windowIndex: Int64, cost: Int)
+        case bucket(cell: CounterCell, increment: GCRABucket.Increment, max: Int)
+
+        var cell: CounterCell {
+            switch self {
+            case .sliding(let cell), .fixed(let cell, _, _), .bucket(let cell, _, _): cell
+            }
+        }
     }
 
     var items: [Item] = []
     var expiresAt: Int64 = .min
 }
 
-private struct Expiring<Value> {
-    var value: Value
+/// One counter's state. A class so a decision looks its key up once and then mutates in place;
+/// only ever touched under the store's lock. Only the field of `kind` is used.
+private final class CounterCell {
+    let kind: LimitAlgorithm
+    var sliding = SlidingLog()
+    var fixed = FixedWindowCounter()
+    var bucket = GCRABucket()
     var expiresAt: Int64
-}
 
-private struct State {
-    var sliding: [String: Expiring<SlidingLog>] = [:]
-    var fixed: [String: Expiring<FixedWindowCounter>] = [:]
-    var buckets: [String: Expiring<GCRABucket>] = [:]
-    var calls: [String: CallRecord] = [:]
-    var lastSweep: Int64 = .min
+    init(kind: LimitAlgorithm, now: Int64) {
+        self.kind = kind
+        expiresAt = now
+    }
 
-    mutating func check(_ charge: LimitCharge, now: Int64) -> LimitResult {
+    func check(_ charge: LimitCharge, now: Int64) -> LimitResult {
         let windowMicros = charge.window.micros
-        switch charge.algorithm {
+        switch kind {
         case .sliding:
-            guard sliding[charge.key] != nil else {
-                return SlidingLog().check(now: now, windowMicros: windowMicros, max: charge.max, cost: charge.cost)
-            }
-            sliding[charge.key]!.value.prune(now: now, windowMicros: windowMicros)
-            return sliding[charge.key]!.value.check(
-                now: now, windowMicros: windowMicros, max: charge.max, cost: charge.cost)
+            sliding.prune(now: now, windowMicros: windowMicros)
+            return sliding.check(now: now, windowMicros: windowMicros, max: charge.max, cost: charge.cost)
         case .fixed:
-            let counter = fixed[charge.key]?.value ?? FixedWindowCounter()
-            return counter.check(now: now, windowMicros: windowMicros, max: charge.max, cost: charge.cost)
+            return fixed.check(now: now, windowMicros: windowMicros, max: charge.max, cost: charge.cost)
         case .tokenBucket:
-            var bucket = buckets[charge.key]?.value ?? GCRABucket()
             return bucket.check(now: now, windowSeconds: charge.window.seconds, max: charge.max, cost: charge.cost)
         }
     }
 
-    mutating func consume(_ charge: LimitCharge, now: Int64, callID: String) -> CallRecord.Item {
+    func consume(_ charge: LimitCharge, now: Int64, callID: String) -> CallRecord.Item {
         let windowMicros = charge.window.micros
-        switch charge.algorithm {
+        switch kind {
         case .sliding:
-            sliding[charge.key, default: Expiring(value: SlidingLog(), expiresAt: 0)].value.consume(
-                now: now, cost: charge.cost, callID: callID)
-            sliding[charge.key]!.expiresAt = sliding[charge.key]!.value.expiresAt(windowMicros: windowMicros) ?? now
-            return .sliding(key: charge.key)
+            sliding.consume(now: now, cost: charge.cost, callID: callID)
+            expiresAt = sliding.expiresAt(windowMicros: windowMicros) ?? now
+            return .sliding(cell: self)
         case .fixed:
-            var entry = fixed[charge.key] ?? Expiring(value: FixedWindowCounter(), expiresAt: 0)
-            let index = entry.value.consume(now: now, windowMicros: windowMicros, cost: charge.cost)
-            entry.expiresAt = entry.value.expiresAt(windowMicros: windowMicros)
-            fixed[charge.key] = entry
-            return .fixed(key: charge.key, windowIndex: index, cost: charge.cost)
+            let index = fixed.consume(now: now, windowMicros: windowMicros, cost: charge.cost)
+            expiresAt = fixed.expiresAt(windowMicros: windowMicros)
+            return .fixed(cell: self, windowIndex: index, cost: charge.cost)
         case .tokenBucket:
-            var entry = buckets[charge.key] ?? Expiring(value: GCRABucket(), expiresAt: 0)
-            let increment = entry.value.consume(
-                now: now, windowSeconds: charge.window.seconds, max: charge.max, cost: charge.cost)
-            entry.expiresAt = entry.value.expiresAt
-            buckets[charge.key] = entry
-            return .bucket(key: charge.key, increment: increment, max: charge.max)
+            let increment = bucket.consume(now: now, windowSeconds: charge.window.seconds, max: charge.max, cost: charge.cost)
+            expiresAt = bucket.expiresAt
+            return .bucket(cell: self, increment: increment, max: charge.max)
         }
     }
 
-    mutating func undo(_ item: CallRecord.Item, callID: String) {
+    func undo(_ item: CallRecord.Item, callID: String) {
         switch item {
-        case .sliding(let key):
-            sliding[key]?.value.refund(callID: callID)
-        case .fixed(let key, let windowIndex, let cost):
-            fixed[key]?.value.refund(windowIndex: windowIndex, cost: cost)
-        case .bucket(let key, let increment, let max):
-            buckets[key]?.value.refund(increment, max: max)
+        case .sliding: sliding.refund(callID: callID)
+        case .fixed(_, let windowIndex, let cost): fixed.refund(windowIndex: windowIndex, cost: cost)
+        case .bucket(_, let increment, let max): bucket.refund(increment, max: max)
         }
+    }
+
+    var isIdle: Bool { kind == .sliding && sliding.isEmpty }
+}
+
+private struct State {
+    var counters: [String: CounterCell] = [:]
+    var calls: [String: CallRecord] = [:]
+    var lastSweep: Int64 = .min
+
+    /// The charge's counter, created empty when absent or when the policy changed its algorithm.
+    mutating func cell(for charge: LimitCharge, now: Int64) -> CounterCell {
+        if let cell = counters[charge.key], cell.kind == charge.algorithm { return cell }
+        let cell = CounterCell(kind: charge.algorithm, now: now)
+        counters[charge.key] = cell
+        return cell
     }
 
     mutating func sweepIfDue(now: Int64, interval: Int64) {
@@ -155,9 +169,7 @@ private struct State {
 
     mutating func sweep(now: Int64) {
         lastSweep = now
-        sliding = sliding.filter { $0.value.expiresAt > now && !$0.value.value.isEmpty }
-        fixed = fixed.filter { $0.value.expiresAt > now }
-        buckets = buckets.filter { $0.value.expiresAt > now }
+        counters = counters.filter { $0.value.expiresAt > now && !$0.value.isIdle }
         calls = calls.filter { $0.value.expiresAt > now }
     }
 }

@@ -25,8 +25,8 @@ public struct ApprovalSettings: Sendable, Equatable {
     }
 }
 
-/// One entry of `tools`, by exact name or glob.
-public struct ToolEntry: Sendable {
+/// One entry of `tools`, by exact name or glob. A class: it is shared, never copied, on the decision path.
+public final class ToolEntry: Sendable {
     /// The key as written in the policy; denials report it as `rule`.
     public let key: String
     public let pattern: ToolPattern
