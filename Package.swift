@@ -12,6 +12,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Pure core: policy, evaluation, limit algorithms, JSON. No I/O.
@@ -33,10 +38,41 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // The HTTP server: Hummingbird routes, the proxy pipeline, metrics.
+        .target(
+            name: "ToolgateServer",
+            dependencies: [
+                "ToolgateCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The upstream HTTP client: libcurl multi on its own thread, bridged to async/await.
+        .target(
+            name: "ToolgateUpstream",
+            dependencies: ["ToolgateCore", "CCurl"]
+        ),
+        // The example upstream MCP server that `toolgate demo` runs.
+        .target(
+            name: "ExampleUpstream",
+            dependencies: [
+                "ToolgateCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .executableTarget(
             name: "toolgate",
             dependencies: [
                 "ToolgateCore",
+                "ToolgateServer",
+                "ToolgateUpstream",
+                "ExampleUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,7 +83,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ToolgateCoreTests",
-            dependencies: ["ToolgateCore"],
+            dependencies: ["ToolgateCore", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ToolgateCore
+import ToolgateServer
 
 /// `toolgate check FILE...`: validates policies the way `serve` would load them.
 struct CheckCommand: ParsableCommand {

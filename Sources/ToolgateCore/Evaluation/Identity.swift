@@ -24,7 +24,8 @@ public struct Identity: Sendable, Equatable {
 
     /// The same caller in another session; only the session's subject is hashed again.
     public func with(session: String?) -> Identity {
-        Identity(grant: grant, session: session, agent: agent, grantTag: grantTag, agentTag: agentTag)
+        if session == self.session { return self }
+        return Identity(grant: grant, session: session, agent: agent, grantTag: grantTag, agentTag: agentTag)
     }
 
     private init(grant: String, session: String?, agent: String, grantTag: String, agentTag: String) {

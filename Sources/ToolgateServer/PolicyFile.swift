@@ -1,9 +1,9 @@
 import Foundation
 import ToolgateCore
 
-/// Reads a policy from disk; parsing and checking are the core's.
-enum PolicyFile {
-    static func load(_ path: String) -> Result<Policy, PolicyValidationError> {
+/// Reads a policy from disk; parsing and checking are the core's. Used by `check`, `serve` and reloads.
+public enum PolicyFile {
+    public static func load(_ path: String) -> Result<Policy, PolicyValidationError> {
         let bytes: [UInt8]
         do {
             bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))

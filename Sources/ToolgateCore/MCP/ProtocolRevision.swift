@@ -1,0 +1,28 @@
+/// Which of the two transport eras a request belongs to. Only the per-request era (2026-07-28 on) changes
+/// what toolgate must do: check `Mcp-*` headers, and mark `CallToolResult`s with `resultType`.
+public enum ProtocolEra: Sendable, Equatable {
+    /// Revisions 2024-11-05 through 2025-11-25: `initialize`, `Mcp-Session-Id`.
+    case handshake
+    /// Revision 2026-07-28 and later: `server/discover`, self-contained requests.
+    case perRequest
+
+    public static let firstPerRequestRevision = "2026-07-28"
+
+    /// From the `MCP-Protocol-Version` header. Revisions are dates, so they compare as strings.
+    public init(protocolVersionHeader: String?) {
+        guard let version = protocolVersionHeader?.trimmingWhitespace, version.count == 10 else {
+            self = .handshake
+            return
+        }
+        self = version >= Self.firstPerRequestRevision ? .perRequest : .handshake
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s.removeFirst() }
+        while s.last?.isWhitespace == true { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,76 @@
+/// Incremental parser for `text/event-stream` (the WHATWG event-stream format), fed chunk by chunk as the
+/// upstream sends them. Lines may end in CRLF, LF or CR, and a chunk may split a line anywhere.
+public struct SSEParser: Sendable {
+    /// One event may not grow past this; a stream that tries is cut rather than buffered without bound.
+    public let maximumEventBytes: Int
+
+    private var buffer: [UInt8] = []
+    /// Start of the event being assembled, and of the line being scanned, within `buffer`.
+    private var scanned = 0
+    private var lineStart = 0
+    private var current = SSEEvent(data: "")
+    private var dataLines: [Substring] = []
+
+    public struct TooLarge: Error, Sendable {}
+
+    public init(maximumEventBytes: Int = 8 << 20) { self.maximumEventBytes = maximumEventBytes }
+
+    /// Complete events in `chunk`, in order. Partial input is kept for the next call.
+    public mutating func feed(_ chunk: some Collection<UInt8>) throws(TooLarge) -> [SSEEvent] {
+        buffer.append(contentsOf: chunk)
+        var events: [SSEEvent] = []
+        while scanned < buffer.count {
+            let byte = buffer[scanned]
+            guard byte == 0x0A || byte == 0x0D else {
+                scanned += 1
+                continue
+            }
+            // A CR at the end of the input may be the first half of a CRLF: wait for the next byte.
+            if byte == 0x0D, scanned + 1 == buffer.count { break }
+            let lineEnd = scanned
+            scanned += (byte == 0x0D && buffer[scanned + 1] == 0x0A) ? 2 : 1
+            if lineEnd == lineStart {
+                if let event = dispatch(upTo: scanned) { events.append(event) }
+            } else {
+                process(line: buffer[lineStart..<lineEnd])
+            }
+            lineStart = scanned
+        }
+        guard buffer.count <= maximumEventBytes else { throw TooLarge() }
+        return events
+    }
+
+    /// Bytes received that do not yet form a complete event (forwarded as-is when a stream ends).
+    public var pendingBytes: ArraySlice<UInt8> { buffer[...] }
+
+    private mutating func process(line: ArraySlice<UInt8>) {
+        if line.first == UInt8(ascii: ":") { return }  // comment
+        let colon = line.firstIndex(of: UInt8(ascii: ":"))
+        let name = String(decoding: line[line.startIndex..<(colon ?? line.endIndex)], as: UTF8.self)
+        var valueStart = colon.map { $0 + 1 } ?? line.endIndex
+        if valueStart < line.endIndex, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        let value = String(decoding: line[valueStart..<line.endIndex], as: UTF8.self)
+        switch name {
+        case "data":
+            dataLines.append(Substring(value))
+        case "event": current.event = value
+        case "id": if !value.contains("\u{0}") { current.id = value }
+        case "retry": if let n = Int(value), n >= 0 { current.retry = n }
+        default: break
+        }
+    }
+
+    /// Ends the event at a blank line. Blocks with no data (only comments or an id) produce no event
+    /// for the caller, but their bytes still belong to the stream, so they are returned with empty data.
+    private mutating func dispatch(upTo end: Int) -> SSEEvent? {
+        var event = current
+        event.data = dataLines.joined(separator: "\n")
+        event.raw = Array(buffer[0..<end])
+        buffer.removeFirst(end)
+        scanned -= end
+        lineStart = 0
+        current = SSEEvent(data: "")
+        dataLines = []
+        return event
+    }
+}

@@ -1,0 +1,93 @@
+import CoreMetrics
+import Logging
+import ToolgateCore
+
+/// The outcome of checking one `tools/call`.
+enum Enforcement: Sendable {
+    /// Forward it; `callID` names the store consumption to refund if the upstream fails.
+    case forward(callID: String?)
+    /// Answer it here with this JSON-RPC response.
+    case answer(JSONValue, retryAfter: Int?)
+}
+
+extension MCPProxy {
+    func enforce(_ message: JSONRPCMessage, _ exchange: Exchange) async -> Enforcement {
+        let started = ContinuousClock.now
+        defer { metrics.decisionDuration.recordInterval(since: started) }
+        let id = message.id ?? .null
+        let call: ToolCall
+        do {
+            call = try message.toolCall()
+        } catch {
+            return .answer(JSONRPCResponse.error(id: id, code: error.code, message: error.message), retryAfter: nil)
+        }
+        let decision = policy.snapshot.evaluator.evaluate(call, identity: exchange.identity)
+        let rule = decision.rule ?? Policy.wildcardKey
+        func deny(_ denial: ToolCallDenial) -> Enforcement {
+            metrics.toolCall(tool: decision.metricTool, decision: .init(denial.reason))
+            logger.info(
+                "tool call denied",
+                metadata: [
+                    "tool": "\(call.name)", "grant": "\(exchange.identity.grant)", "reason": "\(denial.reason.rawValue)",
+                    "rule": "\(denial.rule)",
+                ])
+            return .answer(JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds)
+        }
+        switch decision.verdict {
+        case .unknownTool:
+            metrics.toolCall(tool: decision.metricTool, decision: .unknownTool)
+            return .answer(ToolCallDenial.unknownTool(id: id, name: call.name), retryAfter: nil)
+        case .denied(let message):
+            return deny(ToolCallDenial(reason: .denied, rule: rule, message: message))
+        case .invalidArguments(let message):
+            return deny(ToolCallDenial(reason: .invalidArguments, rule: rule, message: message))
+        case .approvalRequired:
+            return deny(
+                ToolCallDenial(
+                    reason: .approvalRequired, rule: rule,
+                    message: "tool \(call.name) needs a human's approval, and this sidecar has no approval store yet"))
+        case .allowed:
+            break
+        }
+        guard !decision.charges.isEmpty else {
+            metrics.toolCall(tool: decision.metricTool, decision: .allowed)
+            return .forward(callID: nil)
+        }
+        let callID = Self.newCallID()
+        let outcome: LimitOutcome
+        let storeStarted = ContinuousClock.now
+        do {
+            outcome = try await store.acquire(LimitRequest(callID: callID, charges: decision.charges))
+            metrics.storeOperation(result: "ok")
+        } catch {
+            metrics.storeOperation(result: "error")
+            logger.error("limit store failed", metadata: ["error": "\(error)"])
+            return deny(
+                ToolCallDenial(reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again shortly"))
+        }
+        metrics.storeDuration.recordInterval(since: storeStarted)
+        guard outcome.admitted else {
+            if let denial = ToolCallDenial.rateLimited(charges: decision.charges, outcome: outcome) { return deny(denial) }
+            return deny(ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited"))
+        }
+        let shadowFailed = zip(decision.charges, outcome.results).contains { $0.shadow && !$1.passed }
+        metrics.toolCall(tool: decision.metricTool, decision: shadowFailed ? .shadowDenied : .allowed)
+        return .forward(callID: callID)
+    }
+
+    /// 128 random bits: unique per call across the fleet, and the sliding log's member.
+    static func newCallID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let a = generator.next() as UInt64
+        let b = generator.next() as UInt64
+        return String(a, radix: 16) + "-" + String(b, radix: 16)
+    }
+}
+
+extension CoreMetrics.Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,203 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ToolgateCore
+
+/// The `/mcp` endpoint: authenticate, enforce `tools/call`, filter `tools/list`, forward everything else
+/// unchanged (DESIGN.md sections 3–5).
+struct MCPProxy: Sendable {
+    let configuration: ServerConfiguration
+    let policy: PolicyState
+    let store: any LimitStore
+    let upstream: any UpstreamTransport
+    let metrics: ToolgateMetrics
+    let logger: Logger
+    let originGuard: RequestOriginGuard
+    /// One identity per grant, so subject hashes are computed once; requests only add their session.
+    let identities: [String: Identity]
+
+    init(
+        configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
+        metrics: ToolgateMetrics, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.policy = policy
+        self.store = store
+        self.upstream = upstream
+        self.metrics = metrics
+        self.logger = logger
+        originGuard = RequestOriginGuard(
+            boundToLoopback: RequestOriginGuard.isLoopback(listenHost: configuration.listenHost),
+            allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins)
+        let names = configuration.grants?.grants.map(\.name) ?? [ServerConfiguration.defaultGrant]
+        identities = Dictionary(
+            uniqueKeysWithValues: names.map { ($0, Identity(grant: $0, agent: configuration.agentID)) })
+    }
+
+    func handle(_ request: Request) async -> Response {
+        metrics.inflightRequests.increment()
+        defer { metrics.inflightRequests.decrement() }
+        if let why = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
+            logger.warning("refused request", metadata: ["reason": "\(why)"])
+            return Self.httpError(.forbidden, .invalidRequest, why)
+        }
+        guard let identity = authenticate(request) else {
+            var response = Self.httpError(
+                .unauthorized, .invalidRequest, "missing or unknown bearer token: send Authorization: Bearer <token>")
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        switch request.method {
+        case .post: return await post(request, identity: identity)
+        case .get: return await forward(request, method: .get, body: [], context: ForwardContext())
+        case .delete: return await forward(request, method: .delete, body: [], context: ForwardContext())
+        default:
+            return Self.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
+        }
+    }
+
+    private func authenticate(_ request: Request) -> Identity? {
+        let session = request.headers[Self.sessionID]
+        guard let grants = configuration.grants else {
+            return identities[ServerConfiguration.defaultGrant]?.with(session: session)
+        }
+        guard let authorization = request.headers[.authorization] else { return nil }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        guard let grant = grants.grant(forToken: String(parts[1]).trimmingCharacters(in: " \t")) else { return nil }
+        return identities[grant]?.with(session: session)
+    }
+
+    private func post(_ request: Request, identity: Identity) async -> Response {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            return Self.httpError(
+                .contentTooLarge, .invalidRequest, "request body is larger than \(configuration.maxBodyBytes) bytes (--max-body-bytes)")
+        } catch {
+            return Self.httpError(.badRequest, .invalidRequest, "could not read the request body: \(error)")
+        }
+        let bytes = Array(buffer.readableBytesView)
+        let body: JSONRPCBody
+        do {
+            body = try JSONRPCBody.parse(bytes)
+        } catch {
+            return Self.httpError(.badRequest, error.code, error.message)
+        }
+        let exchange = Exchange(
+            identity: identity, era: ProtocolEra(protocolVersionHeader: request.headers[Self.protocolVersion]),
+            format: ResponseFormat(accept: request.headers[.accept]))
+        switch body {
+        case .single(let message):
+            if let mismatch = MCPHeaderCheck.mismatch(
+                methodHeader: request.headers[Self.mcpMethod], nameHeader: request.headers[Self.mcpName], message: message)
+            {
+                return Self.httpError(.badRequest, mismatch.code, mismatch.message)
+            }
+            var context = ForwardContext()
+            if let id = message.id, case .request = message.kind { context.requestIDs = [id] }
+            switch message.kind {
+            case .request(method: "tools/call"):
+                switch await enforce(message, exchange) {
+                case .answer(let answer, let retryAfter):
+                    return Self.answer(answer, format: exchange.format, retryAfter: retryAfter)
+                case .forward(let callID):
+                    context.callIDs = callID.map { [$0] } ?? []
+                }
+            case .request(method: "tools/list"):
+                context.toolListIDs = context.requestIDs
+            default:
+                break
+            }
+            return await forward(request, method: .post, body: bytes, context: context)
+        case .batch(let messages):
+            return await batch(request, messages: messages, original: bytes, exchange)
+        }
+    }
+
+    /// Each element is enforced on its own; toolgate answers the refused ones, forwards the rest, and
+    /// merges the answers into one array.
+    private func batch(_ request: Request, messages: [JSONRPCMessage], original: [UInt8], _ exchange: Exchange) async -> Response {
+        var answers: [JSONValue] = []
+        var forwarded: [JSONValue] = []
+        var context = ForwardContext()
+        var retryAfter: Int?
+        for message in messages {
+            if case .request(let method) = message.kind, let id = message.id {
+                if method == "tools/call" {
+                    switch await enforce(message, exchange) {
+                    case .answer(let answer, let retry):
+                        answers.append(answer)
+                        if let retry { retryAfter = max(retryAfter ?? 0, retry) }
+                        continue
+                    case .forward(let callID):
+                        if let callID { context.callIDs.append(callID) }
+                    }
+                } else if method == "tools/list" {
+                    context.toolListIDs.append(id)
+                }
+                context.requestIDs.append(id)
+            }
+            forwarded.append(message.raw)
+        }
+        if forwarded.isEmpty { return Self.answer(.array(answers), format: exchange.format, retryAfter: retryAfter) }
+        context.localAnswers = answers
+        context.retryAfter = retryAfter
+        let body = answers.isEmpty ? original : JSONWriter.bytes(.array(forwarded))
+        return await forward(request, method: .post, body: body, context: context)
+    }
+
+    static let sessionID = HTTPField.Name("Mcp-Session-Id")!
+    static let protocolVersion = HTTPField.Name("MCP-Protocol-Version")!
+    static let mcpMethod = HTTPField.Name("Mcp-Method")!
+    static let mcpName = HTTPField.Name("Mcp-Name")!
+}
+
+/// Per-request facts the pipeline stages share.
+struct Exchange: Sendable {
+    let identity: Identity
+    let era: ProtocolEra
+    let format: ResponseFormat
+}
+
+/// What forwarding must do besides passing bytes: refund on failure, filter lists, merge local answers.
+struct ForwardContext: Sendable {
+    /// Ids of forwarded requests, answered with -32603 if the upstream cannot be reached.
+    var requestIDs: [JSONValue] = []
+    var toolListIDs: [JSONValue] = []
+    /// Store consumptions to undo if the upstream fails (transport error or 5xx).
+    var callIDs: [String] = []
+    /// Batch elements toolgate answered itself, merged into the upstream's answer.
+    var localAnswers: [JSONValue] = []
+    var retryAfter: Int?
+}
+
+extension MCPProxy {
+    /// An HTTP-level refusal: the status, and a JSON-RPC error body with `"id": null`.
+    static func httpError(_ status: HTTPResponse.Status, _ code: JSONRPCErrorCode, _ message: String) -> Response {
+        jsonResponse(status: status, JSONRPCResponse.error(id: nil, code: code, message: message))
+    }
+
+    static func jsonResponse(status: HTTPResponse.Status, _ value: JSONValue, extra: HTTPFields = [:]) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        headers.append(contentsOf: extra)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONWriter.bytes(value))))
+    }
+
+    /// An answer toolgate makes itself, in the format the client accepts.
+    static func answer(_ value: JSONValue, format: ResponseFormat, retryAfter: Int?) -> Response {
+        var extra: HTTPFields = [:]
+        if let retryAfter { extra[.retryAfter] = String(retryAfter) }
+        switch format {
+        case .json:
+            return jsonResponse(status: .ok, value, extra: extra)
+        case .eventStream:
+            var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+            headers.append(contentsOf: extra)
+            let bytes = SSEEvent.message(value).encoded()
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+    }
+}

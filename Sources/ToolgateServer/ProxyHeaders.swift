@@ -1,0 +1,62 @@
+import HTTPTypes
+import ToolgateCore
+
+/// Which headers cross the proxy, in each direction.
+enum ProxyHeaders {
+    /// RFC 9110 section 7.6.1: meaningful for one connection only.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade",
+    ]
+
+    /// Never forwarded upstream: the agent's credential is for toolgate only; an encoded body could not be
+    /// filtered; curl sets Host and Content-Length from the request it sends.
+    static let withheldUpstream: Set<String> = ["authorization", "accept-encoding", "host", "content-length", "expect"]
+
+    static func upstream(from agent: HTTPFields, adding configured: [HTTPHeader]) -> [HTTPHeader] {
+        let dropped = connectionTokens(agent).union(hopByHop).union(withheldUpstream)
+        let overridden = Set(configured.map { $0.name.lowercased() })
+        var out: [HTTPHeader] = []
+        out.reserveCapacity(agent.count + configured.count)
+        for field in agent {
+            let lower = field.name.canonicalName
+            if dropped.contains(lower) || overridden.contains(lower) { continue }
+            out.append(HTTPHeader(field.name.rawName, field.value))
+        }
+        out.append(contentsOf: configured)
+        return out
+    }
+
+    /// The upstream's response headers for the agent. Length and framing are the server's own business.
+    static func downstream(from upstream: [HTTPHeader]) -> HTTPFields {
+        var connection: Set<String> = []
+        for header in upstream where header.name.lowercased() == "connection" {
+            for token in header.value.split(separator: ",") { connection.insert(token.trimmingCharacters(in: " \t").lowercased()) }
+        }
+        var fields = HTTPFields()
+        for header in upstream {
+            let lower = header.name.lowercased()
+            if hopByHop.contains(lower) || connection.contains(lower) || lower == "content-length" { continue }
+            guard let name = HTTPField.Name(header.name) else { continue }
+            fields.append(HTTPField(name: name, value: header.value))
+        }
+        return fields
+    }
+
+    private static func connectionTokens(_ fields: HTTPFields) -> Set<String> {
+        var tokens: Set<String> = []
+        for value in fields[values: .connection] {
+            for token in value.split(separator: ",") { tokens.insert(token.trimmingCharacters(in: " \t").lowercased()) }
+        }
+        return tokens
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        var s = self
+        while let first = s.first, set.contains(first) { s.removeFirst() }
+        while let last = s.last, set.contains(last) { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,24 @@
+/// How toolgate writes the answers it makes itself: JSON unless the client accepts only an event stream.
+enum ResponseFormat: Sendable {
+    case json
+    case eventStream
+
+    init(accept: String?) {
+        guard let accept = accept?.lowercased() else {
+            self = .json
+            return
+        }
+        let types = accept.split(separator: ",").map { $0.split(separator: ";").first.map { String($0).trimmingCharacters(in: " \t") } ?? "" }
+        if types.contains(where: { $0 == "application/json" || $0 == "application/*" || $0 == "*/*" }) {
+            self = .json
+        } else if types.contains("text/event-stream") {
+            self = .eventStream
+        } else {
+            self = .json
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String { Substring(self).trimmingCharacters(in: set) }
+}

@@ -1,0 +1,37 @@
+import ToolgateCore
+
+/// Everything `toolgate serve` is told, already validated by the CLI.
+public struct ServerConfiguration: Sendable {
+    public var listenHost: String
+    /// 0 picks any free port; the chosen address is logged and reported through `onListening`.
+    public var listenPort: Int
+    public var upstreamURL: String
+    /// Added to every upstream request, already `${ENV}`-expanded.
+    public var upstreamHeaders: [HTTPHeader]
+    public var agentID: String
+    public var keyPrefix: String
+    public var maxBodyBytes: Int
+    public var allowedOrigins: [String]
+    public var allowedHosts: [String]
+    /// Nil: every caller is grant `default`.
+    public var grants: GrantTable?
+
+    public init(
+        listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],
+        agentID: String, keyPrefix: String = "toolgate", maxBodyBytes: Int = 4 << 20, allowedOrigins: [String] = [],
+        allowedHosts: [String] = [], grants: GrantTable? = nil
+    ) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.upstreamURL = upstreamURL
+        self.upstreamHeaders = upstreamHeaders
+        self.agentID = agentID
+        self.keyPrefix = keyPrefix
+        self.maxBodyBytes = maxBodyBytes
+        self.allowedOrigins = allowedOrigins
+        self.allowedHosts = allowedHosts
+        self.grants = grants
+    }
+
+    public static let defaultGrant = "default"
+}

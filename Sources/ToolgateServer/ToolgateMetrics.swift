@@ -1,0 +1,98 @@
+import CoreMetrics
+import Prometheus
+import Synchronization
+import ToolgateCore
+
+/// The metrics of DESIGN.md section 8, through swift-metrics with a Prometheus registry behind it.
+/// Each server owns its registry, so tests can run several servers in one process.
+public final class ToolgateMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    /// Labels of `toolgate_tool_calls_total`'s `decision`.
+    public enum Decision: String, Sendable {
+        case allowed
+        case unknownTool = "unknown_tool"
+        case shadowDenied = "shadow_denied"
+        case denied
+        case invalidArguments = "invalid_arguments"
+        case rateLimited = "rate_limited"
+        case approvalRequired = "approval_required"
+        case approvalDenied = "approval_denied"
+        case storeUnavailable = "store_unavailable"
+
+        public init(_ reason: ToolCallDenial.Reason) {
+            self = Decision(rawValue: reason.rawValue)!
+        }
+    }
+
+    /// Labelled counters, made on first use; label values are bounded (policy keys, enums, status codes).
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let policyInfo = Mutex<(sha: String, gauge: CoreMetrics.Gauge)?>(nil)
+
+    public let decisionDuration: CoreMetrics.Timer
+    public let storeDuration: CoreMetrics.Timer
+    public let upstreamDuration: CoreMetrics.Timer
+    public let inflightRequests: CoreMetrics.Meter
+    public let approvalsPending: CoreMetrics.Gauge
+
+    public init(version: String) {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+            .seconds(10), .seconds(30),
+        ]
+        self.factory = factory
+        decisionDuration = CoreMetrics.Timer(label: "toolgate_decision_duration_seconds", dimensions: [], factory: factory)
+        storeDuration = CoreMetrics.Timer(label: "toolgate_store_duration_seconds", dimensions: [], factory: factory)
+        upstreamDuration = CoreMetrics.Timer(label: "toolgate_upstream_duration_seconds", dimensions: [], factory: factory)
+        inflightRequests = CoreMetrics.Meter(label: "toolgate_inflight_requests", dimensions: [], factory: factory)
+        approvalsPending = CoreMetrics.Gauge(label: "toolgate_approvals_pending", dimensions: [], factory: factory)
+        approvalsPending.record(0)
+        CoreMetrics.Gauge(label: "toolgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
+    }
+
+    public func toolCall(tool: String, decision: Decision) {
+        counter("toolgate_tool_calls_total", [("tool", tool), ("decision", decision.rawValue)]).increment()
+    }
+
+    public func storeOperation(result: String) {
+        counter("toolgate_store_operations_total", [("result", result)]).increment()
+    }
+
+    /// `status` is the HTTP status code, or the failure (`unreachable`, `headers_timeout`, …) when there was none.
+    public func upstreamRequest(status: String) {
+        counter("toolgate_upstream_requests_total", [("status", status)]).increment()
+    }
+
+    public func policyReload(result: String) {
+        counter("toolgate_policy_reloads_total", [("result", result)]).increment()
+    }
+
+    /// `toolgate_policy_info{sha256}` is 1 for the policy in force and 0 for the one it replaced.
+    public func policyInForce(sha256: String) {
+        policyInfo.withLock { current in
+            if let current, current.sha == sha256 { return }
+            current?.gauge.record(0)
+            let gauge = CoreMetrics.Gauge(label: "toolgate_policy_info", dimensions: [("sha256", sha256)], factory: factory)
+            gauge.record(1)
+            current = (sha256, gauge)
+        }
+    }
+
+    /// Prometheus text exposition format.
+    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = ([label] + dimensions.map { $0.1 }).joined(separator: "\u{0}")
+        return counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = counter
+            return counter
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import ToolgateCore
+
+/// Builds the HTTP application: `/mcp`, `/metrics`, `/healthz`, `/readyz`.
+public enum ToolgateServer {
+    /// Readiness that the HTTP layer reports; set to draining when graceful shutdown begins.
+    public final class Readiness: Sendable {
+        private let draining = Atomic(false)
+        public init() {}
+        public var isDraining: Bool { draining.load(ordering: .relaxed) }
+        public func startDraining() { draining.store(true, ordering: .relaxed) }
+    }
+
+    public static func makeApplication(
+        configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeKind: String,
+        upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
+        onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+    ) -> some ApplicationProtocol {
+        let proxy = MCPProxy(
+            configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger)
+        let router = Router()
+        router.post("/mcp") { request, _ in await proxy.handle(request) }
+        router.get("/mcp") { request, _ in await proxy.handle(request) }
+        router.delete("/mcp") { request, _ in await proxy.handle(request) }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("/readyz") { _, _ in
+            let draining = readiness.isDraining
+            let body: JSONValue = [
+                "status": draining ? "not_ready" : "ready",
+                "policy": ["sha256": .string(policy.snapshot.policy.sha256)],
+                "store": ["kind": .string(storeKind), "connected": true, "warnings": []],
+            ]
+            return MCPProxy.jsonResponse(status: draining ? .serviceUnavailable : .ok, body)
+        }
+        return Application(
+            router: router,
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.listenPort
+                logger.info(
+                    "toolgate listening",
+                    metadata: ["address": "\(configuration.listenHost):\(port)", "upstream": "\(configuration.upstreamURL)"])
+                await onListening(configuration.listenHost, port)
+            },
+            logger: logger)
+    }
+}
+
+/// Marks the server as draining (`/readyz` 503) as soon as graceful shutdown starts.
+public struct DrainWatcher: Service {
+    let readiness: ToolgateServer.Readiness
+
+    public init(readiness: ToolgateServer.Readiness) { self.readiness = readiness }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        readiness.startDraining()
+    }
+}

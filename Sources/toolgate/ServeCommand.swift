@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import ToolgateCore
+import ToolgateServer
+import ToolgateUpstream
+
+/// `toolgate serve`: the sidecar.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the sidecar in front of an upstream MCP server.",
+        discussion: "Every flag also reads from TOOLGATE_<FLAG> (e.g. TOOLGATE_POLICY); a flag on the command line wins. SIGHUP reloads the policy; SIGTERM and SIGINT drain in-flight calls and exit 0."
+    )
+
+    @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
+    @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
+    @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
+    @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
+    @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
+    @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
+    var upstreamHeaders: [String] = []
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 4194304); larger gets HTTP 413.") var maxBodyBytes: String?
+    @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect upstream (default 5).") var upstreamConnectTimeout: String?
+    @Option(name: .customLong("upstream-headers-timeout"), help: "Seconds to the upstream's response headers (default 300).")
+    var upstreamHeadersTimeout: String?
+    @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
+    var upstreamIdleTimeout: String?
+    @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
+    @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+
+    func run() async throws {
+        let settings: ServeSettings
+        do {
+            settings = try ServeSettings(self, environment: EnvironmentOptions())
+        } catch {
+            for line in error.lines { printError(line) }
+            throw ExitCode(error.exitCode)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.logLevel
+            return handler
+        }
+        try await ToolgateProcess.serviceGroup(settings, logger: Logger(label: "toolgate")).run()
+    }
+}
+
+/// Flags and their environment variables, checked and converted.
+struct ServeSettings {
+    var policyPath: String
+    var policy: Policy
+    var server: ServerConfiguration
+    var upstream: CurlUpstreamTransport.Configuration
+    var logLevel: Logger.Level
+
+    init(policyPath: String, policy: Policy, server: ServerConfiguration, upstream: CurlUpstreamTransport.Configuration, logLevel: Logger.Level) {
+        self.policyPath = policyPath
+        self.policy = policy
+        self.server = server
+        self.upstream = upstream
+        self.logLevel = logLevel
+    }
+
+    struct Failure: Error {
+        let lines: [String]
+        /// 64 for a usage error, 1 for a file that does not validate.
+        let exitCode: Int32
+    }
+
+    init(_ command: ServeCommand, environment env: EnvironmentOptions) throws(Failure) {
+        func usage(_ message: String) -> Failure { Failure(lines: ["toolgate serve: \(message)"], exitCode: 64) }
+        guard let policyPath = env.value(command.policy, flag: "policy") else {
+            throw usage("missing --policy FILE (or TOOLGATE_POLICY)")
+        }
+        guard let upstreamURL = env.value(command.upstream, flag: "upstream") else {
+            throw usage("missing --upstream URL (or TOOLGATE_UPSTREAM)")
+        }
+        guard upstreamURL.hasPrefix("http://") || upstreamURL.hasPrefix("https://") else {
+            throw usage("--upstream must be an http:// or https:// URL, got \"\(upstreamURL)\"")
+        }
+        let listen = env.value(command.listen, flag: "listen") ?? "127.0.0.1:8931"
+        guard let (host, port) = Self.parseListen(listen) else {
+            throw usage("--listen must be HOST:PORT with a port from 0 to 65535, got \"\(listen)\"")
+        }
+        let keyPrefix = env.value(command.keyPrefix, flag: "key-prefix") ?? "toolgate"
+        if let problem = CounterKey.problem(withPrefix: keyPrefix) { throw usage("--key-prefix: \(problem)") }
+        let agentID = env.value(command.agentID, flag: "agent-id") ?? ProcessInfo.processInfo.hostName
+        var maxBody = 4 << 20
+        if let text = env.value(command.maxBodyBytes, flag: "max-body-bytes") {
+            guard let n = Int(text), n > 0 else { throw usage("--max-body-bytes must be a positive integer, got \"\(text)\"") }
+            maxBody = n
+        }
+        func seconds(_ value: String?, _ flag: String, default d: Double) throws(Failure) -> Duration {
+            guard let text = env.value(value, flag: flag) else { return .milliseconds(Int64(d * 1000)) }
+            guard let s = Double(text), s > 0, s.isFinite else { throw usage("--\(flag) must be a positive number of seconds, got \"\(text)\"") }
+            return .milliseconds(Int64(s * 1000))
+        }
+        upstream = CurlUpstreamTransport.Configuration(
+            connectTimeout: try seconds(command.upstreamConnectTimeout, "upstream-connect-timeout", default: 5),
+            headersTimeout: try seconds(command.upstreamHeadersTimeout, "upstream-headers-timeout", default: 300),
+            idleTimeout: try seconds(command.upstreamIdleTimeout, "upstream-idle-timeout", default: 300))
+        var headers: [HTTPHeader] = []
+        for raw in env.values(command.upstreamHeaders, flag: "upstream-header") {
+            guard let colon = raw.firstIndex(of: ":"), colon != raw.startIndex else {
+                throw usage("--upstream-header must be \"Name: value\", got \"\(raw)\"")
+            }
+            let name = raw[..<colon].trimmingCharacters(in: .whitespaces)
+            let value: String
+            do {
+                value = try env.expand(raw[raw.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            } catch {
+                throw usage("--upstream-header: \(error)")
+            }
+            headers.append(HTTPHeader(name, value))
+        }
+        let levelText = env.value(command.logLevel, flag: "log-level") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw usage("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \"\(levelText)\"")
+        }
+        logLevel = level
+
+        var grants: GrantTable?
+        if let grantsPath = env.value(command.grants, flag: "grants") {
+            guard let data = FileManager.default.contents(atPath: grantsPath) else {
+                throw Failure(lines: ["\(grantsPath): cannot read file"], exitCode: 1)
+            }
+            do {
+                grants = try GrantTable.parse(Array(data), file: grantsPath, environment: env.environment)
+            } catch {
+                throw Failure(lines: error.errors.map(\.description), exitCode: 1)
+            }
+        }
+        switch PolicyFile.load(policyPath) {
+        case .success(let loaded): policy = loaded
+        case .failure(let error): throw Failure(lines: error.errors.map(\.description), exitCode: 1)
+        }
+        self.policyPath = policyPath
+        server = ServerConfiguration(
+            listenHost: host, listenPort: port, upstreamURL: upstreamURL, upstreamHeaders: headers, agentID: agentID,
+            keyPrefix: keyPrefix, maxBodyBytes: maxBody,
+            allowedOrigins: env.values(command.allowedOrigins, flag: "allowed-origin"),
+            allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants)
+    }
+
+    /// `127.0.0.1:8931`, `[::1]:0`, `0.0.0.0:8080`.
+    static func parseListen(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (host, port)
+    }
+}

@@ -1,0 +1,36 @@
+import Logging
+import ServiceLifecycle
+import ToolgateCore
+import ToolgateServer
+import ToolgateUpstream
+
+/// Wires the adapters together into services that run until SIGTERM/SIGINT.
+enum ToolgateProcess {
+    static func serviceGroup(
+        _ settings: ServeSettings, logger: Logger, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+    ) -> ServiceGroup {
+        let metrics = ToolgateMetrics(version: ToolgateVersion.current)
+        metrics.policyInForce(sha256: settings.policy.sha256)
+        let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix)
+        let readiness = ToolgateServer.Readiness()
+        let upstream = CurlUpstreamTransport(configuration: settings.upstream)
+        let app = ToolgateServer.makeApplication(
+            configuration: settings.server, policy: policy, store: InMemoryLimitStore(clock: SystemWallClock()),
+            storeKind: "memory", upstream: upstream, metrics: metrics, readiness: readiness, logger: logger,
+            onListening: onListening)
+        let reloader = PolicyReloader(path: settings.policyPath, state: policy, metrics: metrics, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: app),
+                    .init(service: reloader, successTerminationBehavior: .ignore),
+                    .init(service: DrainWatcher(readiness: readiness), successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        logger.info(
+            "policy loaded",
+            metadata: ["path": "\(settings.policyPath)", "sha256": "\(settings.policy.sha256)", "agent": "\(settings.server.agentID)"])
+        return group
+    }
+}
