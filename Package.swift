@@ -87,6 +87,13 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "ToolgateServerTests",
+            dependencies: [
+                "ToolgateServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
             name: "ToolgateCLITests",
             dependencies: ["toolgate"]
         ),

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# The main job: builds toolgate and validates the example policies with `toolgate check`.
+# The main job: builds toolgate and runs `toolgate demo`, which starts an example upstream MCP server and
+# toolgate in front of it with examples/policy.json, then walks through an allowed call, refused calls and a
+# rate limit, and prints the /metrics lines that changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 swift build --product toolgate
-bin=$(swift build --product toolgate --show-bin-path)/toolgate
-echo "\$ toolgate check examples/policy.json examples/seed-policy.json"
-"$bin" check examples/policy.json examples/seed-policy.json
-echo
-echo "\$ toolgate check Tests/ToolgateCoreTests/Fixtures/invalid/many_errors.json   # a broken policy: every error, with its path"
-"$bin" check Tests/ToolgateCoreTests/Fixtures/invalid/many_errors.json || echo "(exit status $?)"
+"$(swift build --product toolgate --show-bin-path)/toolgate" demo --policy examples/policy.json

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: unit, property, CLI, and the ones that need a real redis-server, which this script
-# starts on a free loopback port and stops afterwards.
+# Runs every test: Swift unit, property, CLI, upstream-client and system-library tests, then the end-to-end
+# suite in which the official MCP Python SDK drives the real toolgate binary. Starts redis-server on a free
+# loopback port for the tests that need it and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -27,3 +28,5 @@ echo "test: redis-server on 127.0.0.1:$port" >&2
 
 swift build --build-tests
 swift test --skip-build
+
+TOOLGATE_BIN="$(swift build --show-bin-path)/toolgate" bash Tests/e2e/run.sh

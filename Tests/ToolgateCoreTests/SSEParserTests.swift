@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct SSEParserTests {
     @Test func parsesEventsSplitAnywhereAcrossChunks() throws {
-        let stream = Array("event: message\nid: 7\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: line1\r\ndata: line2\r\n\r\nid: 9\rdata: x\r\r".utf8)
+        let stream = Array("event: message\nid: 7\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: line1\r\ndata: line2\r\n\r\nid: 9\rdata: x\r\r\n".utf8)
         for split in 0...stream.count {
             var parser = SSEParser()
             var events = try parser.feed(stream[..<split])

@@ -1,0 +1,187 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Synchronization
+import NIOCore
+import Testing
+import ToolgateCore
+@testable import ToolgateServer
+
+@Suite struct MCPProxyTests {
+    static let policyText = #"""
+        {"version":"1","default":"deny","hide":["secret_*"],"tools":{
+          "imageBackgroundRemoval":{"limits":[{"counter":"rate","window":"minute","max":1}]},
+          "echo":{},
+          "shell_exec":{"action":"deny","reason":"no shells"}}}
+        """#
+
+    static func app(
+        _ upstream: FakeUpstream, configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) throws -> (some ApplicationProtocol, ToolgateMetrics) {
+        let policy = try Policy.parse(policyText, file: "policy.json")
+        var configuration = ServerConfiguration(upstreamURL: "http://upstream.test/mcp", agentID: "test-host")
+        configure(&configuration)
+        let metrics = ToolgateMetrics(version: "test")
+        let app = ToolgateServer.makeApplication(
+            configuration: configuration, policy: PolicyState(policy: policy, keyPrefix: "tg"),
+            store: InMemoryLimitStore(clock: SystemWallClock()), storeKind: "memory", upstream: upstream, metrics: metrics,
+            readiness: .init(), logger: Logger(label: "test"))
+        return (app, metrics)
+    }
+
+    static func call(_ id: Int, _ name: String) -> String {
+        #"{"jsonrpc":"2.0","id":\#(id),"method":"tools/call","params":{"name":"\#(name)","arguments":{}}}"#
+    }
+
+    /// The response body as JSON; `null` when it is not JSON, which every expectation on it then fails.
+    static func json(_ response: TestResponse) -> JSONValue {
+        (try? JSONParser.parse(Array(response.body.readableBytesView))) ?? .null
+    }
+
+    static let jsonHeaders: HTTPFields = [.contentType: "application/json", .accept: "application/json, text/event-stream"]
+
+    static func okResult(_ request: UpstreamRequest) -> UpstreamResponse {
+        let id = (try? JSONParser.parse(request.body))?["id"].map(JSONWriter.string) ?? "null"
+        return FakeUpstream.response(200, contentType: "application/json", chunks: [#"{"jsonrpc":"2.0","id":\#(id),"result":{"content":[]}}"#])
+    }
+
+    @Test func upstream5xxRefundsTheCall() async throws {
+        let failures = Mutex(1)
+        let upstream = FakeUpstream { request in
+            let fail = failures.withLock { n in defer { n -= 1 }; return n > 0 }
+            return fail ? FakeUpstream.response(503, contentType: "text/plain", chunks: ["busy"]) : MCPProxyTests.okResult(request)
+        }
+        let (app, _) = try Self.app(upstream)
+        try await app.test(.router) { client in
+            // max 1 per minute: the first call fails upstream and is refunded, so the second still passes.
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(1, "imageBackgroundRemoval"))) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(2, "imageBackgroundRemoval"))) { response in
+                #expect(response.status == .ok)
+                #expect(Self.json(response)["result"]?["isError"] == nil)
+            }
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(3, "imageBackgroundRemoval"))) { response in
+                let denial = Self.json(response)["result"]?["_meta"]?["toolgate/denial"]
+                #expect(denial?["reason"] == "rate_limited")
+                #expect(response.headers[.retryAfter] != nil)
+            }
+        }
+        #expect(upstream.requests.count == 2)
+    }
+
+    @Test func unreachableUpstreamAnswersMinus32603AndRefunds() async throws {
+        let reachable = Mutex(false)
+        let upstream = FakeUpstream { request throws(UpstreamError) in
+            guard reachable.withLock({ $0 }) else {
+                throw UpstreamError(code: .unreachable, message: "upstream http://upstream.test/mcp unreachable: Connection refused")
+            }
+            return MCPProxyTests.okResult(request)
+        }
+        let (app, metrics) = try Self.app(upstream)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(7, "imageBackgroundRemoval"))) { response in
+                #expect(response.status == .ok)
+                let body = Self.json(response)
+                #expect(body["id"] == 7)
+                #expect(body["error"]?["code"] == .number(JSONNumber(-32603)))
+                #expect(body["error"]?["message"]?.stringValue?.contains("http://upstream.test/mcp") == true)
+            }
+            reachable.withLock { $0 = true }
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(8, "imageBackgroundRemoval"))) { response in
+                #expect(Self.json(response)["result"]?["content"] == [])
+            }
+        }
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"toolgate_upstream_requests_total{status="unreachable"} 1"#))
+    }
+
+    @Test func eventStreamToolListsAreFilteredEventByEvent() async throws {
+        let list = #"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"echo"},{"name":"secret_dump"},{"name":"shell_exec"},{"name":"unlisted"}]}}"#
+        let stream = "id: e1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n"
+            + "id: e2\nevent: message\ndata: \(list)\n\n"
+        let bytes = Array(stream.utf8)
+        // Split the stream into awkward chunks, including inside the event being rewritten.
+        let chunks = stride(from: 0, to: bytes.count, by: 7).map { String(decoding: bytes[$0..<min($0 + 7, bytes.count)], as: UTF8.self) }
+        let upstream = FakeUpstream { _ in FakeUpstream.response(200, contentType: "text/event-stream", chunks: chunks) }
+        let (app, _) = try Self.app(upstream)
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/mcp", method: .post, headers: Self.jsonHeaders,
+                body: ByteBuffer(string: #"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#)
+            ) { response in
+                let text = String(buffer: response.body)
+                #expect(text.hasPrefix("id: e1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n"))
+                #expect(text.contains("id: e2\n"))
+                #expect(text.contains(#"{"tools":[{"name":"echo"},{"name":"shell_exec"}]}"#))
+                #expect(!text.contains("secret_dump"))
+                #expect(!text.contains("unlisted"))
+            }
+        }
+    }
+
+    @Test func batchesMergeLocalAnswersWithTheUpstreams() async throws {
+        let upstream = FakeUpstream { request in
+            let elements = (try? JSONParser.parse(request.body))?.arrayValue ?? []
+            let answers = elements.compactMap { $0["id"] }.map { id in #"{"jsonrpc":"2.0","id":\#(JSONWriter.string(id)),"result":{"content":[]}}"# }
+            return FakeUpstream.response(200, contentType: "application/json", chunks: ["[" + answers.joined(separator: ",") + "]"])
+        }
+        let (app, _) = try Self.app(upstream)
+        let batch = "[\(Self.call(1, "echo")),\(Self.call(2, "shell_exec")),\(Self.call(3, "nope")),{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}]"
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: batch)) { response in
+                let answers = Self.json(response).arrayValue ?? []
+                #expect(Set(answers.compactMap { $0["id"].map(JSONWriter.string) }) == ["1", "2", "3"])
+                let byID = Dictionary(uniqueKeysWithValues: answers.map { (JSONWriter.string($0["id"]!), $0) })
+                #expect(byID["2"]?["result"]?["_meta"]?["toolgate/denial"]?["reason"] == "denied")
+                #expect(byID["3"]?["error"]?["message"] == "Unknown tool: nope")
+            }
+        }
+        // Only the allowed call and the notification went upstream.
+        let forwarded = try JSONParser.parse(upstream.requests[0].body).arrayValue ?? []
+        #expect(forwarded.count == 2)
+        #expect(forwarded[0]["id"] == 1)
+    }
+
+    @Test func agentCredentialsStayBehindAndConfiguredHeadersAreAdded() async throws {
+        let upstream = FakeUpstream { request in MCPProxyTests.okResult(request) }
+        let (app, _) = try Self.app(upstream) { $0.upstreamHeaders = [HTTPHeader("X-Upstream-Key", "k-123")] }
+        var headerFields = Self.jsonHeaders
+        headerFields[.authorization] = "Bearer agent-secret"
+        headerFields[.acceptEncoding] = "gzip"
+        headerFields[HTTPField.Name("Mcp-Session-Id")!] = "s-1"
+        let headers = headerFields
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp", method: .post, headers: headers, body: ByteBuffer(string: Self.call(1, "echo"))) { response in
+                #expect(response.status == .ok)
+            }
+        }
+        let sent = try #require(upstream.requests.first)
+        let names = sent.headers.map { $0.name.lowercased() }
+        #expect(!names.contains("authorization"))
+        #expect(!names.contains("accept-encoding"))
+        #expect(sent.headers.contains(HTTPHeader("X-Upstream-Key", "k-123")))
+        #expect(sent.headers.contains { $0.name.lowercased() == "mcp-session-id" && $0.value == "s-1" })
+        #expect(sent.body == Array(Self.call(1, "echo").utf8))
+    }
+
+    @Test func refusalsCarryJSONRPCErrorBodies() async throws {
+        let upstream = FakeUpstream { request in MCPProxyTests.okResult(request) }
+        let (app, _) = try Self.app(upstream) { $0.maxBodyBytes = 64 }
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: "{\"jsonrpc\":")) { response in
+                #expect(response.status == .badRequest)
+                let body = Self.json(response)
+                #expect(body["id"] == .null)
+                #expect(body["error"]?["code"] == .number(JSONNumber(-32700)))
+            }
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: String(repeating: " ", count: 65))) { response in
+                #expect(response.status == .contentTooLarge)
+                #expect(Self.json(response)["error"]?["code"] == .number(JSONNumber(-32600)))
+            }
+        }
+        #expect(upstream.requests.isEmpty)
+    }
+}
