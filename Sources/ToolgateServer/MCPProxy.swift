@@ -92,7 +92,8 @@ struct MCPProxy: Sendable {
         switch body {
         case .single(let message):
             if let mismatch = MCPHeaderCheck.mismatch(
-                methodHeader: request.headers[Self.mcpMethod], nameHeader: request.headers[Self.mcpName], message: message)
+                methodHeader: request.headers[Self.mcpMethod], nameHeader: request.headers[Self.mcpName], message: message,
+                era: exchange.era)
             {
                 return Self.httpError(.badRequest, mismatch.code, mismatch.message)
             }

@@ -164,6 +164,17 @@ import Crypto
         #expect(MCPHeaderCheck.mismatch(methodHeader: "tools/call", nameHeader: "=?base64?!!!?=", message: call)?.code == .headerMismatch)
     }
 
+    @Test func thePerRequestEraRequiresTheHeaders() throws {
+        let call = try message(#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rm"}}"#)
+        let list = try message(#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#)
+        #expect(MCPHeaderCheck.mismatch(methodHeader: nil, nameHeader: "rm", message: call, era: .perRequest)?.code == .headerMismatch)
+        #expect(MCPHeaderCheck.mismatch(methodHeader: "tools/call", nameHeader: nil, message: call, era: .perRequest)?.code == .headerMismatch)
+        #expect(MCPHeaderCheck.mismatch(methodHeader: "tools/call", nameHeader: "rm", message: call, era: .perRequest) == nil)
+        #expect(MCPHeaderCheck.mismatch(methodHeader: "tools/list", nameHeader: nil, message: list, era: .perRequest) == nil)
+        // The handshake era has no such headers.
+        #expect(MCPHeaderCheck.mismatch(methodHeader: nil, nameHeader: nil, message: call, era: .handshake) == nil)
+    }
+
     @Test func base64DecodesWithAndWithoutPadding() {
         #expect(Base64.decode("aGk=") == Array("hi".utf8))
         #expect(Base64.decode("aGk") == Array("hi".utf8))

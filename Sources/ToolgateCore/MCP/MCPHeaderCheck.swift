@@ -1,12 +1,21 @@
 /// The per-request era repeats the method and tool name in headers (`Mcp-Method`, `Mcp-Name`) so
 /// intermediaries can route without reading the body. toolgate enforces from the body, and refuses a
-/// request whose headers say something else: a proxy further along could otherwise be fooled.
+/// request whose headers say something else, or in that era leave out, because a proxy further along
+/// that routes by header could otherwise be fooled.
 public enum MCPHeaderCheck {
     /// Nil when consistent; otherwise the -32020 failure to answer with HTTP 400.
     public static func mismatch(
-        methodHeader: String?, nameHeader: String?, message: JSONRPCMessage
+        methodHeader: String?, nameHeader: String?, message: JSONRPCMessage, era: ProtocolEra = .handshake
     ) -> JSONRPCFailure? {
         guard let bodyMethod = message.method else { return nil }
+        if era == .perRequest {
+            if methodHeader == nil {
+                return JSONRPCFailure(.headerMismatch, "Mcp-Method header is required in protocol revision 2026-07-28 (body method \"\(bodyMethod)\")")
+            }
+            if bodyMethod == "tools/call", nameHeader == nil {
+                return JSONRPCFailure(.headerMismatch, "Mcp-Name header is required on tools/call in protocol revision 2026-07-28")
+            }
+        }
         if let methodHeader, methodHeader.trimmingWhitespace != bodyMethod {
             return JSONRPCFailure(
                 .headerMismatch, "Mcp-Method header \"\(methodHeader)\" does not match the body's method \"\(bodyMethod)\"")

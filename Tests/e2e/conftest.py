@@ -1,0 +1,398 @@
+"""Fixtures for the end-to-end tests: free ports, processes with cleanup, upstream servers, toolgate, logs.
+
+toolgate is the real binary named by `TOOLGATE_BIN`. A test starts it with the `toolgate` factory fixture,
+inside the test body, so a missing binary is a plain test failure that says so. Every process writes its
+stdout and stderr to a log file; when a test fails, the logs of the processes it used are printed with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from helpers import SEED_POLICY, free_port
+
+E2E_DIR = Path(__file__).resolve().parent
+PYTHON = sys.executable
+READY_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 300
+
+# (name, log path) of processes that live for the whole session: shown with any failing test.
+_session_logs: list[tuple[str, Path]] = []
+_LOGS_KEY = pytest.StashKey[list[tuple[str, Path]]]()
+# Set when a toolgate start timed out without exiting: later starts fail at once instead of waiting again.
+_toolgate_never_ready: str | None = None
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        return f"<cannot read {path}: {e}>"
+    parts = text.splitlines()
+    if len(parts) > lines:
+        return f"... ({len(parts) - lines} earlier lines in {path})\n" + "\n".join(parts[-lines:])
+    return text or "<empty>"
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return _tail(self.log_path)
+
+    def describe_exit(self) -> str:
+        code = self.popen.poll()
+        return "still running" if code is None else f"exited with code {code}"
+
+
+@dataclass
+class ProcessGroup:
+    """Processes started by one test (or the session); all stopped on teardown, whatever happened."""
+
+    log_dir: Path
+    logs: list[tuple[str, Path]]
+    procs: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              *, drop_env_prefix: str | None = None) -> Proc:
+        """Start a process with this environment plus `env`, less variables starting with `drop_env_prefix`."""
+        log_path = self.log_dir / f"{name}.log"
+        n = 1
+        while log_path.exists():
+            n += 1
+            log_path = self.log_dir / f"{name}-{n}.log"
+        full_env = {k: v for k, v in os.environ.items() if not (drop_env_prefix and k.startswith(drop_env_prefix))}
+        full_env.update(env or {})
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                cwd=str(cwd or E2E_DIR),
+            )
+        proc = Proc(name, argv, popen, log_path)
+        self.procs.append(proc)
+        self.logs.append((name, log_path))
+        return proc
+
+    def stop(self, proc: Proc) -> int | None:
+        """SIGTERM, wait, then SIGKILL: returns the exit code (None if it had to be killed)."""
+        p = proc.popen
+        if p.poll() is not None:
+            return p.returncode
+        try:
+            p.send_signal(signal.SIGTERM)
+            return p.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=STOP_TIMEOUT)
+            return None
+        except ProcessLookupError:
+            return p.poll()
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+
+
+class NotReady(Exception):
+    """A process did not become ready in time (it did not exit either)."""
+
+
+def wait_until_ready(proc: Proc, probe: Any, what: str, timeout: float = READY_TIMEOUT) -> None:
+    """Poll `probe()` (True when ready) until it succeeds, the process exits, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            pytest.fail(
+                f"{proc.name} {proc.describe_exit()} before it was ready ({what}).\n"
+                f"command: {' '.join(proc.argv)}\n--- {proc.name} log ---\n{proc.log()}",
+                pytrace=False,
+            )
+        try:
+            if probe():
+                return
+        except Exception as e:  # noqa: BLE001 - any failure just means "not yet"
+            last_error = f"{type(e).__name__}: {e}"
+        time.sleep(0.05)
+    message = (
+        f"{proc.name} was not ready after {timeout:.0f} s ({what}; last error: {last_error or 'none'}).\n"
+        f"command: {' '.join(proc.argv)}\n--- {proc.name} log ---\n{proc.log()}"
+    )
+    raise NotReady(message)
+
+
+def _wait_or_fail(proc: Proc, probe: Any, what: str) -> None:
+    try:
+        wait_until_ready(proc, probe, what)
+    except NotReady as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def tcp_accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+        return True
+
+
+def http_200(url: str) -> bool:
+    return httpx2.get(url, timeout=2.0).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Log capture: print the logs of a failing test's processes with its report.
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for name, path in item.stash.get(_LOGS_KEY, []):
+        report.sections.append((f"log of {name} ({path})", _tail(path)))
+    for name, path in _session_logs:
+        if path.exists() and path.stat().st_size > 0:
+            report.sections.append((f"log of shared {name} ({path})", _tail(path, 80)))
+
+
+@pytest.fixture
+def procs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProcessGroup]:
+    """The processes of one test, stopped at its end."""
+    logs: list[tuple[str, Path]] = []
+    request.node.stash[_LOGS_KEY] = logs
+    group = ProcessGroup(log_dir=tmp_path, logs=logs)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture(scope="session")
+def session_procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessGroup]:
+    group = ProcessGroup(log_dir=tmp_path_factory.mktemp("shared-logs"), logs=_session_logs)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upstreams
+
+
+@dataclass
+class McpUpstream:
+    """The SDK's MCPServer (upstream_mcp_server.py) in one response mode."""
+
+    mode: str  # "sse" or "json"
+    port: int
+    proc: Proc
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+def _start_mcp_upstream(group: ProcessGroup, mode: str) -> McpUpstream:
+    port = free_port()
+    argv = [PYTHON, str(E2E_DIR / "upstream_mcp_server.py"), "--port", str(port)]
+    if mode == "json":
+        argv.append("--json-response")
+    proc = group.start(f"upstream-mcp-{mode}", argv)
+    _wait_or_fail(proc, lambda: tcp_accepts(port), f"listening on 127.0.0.1:{port}")
+    return McpUpstream(mode=mode, port=port, proc=proc)
+
+
+@pytest.fixture(scope="session")
+def mcp_upstream_sse(session_procs: ProcessGroup) -> McpUpstream:
+    return _start_mcp_upstream(session_procs, "sse")
+
+
+@pytest.fixture(scope="session")
+def mcp_upstream_json(session_procs: ProcessGroup) -> McpUpstream:
+    return _start_mcp_upstream(session_procs, "json")
+
+
+@pytest.fixture(params=["sse", "json"])
+def mcp_upstream(request: pytest.FixtureRequest) -> McpUpstream:
+    """The SDK upstream, once in SSE response mode and once in JSON response mode."""
+    return request.getfixturevalue(f"mcp_upstream_{request.param}")
+
+
+@dataclass
+class RawUpstream:
+    """raw_upstream.py: our own JSON-RPC server that records what reaches it."""
+
+    port: int
+    control_port: int
+    proc: Proc
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def seen(self) -> list[dict[str, Any]]:
+        """Every request that reached /mcp: {method, path, headers: [[name, value]...], body}."""
+        response = httpx2.get(f"http://127.0.0.1:{self.control_port}/_seen", timeout=5.0)
+        response.raise_for_status()
+        return response.json()
+
+    def seen_posts(self) -> list[dict[str, Any]]:
+        return [r for r in self.seen() if r["method"] == "POST"]
+
+    def seen_messages(self) -> list[dict[str, Any]]:
+        """Every JSON-RPC message POSTed, batches flattened."""
+        out: list[dict[str, Any]] = []
+        for record in self.seen_posts():
+            try:
+                value = json.loads(record["body"])
+            except ValueError:
+                continue
+            out.extend(value if isinstance(value, list) else [value])
+        return out
+
+    def fail_all(self, code: int, message: str) -> None:
+        """Answer every request with this JSON-RPC error until the next reset."""
+        httpx2.post(f"http://127.0.0.1:{self.control_port}/_fail", json={"code": code, "message": message},
+                    timeout=5.0).raise_for_status()
+
+    def reset(self) -> None:
+        httpx2.post(f"http://127.0.0.1:{self.control_port}/_reset", timeout=5.0).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def _raw_upstream_process(session_procs: ProcessGroup) -> RawUpstream:
+    port, control_port = free_port(), free_port()
+    proc = session_procs.start(
+        "raw-upstream",
+        [PYTHON, str(E2E_DIR / "raw_upstream.py"), "--port", str(port), "--control-port", str(control_port)],
+    )
+    _wait_or_fail(proc, lambda: http_200(f"http://127.0.0.1:{control_port}/_seen"), "GET /_seen answers 200")
+    _wait_or_fail(proc, lambda: tcp_accepts(port), f"listening on 127.0.0.1:{port}")
+    return RawUpstream(port=port, control_port=control_port, proc=proc)
+
+
+@pytest.fixture
+def raw_upstream(_raw_upstream_process: RawUpstream) -> RawUpstream:
+    """The raw upstream with an empty record."""
+    _raw_upstream_process.reset()
+    return _raw_upstream_process
+
+
+# ---------------------------------------------------------------------------------------------------------
+# toolgate
+
+
+@dataclass
+class Toolgate:
+    port: int
+    proc: Proc
+    policy_path: Path
+    group: ProcessGroup
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/mcp"
+
+    def log(self) -> str:
+        return self.proc.log()
+
+    def stop(self) -> int | None:
+        return self.group.stop(self.proc)
+
+
+def toolgate_binary() -> str:
+    """`TOOLGATE_BIN`, checked: a missing binary fails the test that needs it, with a clear message."""
+    binary = os.environ.get("TOOLGATE_BIN", "")
+    if not binary:
+        pytest.fail("TOOLGATE_BIN is not set: point it at the built toolgate binary (an absolute path)", pytrace=False)
+    if not os.path.isabs(binary):
+        pytest.fail(f"TOOLGATE_BIN must be an absolute path, got {binary!r}", pytrace=False)
+    if not os.path.isfile(binary):
+        pytest.fail(f"toolgate binary not found: TOOLGATE_BIN={binary} does not exist", pytrace=False)
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"toolgate binary not executable: TOOLGATE_BIN={binary}", pytrace=False)
+    return binary
+
+
+class ToolgateFactory:
+    def __init__(self, group: ProcessGroup, tmp_path: Path) -> None:
+        self.group = group
+        self.tmp_path = tmp_path
+        self.count = 0
+
+    def __call__(
+        self,
+        upstream: str,
+        policy: dict[str, Any] | str = SEED_POLICY,
+        *,
+        grants: dict[str, Any] | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        listen_host: str = "127.0.0.1",
+        wait: bool = True,
+    ) -> Toolgate:
+        """Start `toolgate serve` on a free port in front of `upstream` and wait for /healthz.
+
+        It listens on 127.0.0.1 unless `listen_host` says otherwise; the tests reach it over 127.0.0.1 always.
+        """
+        global _toolgate_never_ready
+        binary = toolgate_binary()
+        if _toolgate_never_ready is not None:
+            pytest.fail("not starting toolgate again: an earlier start never became ready (it neither served "
+                        f"/healthz nor exited), so this run stays short. That start:\n{_toolgate_never_ready}",
+                        pytrace=False)
+        self.count += 1
+        policy_path = self.tmp_path / f"policy-{self.count}.json"
+        policy_path.write_text(policy if isinstance(policy, str) else json.dumps(policy, indent=2))
+        port = free_port()
+        argv = [
+            binary, "serve",
+            "--policy", str(policy_path),
+            "--upstream", upstream,
+            "--listen", f"{listen_host}:{port}",
+            "--agent-id", "e2e-agent",
+            "--log-level", "debug",
+        ]
+        if grants is not None:
+            grants_path = self.tmp_path / f"grants-{self.count}.json"
+            grants_path.write_text(json.dumps(grants, indent=2))
+            argv += ["--grants", str(grants_path)]
+        argv += args or []
+        # Every flag also reads from TOOLGATE_<FLAG>: only the variables a test sets may reach toolgate.
+        proc = self.group.start("toolgate", argv, env=env, drop_env_prefix="TOOLGATE_")
+        tg = Toolgate(port=port, proc=proc, policy_path=policy_path, group=self.group)
+        if wait:
+            try:
+                wait_until_ready(proc, lambda: http_200(f"{tg.base}/healthz"), f"GET {tg.base}/healthz answers 200")
+            except NotReady as e:
+                _toolgate_never_ready = str(e)
+                pytest.fail(str(e), pytrace=False)
+        return tg
+
+
+@pytest.fixture
+def toolgate(procs: ProcessGroup, tmp_path: Path) -> ToolgateFactory:
+    """Factory: `toolgate(upstream_url, policy=..., grants=..., args=[...], env={...})` → a running toolgate."""
+    return ToolgateFactory(procs, tmp_path)

@@ -1,0 +1,275 @@
+"""Shared helpers for the end-to-end tests: SDK client sessions, raw JSON-RPC over HTTP, result accessors.
+
+Every network call here has a timeout, and every async test body runs under `anyio.fail_after`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+import anyio
+import httpx2
+import mcp
+import pytest
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+T = TypeVar("T")
+
+MODERN_VERSION = "2026-07-28"
+HANDSHAKE_VERSION = "2025-11-25"
+ACCEPT_BOTH = "application/json, text/event-stream"
+
+SEED_POLICY: dict[str, Any] = {
+    "version": "1",
+    "default": "deny",
+    "tools": {
+        "imageBackgroundRemoval": {
+            "limits": [{"counter": "imagebackgroundremoval_rate", "window": "minute", "max": 10, "scope": "grant"}]
+        }
+    },
+}
+
+# Timeouts for every HTTP client the tests make: nothing may hang.
+HTTP_TIMEOUT = httpx2.Timeout(10.0, read=30.0)
+ASYNC_TEST_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (bind port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_async(fn: Callable[[], Awaitable[T]], timeout: float = ASYNC_TEST_TIMEOUT) -> T:
+    """Run an async test body to completion on a fresh event loop, bounded by `timeout` seconds."""
+
+    async def bounded() -> T:
+        with anyio.fail_after(timeout):
+            return await fn()
+
+    return anyio.run(bounded)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SDK clients
+
+
+@asynccontextmanager
+async def handshake_session(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[mcp.ClientSession]:
+    """A handshake-era `ClientSession` over Streamable HTTP, already initialized."""
+    async with httpx2.AsyncClient(headers=headers or {}, timeout=HTTP_TIMEOUT) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with mcp.ClientSession(read, write, read_timeout_seconds=30) as session:
+                await session.initialize()
+                yield session
+
+
+@asynccontextmanager
+async def modern_client(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[mcp.Client]:
+    """The SDK's default high-level client (`mode="auto"`: probes `server/discover`, adopts 2026-07-28).
+
+    Without headers this is exactly `mcp.Client(url)`; with headers the same client runs over a
+    `streamable_http_client` transport whose httpx2 client carries them.
+    """
+    if headers is None:
+        async with mcp.Client(url, read_timeout_seconds=30) as client:
+            yield client
+        return
+    async with httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT) as http:
+        async with mcp.Client(streamable_http_client(url, http_client=http), read_timeout_seconds=30) as client:
+            yield client
+
+
+class CaughtMCPError:
+    value: MCPError
+
+
+def _find_mcp_error(exc: BaseException) -> MCPError | None:
+    if isinstance(exc, MCPError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _find_mcp_error(inner)) is not None:
+                return found
+    return None
+
+
+@contextmanager
+def expect_mcp_error() -> Iterator[CaughtMCPError]:
+    """Like `pytest.raises(MCPError)`, but also finds the MCPError inside the ExceptionGroup that the SDK's
+    task groups wrap it in when it escapes a client's `async with` (a failed connect, say)."""
+    caught = CaughtMCPError()
+    try:
+        yield caught
+    except BaseException as exc:  # noqa: BLE001
+        found = _find_mcp_error(exc)
+        if found is None:
+            raise
+        caught.value = found
+        return
+    pytest.fail("expected an MCPError, but nothing was raised")
+
+
+def text_of(result: Any) -> str:
+    """The concatenated text content of a `CallToolResult`."""
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
+def denial_of(result: Any) -> dict[str, Any]:
+    """The `_meta["toolgate/denial"]` object of a denial result (the SDK exposes `_meta` as `.meta`)."""
+    assert result.meta is not None, f"result has no _meta: {result!r}"
+    denial = result.meta.get("toolgate/denial")
+    assert isinstance(denial, dict), f"result _meta has no toolgate/denial object: {result.meta!r}"
+    return denial
+
+
+def assert_rate_limited_denial(denial: dict[str, Any], *, rule: str, counter: str, limit: int,
+                               scope: str, window: str, window_seconds: int) -> None:
+    """Check a rate-limit denial object field by field (DESIGN section 5)."""
+    assert denial.get("reason") == "rate_limited", denial
+    assert denial.get("rule") == rule, denial
+    assert denial.get("counter") == counter, denial
+    assert denial.get("limit") == limit, denial
+    assert denial.get("scope") == scope, denial
+    assert denial.get("window") == window, denial
+    assert denial.get("windowSeconds") == window_seconds, denial
+    retry = denial.get("retryAfterSeconds")
+    assert isinstance(retry, int) and not isinstance(retry, bool), denial
+    assert 1 <= retry <= window_seconds, denial
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Raw JSON-RPC over HTTP
+
+
+def http_client(**kwargs: Any) -> httpx2.Client:
+    return httpx2.Client(timeout=HTTP_TIMEOUT, **kwargs)
+
+
+def modern_meta() -> dict[str, Any]:
+    """The per-request envelope a 2026-07-28 client puts in `params._meta` (as the SDK's `mcp.Client` does)."""
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientInfo": {"name": "toolgate-e2e", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+
+
+def tool_call(mid: Any, name: str, arguments: dict[str, Any] | None = None, *, modern: bool = False) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments or {}}
+    if modern:
+        params["_meta"] = modern_meta()
+    return {"jsonrpc": "2.0", "id": mid, "method": "tools/call", "params": params}
+
+
+def request(mid: Any, method: str, params: dict[str, Any] | None = None, *, modern: bool = False) -> dict[str, Any]:
+    params = dict(params or {})
+    if modern:
+        params["_meta"] = modern_meta()
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": mid, "method": method}
+    if params:
+        message["params"] = params
+    return message
+
+
+def modern_headers(method: str | None, name: str | None = None) -> dict[str, str]:
+    """The routing headers a 2026-07-28 client sends with one POST (None leaves one out)."""
+    headers = {"MCP-Protocol-Version": MODERN_VERSION}
+    if method is not None:
+        headers["Mcp-Method"] = method
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return headers
+
+
+def b64_header(value: str) -> str:
+    """`Mcp-Name`'s encoded form for values that are not plain header text: `=?base64?...?=`."""
+    return f"=?base64?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
+
+
+def post(client: httpx2.Client, url: str, body: Any, headers: dict[str, str] | None = None,
+         *, accept: str = ACCEPT_BOTH, raw: bytes | None = None) -> httpx2.Response:
+    """POST one JSON-RPC message or batch (or `raw` bytes) with MCP's content headers."""
+    all_headers = {"Accept": accept, "Content-Type": "application/json"}
+    all_headers.update(headers or {})
+    content = raw if raw is not None else json.dumps(body).encode()
+    return client.post(url, content=content, headers=all_headers)
+
+
+def sse_messages(text: str) -> list[Any]:
+    """The JSON payloads of the `data:` lines of an SSE body, one per event."""
+    messages: list[Any] = []
+    data: list[str] = []
+    for line in text.splitlines() + [""]:
+        if line == "":
+            if data:
+                messages.append(json.loads("\n".join(data)))
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+    return messages
+
+
+def jsonrpc_messages(response: httpx2.Response) -> list[Any]:
+    """All JSON-RPC messages in a response body, whether JSON (one message or a batch) or SSE."""
+    content_type = response.headers.get("content-type", "").lower()
+    if content_type.startswith("text/event-stream"):
+        out: list[Any] = []
+        for m in sse_messages(response.text):
+            out.extend(m if isinstance(m, list) else [m])
+        return out
+    value = response.json()
+    return value if isinstance(value, list) else [value]
+
+
+def final_response(response: httpx2.Response) -> dict[str, Any]:
+    """The single JSON-RPC response (result or error) in a body, skipping notifications on an SSE stream."""
+    answers = [m for m in jsonrpc_messages(response) if isinstance(m, dict) and ("result" in m or "error" in m)]
+    assert len(answers) == 1, f"expected one JSON-RPC response, got {answers!r} (HTTP {response.status_code})"
+    return answers[0]
+
+
+def assert_http_refusal(response: httpx2.Response, status: int, code: int) -> dict[str, Any]:
+    """An HTTP-level refusal: the status, and a JSON-RPC error body with `"id": null` and `code`."""
+    assert response.status_code == status, f"expected HTTP {status}, got {response.status_code}: {response.text!r}"
+    assert response.headers.get("content-type", "").lower().startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body, dict), body
+    assert body.get("jsonrpc") == "2.0", body
+    assert "id" in body and body["id"] is None, f"the id must be null: {body!r}"
+    error = body.get("error")
+    assert isinstance(error, dict) and error.get("code") == code, f"expected error code {code}: {body!r}"
+    assert isinstance(error.get("message"), str) and error["message"], body
+    return body
+
+
+def header_values(record: dict[str, Any], name: str) -> list[str]:
+    """Values of one header (case-insensitive) in a raw upstream's request record."""
+    return [v for k, v in record["headers"] if k.lower() == name.lower()]
+
+
+def sse_events(text: str) -> list[dict[str, str]]:
+    """The events of an SSE body as dicts of their fields (`id`, `event`, `data`), in order."""
+    events: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line == "":
+            if fields:
+                events.append(fields)
+                fields = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        fields[name] = fields[name] + "\n" + value if name == "data" and name in fields else value
+    if fields:
+        events.append(fields)
+    return events

@@ -1,0 +1,63 @@
+"""Upstream MCP server for the end-to-end tests: the official SDK's MCPServer over Streamable HTTP.
+
+Run: python upstream_mcp_server.py --port PORT [--json-response]
+Serves POST/GET/DELETE /mcp on 127.0.0.1:PORT, in SSE response mode by default or JSON mode with
+--json-response. Both protocol eras are served (the SDK answers initialize and server/discover).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+
+PROGRESS_STEPS = 5
+
+mcp = MCPServer("toolgate-e2e-upstream", log_level="WARNING")
+
+
+@mcp.tool()
+def imageBackgroundRemoval(image: str) -> str:  # noqa: N802 (the tool name is the contract)
+    """Remove the background of an image (a stand-in that echoes what it got)."""
+    return f"background removed from {image}"
+
+
+@mcp.tool()
+def echo(text: str) -> str:
+    """Echo the text back."""
+    return f"echo: {text}"
+
+
+@mcp.tool()
+def other_tool() -> str:
+    """A tool the seed policy does not allow."""
+    return "other_tool ran"
+
+
+@mcp.tool()
+async def slow_progress(ctx: Context, steps: int = PROGRESS_STEPS, delay: float = 0.0) -> str:
+    """Report `steps` progress notifications (`delay` seconds apart), then return."""
+    for i in range(1, steps + 1):
+        await ctx.report_progress(i, steps, f"step {i} of {steps}")
+        if delay > 0:
+            await anyio.sleep(delay)
+    return f"done after {steps} steps"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--json-response", action="store_true")
+    args = parser.parse_args()
+    mcp.run(
+        transport="streamable-http",
+        host="127.0.0.1",
+        port=args.port,
+        streamable_http_path="/mcp",
+        json_response=args.json_response,
+    )
+
+
+if __name__ == "__main__":
+    main()
