@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "toolgate", targets: ["toolgate"]),
         .library(name: "ToolgateCore", targets: ["ToolgateCore"]),
+        .library(name: "ToolgateUpstream", targets: ["ToolgateUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -33,6 +34,11 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // Upstream HTTP client: one libcurl multi handle on its own thread, bridged to async/await.
+        .target(
+            name: "ToolgateUpstream",
+            dependencies: ["ToolgateCore", "CCurl"]
+        ),
         .executableTarget(
             name: "toolgate",
             dependencies: [
@@ -53,6 +59,11 @@ let package = Package(
         .testTarget(
             name: "ToolgateCLITests",
             dependencies: ["toolgate"]
+        ),
+        .testTarget(
+            name: "ToolgateUpstreamTests",
+            dependencies: ["ToolgateUpstream"],
+            exclude: ["Support"]
         ),
         .testTarget(
             name: "SystemLibraryTests",
