@@ -95,20 +95,3 @@ func eventually(within limit: Duration = .seconds(10), _ condition: () async thr
     }
     return try await condition()
 }
-
-/// Runs `operation` and fails with a thrown error if it takes longer than `limit`, instead of hanging the suite.
-func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        guard let first = try await group.next(), let value = first else {
-            group.cancelAll()
-            throw ServerError(message: "did not finish within \(limit)")
-        }
-        group.cancelAll()
-        return value
-    }
-}

@@ -224,6 +224,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json({"count": connections})
 
 
+class Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the handshakes of a burst of concurrent clients, which then wait for
+    # TCP retransmissions: seconds of delay that the tests would blame on the client.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def blackhole():
     """A listener whose accept queue is full: further SYNs are dropped, so connects hang."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -240,8 +247,7 @@ def blackhole():
 
 
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     hole, fillers = blackhole()
     print(json.dumps({"port": server.server_address[1], "blackhole_port": hole.getsockname()[1]}), flush=True)
 
