@@ -31,14 +31,15 @@ final class CurlTransfer: @unchecked Sendable {
     /// Whether curl holds the transfer paused because the write callback refused data.
     private var curlPaused = false
 
+    private typealias HeadWaiter = CheckedContinuation<Result<Head, UpstreamError>, Never>
+    private typealias BodyWaiter = CheckedContinuation<Result<[UInt8]?, UpstreamError>, Never>
+
     private enum HeadState {
-        case waiting(CheckedContinuation<Result<Head, UpstreamError>, Never>?)
+        case waiting(HeadWaiter?)
         case arrived(Head)
         case failed(UpstreamError)
         case taken
     }
-
-    private typealias BodyWaiter = CheckedContinuation<Result<[UInt8]?, UpstreamError>, Never>
 
     private struct Shared {
         var head: HeadState = .waiting(nil)
@@ -163,7 +164,7 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     private func deliverHead(_ result: Result<Head, UpstreamError>) {
-        let waiter = shared.withLock { shared -> CheckedContinuation<Result<Head, UpstreamError>, Never>? in
+        let waiter = shared.withLock { shared -> HeadWaiter? in
             guard case .waiting(let waiter) = shared.head else { return nil }
             if let waiter {
                 shared.head = .taken
@@ -264,17 +265,18 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     /// Stops the exchange from any thread: waiters get `outcome` at once, and the multi thread removes the handle.
+    /// A head not yet handed over fails with `.cancelled` either way.
     func cancel(_ outcome: Result<Void, UpstreamError>) {
-        let (headWaiter, bodyWaiter, decided) = shared.withLock { shared -> (CheckedContinuation<Result<Head, UpstreamError>, Never>?, BodyWaiter?, Bool) in
-            var headWaiter: CheckedContinuation<Result<Head, UpstreamError>, Never>?
-            let error: UpstreamError
-            if case .failure(let failure) = outcome { error = failure } else { error = .cancelled(url) }
+        let headError: UpstreamError
+        if case .failure(let error) = outcome { headError = error } else { headError = .cancelled(url) }
+        let (headWaiter, bodyWaiter, decided) = shared.withLock { shared -> (HeadWaiter?, BodyWaiter?, Bool) in
+            var headWaiter: HeadWaiter?
             switch shared.head {
             case .waiting(let waiter):
                 headWaiter = waiter
-                shared.head = waiter == nil ? .failed(error) : .taken
+                shared.head = waiter == nil ? .failed(headError) : .taken
             case .arrived:
-                shared.head = .failed(error)
+                shared.head = .failed(headError)
             case .failed, .taken:
                 break
             }
@@ -285,14 +287,8 @@ final class CurlTransfer: @unchecked Sendable {
             shared.body.discard(outcome)
             return (headWaiter, bodyWaiter, decided)
         }
-        if let headWaiter {
-            if case .failure(let error) = outcome {
-                headWaiter.resume(returning: .failure(error))
-            } else {
-                headWaiter.resume(returning: .failure(.cancelled(url)))
-            }
-        }
-        if let bodyWaiter { bodyWaiter.resume(returning: outcome.map { nil }) }
+        headWaiter?.resume(returning: .failure(headError))
+        bodyWaiter?.resume(returning: outcome.map { nil })
         if decided { multi.enqueue(.cancel(self)) }
     }
 }
