@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "toolgate", targets: ["toolgate"]),
         .library(name: "ToolgateCore", targets: ["ToolgateCore"]),
+        .library(name: "ToolgateUpstream", targets: ["ToolgateUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -51,7 +52,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
-        // The upstream HTTP client: libcurl multi on its own thread, bridged to async/await.
+        // Upstream HTTP client: one libcurl multi handle on its own thread, bridged to async/await.
         .target(
             name: "ToolgateUpstream",
             dependencies: ["ToolgateCore", "CCurl"]
@@ -96,6 +97,11 @@ let package = Package(
         .testTarget(
             name: "ToolgateCLITests",
             dependencies: ["toolgate"]
+        ),
+        .testTarget(
+            name: "ToolgateUpstreamTests",
+            dependencies: ["ToolgateUpstream"],
+            exclude: ["Support"]
         ),
         .testTarget(
             name: "SystemLibraryTests",
