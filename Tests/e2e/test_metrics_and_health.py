@@ -101,3 +101,55 @@ def test_healthz_and_readyz(raw_upstream, toolgate):
 def test_sigterm_exits_zero(raw_upstream, toolgate):
     tg = toolgate(raw_upstream.url, SEED_POLICY)
     assert tg.stop() == 0, f"toolgate should exit 0 on SIGTERM:\n{tg.log()}"
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sighup_reloads_a_valid_policy_and_keeps_the_old_one_on_errors(raw_upstream, toolgate):
+    import json
+    import signal
+
+    from helpers import post, tool_call
+
+    tg = toolgate(raw_upstream.url, SEED_POLICY)
+    first_sha = hashlib.sha256(tg.policy_path.read_bytes()).hexdigest()
+
+    def readyz_sha() -> str:
+        with http_client() as http:
+            return http.get(f"{tg.base}/readyz").json()["policy"]["sha256"]
+
+    def echo_answer() -> dict:
+        with http_client() as http:
+            return post(http, tg.url, tool_call(1, "echo", {"text": "hi"})).json()
+
+    assert readyz_sha() == first_sha
+    assert echo_answer()["error"]["code"] == -32602  # not in the seed policy
+
+    # A valid new policy takes effect on SIGHUP.
+    allowing = {"version": "1", "default": "deny", "tools": {"echo": {}}}
+    tg.policy_path.write_text(json.dumps(allowing))
+    second_sha = hashlib.sha256(tg.policy_path.read_bytes()).hexdigest()
+    tg.proc.popen.send_signal(signal.SIGHUP)
+    assert _wait_for(lambda: readyz_sha() == second_sha), tg.log()
+    assert "result" in echo_answer()
+
+    # A broken policy is refused whole: the one in force stays, and the process keeps serving.
+    tg.policy_path.write_text('{"version":"1","tools":{"echo":{"limits":[{"counter":"c","window":"minit","max":1}]}}}')
+    tg.proc.popen.send_signal(signal.SIGHUP)
+    assert _wait_for(lambda: _value(_samples(_metrics(tg)), "toolgate_policy_reloads_total", result="failure") == 1), tg.log()
+    assert readyz_sha() == second_sha
+    assert "result" in echo_answer()
+    samples = _samples(_metrics(tg))
+    assert _value(samples, "toolgate_policy_reloads_total", result="success") == 1
+    assert _value(samples, "toolgate_policy_info", sha256=second_sha) == 1
+    assert _value(samples, "toolgate_policy_info", sha256=first_sha) == 0
+    assert 'unknown window "minit"' in tg.log()
