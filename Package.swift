@@ -78,6 +78,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "example-upstream",
+            dependencies: [
+                "ExampleUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
             name: "toolgate-bench",
             dependencies: ["ToolgateCore"],
             path: "benchmarks/CoreBenchmark"

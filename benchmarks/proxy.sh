@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# What toolgate adds in front of an MCP server. wrk posts tools/call to the example upstream directly, then
+# through toolgate (a policy with one sliding-window limit, embedded store), at concurrency 1, 16 and 64.
+# Prints a Markdown table; BENCHMARKS.md records the results and the machine.
+# Usage: bash benchmarks/proxy.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+bash scripts/bootstrap.sh
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+swift build -c release --product toolgate >&2
+swift build -c release --product example-upstream >&2
+bin=$(swift build -c release --show-bin-path)
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+upstream_port=$(free_port)
+"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
+pids+=($!)
+toolgate_port=$(free_port)
+cat >"$work/policy.json" <<'JSON'
+{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
+JSON
+"$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port/mcp" \
+  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
+toolgate_pid=$!
+pids+=($toolgate_pid)
+wait_http "http://127.0.0.1:$toolgate_port/healthz"
+sleep 0.5
+
+run() {  # target-name url concurrency
+  local line
+  line=$(wrk -t"$(( $3 < 2 ? 1 : 2 ))" -c"$3" -d"${duration}s" --latency -s benchmarks/wrk-tools-call.lua "$2" | grep '^RESULT')
+  eval "${line#RESULT }"
+  printf '| %s | %d | %.0f | %d | %d | %d |\n' "$1" "$3" "$(awk -v r="$requests" -v s="$seconds" 'BEGIN { print r / s }')" "$p50_us" "$p99_us" "$errors"
+}
+
+echo "| target | concurrency | requests/s | p50 µs | p99 µs | errors |"
+echo "|---|---:|---:|---:|---:|---:|"
+for c in 1 16 64; do
+  run "upstream direct" "http://127.0.0.1:$upstream_port/mcp" "$c"
+  run "through toolgate" "http://127.0.0.1:$toolgate_port/mcp" "$c"
+done
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$toolgate_pid/status")
+hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$toolgate_pid/status")
+echo
+echo "toolgate resident memory after the runs: ${rss_kb} KiB (peak ${hwm_kb} KiB)"
+allowed=$(curl -fs "http://127.0.0.1:$toolgate_port/metrics" | grep 'toolgate_tool_calls_total{tool="echo",decision="allowed"}' | awk '{print $2}')
+echo "calls counted as allowed by toolgate: ${allowed:-0}"
