@@ -65,7 +65,7 @@ struct MCPProxy: Sendable {
         guard let authorization = request.headers[.authorization] else { return nil }
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        guard let grant = grants.grant(forToken: String(parts[1]).trimmingCharacters(in: " \t")) else { return nil }
+        guard let grant = grants.grant(forToken: String(parts[1]).trimmingWhitespace) else { return nil }
         return identities[grant]?.with(session: session)
     }
 

@@ -31,7 +31,7 @@ enum ProxyHeaders {
     static func downstream(from upstream: [HTTPHeader]) -> HTTPFields {
         var connection: Set<String> = []
         for header in upstream where header.name.lowercased() == "connection" {
-            for token in header.value.split(separator: ",") { connection.insert(token.trimmingCharacters(in: " \t").lowercased()) }
+            for token in header.value.split(separator: ",") { connection.insert(token.trimmingWhitespace.lowercased()) }
         }
         var fields = HTTPFields()
         for header in upstream {
@@ -46,17 +46,8 @@ enum ProxyHeaders {
     private static func connectionTokens(_ fields: HTTPFields) -> Set<String> {
         var tokens: Set<String> = []
         for value in fields[values: .connection] {
-            for token in value.split(separator: ",") { tokens.insert(token.trimmingCharacters(in: " \t").lowercased()) }
+            for token in value.split(separator: ",") { tokens.insert(token.trimmingWhitespace.lowercased()) }
         }
         return tokens
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let first = s.first, set.contains(first) { s.removeFirst() }
-        while let last = s.last, set.contains(last) { s.removeLast() }
-        return String(s)
     }
 }

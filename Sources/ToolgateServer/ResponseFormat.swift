@@ -1,3 +1,5 @@
+import ToolgateCore
+
 /// How toolgate writes the answers it makes itself: JSON unless the client accepts only an event stream.
 enum ResponseFormat: Sendable {
     case json
@@ -8,7 +10,7 @@ enum ResponseFormat: Sendable {
             self = .json
             return
         }
-        let types = accept.split(separator: ",").map { $0.split(separator: ";").first.map { String($0).trimmingCharacters(in: " \t") } ?? "" }
+        let types = accept.split(separator: ",").map { $0.split(separator: ";").first.map { String($0).trimmingWhitespace } ?? "" }
         if types.contains(where: { $0 == "application/json" || $0 == "application/*" || $0 == "*/*" }) {
             self = .json
         } else if types.contains("text/event-stream") {
@@ -17,8 +19,4 @@ enum ResponseFormat: Sendable {
             self = .json
         }
     }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String { Substring(self).trimmingCharacters(in: set) }
 }

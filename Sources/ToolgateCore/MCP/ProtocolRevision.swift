@@ -17,12 +17,3 @@ public enum ProtocolEra: Sendable, Equatable {
         self = version >= Self.firstPerRequestRevision ? .perRequest : .handshake
     }
 }
-
-extension String {
-    var trimmingWhitespace: String {
-        var s = Substring(self)
-        while s.first?.isWhitespace == true { s.removeFirst() }
-        while s.last?.isWhitespace == true { s.removeLast() }
-        return String(s)
-    }
-}
