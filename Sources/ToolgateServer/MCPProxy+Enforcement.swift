@@ -24,7 +24,7 @@ extension MCPProxy {
         let decision = policy.snapshot.evaluator.evaluate(call, identity: exchange.identity)
         let rule = decision.rule ?? Policy.wildcardKey
         func deny(_ denial: ToolCallDenial) -> Enforcement {
-            metrics.toolCall(tool: decision.metricTool, decision: .init(denial.reason))
+            metrics.toolCall(tool: decision.metricTool, decision: .denied(denial.reason))
             logger.info(
                 "tool call denied",
                 metadata: [

@@ -9,20 +9,21 @@ public final class ToolgateMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
 
-    /// Labels of `toolgate_tool_calls_total`'s `decision`.
-    public enum Decision: String, Sendable {
+    /// Values of `toolgate_tool_calls_total`'s `decision` label: a denial reason, or one of these three.
+    public enum Decision: Sendable {
         case allowed
-        case unknownTool = "unknown_tool"
-        case shadowDenied = "shadow_denied"
-        case denied
-        case invalidArguments = "invalid_arguments"
-        case rateLimited = "rate_limited"
-        case approvalRequired = "approval_required"
-        case approvalDenied = "approval_denied"
-        case storeUnavailable = "store_unavailable"
+        case unknownTool
+        /// Allowed, but a `shadow` limit would have refused it.
+        case shadowDenied
+        case denied(ToolCallDenial.Reason)
 
-        public init(_ reason: ToolCallDenial.Reason) {
-            self = Decision(rawValue: reason.rawValue)!
+        var label: String {
+            switch self {
+            case .allowed: "allowed"
+            case .unknownTool: "unknown_tool"
+            case .shadowDenied: "shadow_denied"
+            case .denied(let reason): reason.rawValue
+            }
         }
     }
 
@@ -56,7 +57,7 @@ public final class ToolgateMetrics: Sendable {
     }
 
     public func toolCall(tool: String, decision: Decision) {
-        counter("toolgate_tool_calls_total", [("tool", tool), ("decision", decision.rawValue)]).increment()
+        counter("toolgate_tool_calls_total", [("tool", tool), ("decision", decision.label)]).increment()
     }
 
     public func storeOperation(result: String) {
