@@ -28,6 +28,15 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The Redis scripts of lua/, embedded in the binary; lua/ holds the only copy.
+        .target(
+            name: "RedisScripts",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "lua",
+            exclude: ["README.md"],
+            sources: ["RedisScript.swift"],
+            resources: [.embedInCode("acquire.lua"), .embedInCode("refund.lua")]
+        ),
         // System libraries for the adapters: Redis through hiredis, upstream HTTP through libcurl.
         .systemLibrary(
             name: "CHiredis",
@@ -110,6 +119,10 @@ let package = Package(
             name: "ToolgateUpstreamTests",
             dependencies: ["ToolgateUpstream"],
             exclude: ["Support"]
+        ),
+        .testTarget(
+            name: "RedisScriptsTests",
+            dependencies: ["RedisScripts"]
         ),
         .testTarget(
             name: "SystemLibraryTests",
