@@ -60,10 +60,17 @@ extension MCPProxy {
             outcome = try await store.acquire(LimitRequest(callID: callID, charges: decision.charges))
             metrics.storeOperation(result: "ok")
         } catch {
-            metrics.storeOperation(result: "error")
-            logger.error("limit store failed", metadata: ["error": "\(error)"])
-            return deny(
-                ToolCallDenial(reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again shortly"))
+            metrics.storeOperation(result: error.code == .timeout ? "timeout" : "error")
+            switch configuration.failMode {
+            case .closed:
+                logger.error("limit store failed; denying (fail mode closed)", metadata: ["error": "\(error)"])
+                return deny(
+                    ToolCallDenial(reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again shortly"))
+            case .open:
+                logger.warning("limit store failed; allowing without limits (fail mode open)", metadata: ["error": "\(error)"])
+                metrics.toolCall(tool: decision.metricTool, decision: .allowed)
+                return .forward(callID: nil)
+            }
         }
         metrics.storeDuration.recordInterval(since: storeStarted)
         guard outcome.admitted else {

@@ -15,11 +15,13 @@ public struct ServerConfiguration: Sendable {
     public var allowedHosts: [String]
     /// Nil: every caller is grant `default`.
     public var grants: GrantTable?
+    /// What a call gets when the limit store cannot answer.
+    public var failMode: FailMode
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],
         agentID: String, keyPrefix: String = "toolgate", maxBodyBytes: Int = 4 << 20, allowedOrigins: [String] = [],
-        allowedHosts: [String] = [], grants: GrantTable? = nil
+        allowedHosts: [String] = [], grants: GrantTable? = nil, failMode: FailMode = .closed
     ) {
         self.listenHost = listenHost
         self.listenPort = listenPort
@@ -31,7 +33,14 @@ public struct ServerConfiguration: Sendable {
         self.allowedOrigins = allowedOrigins
         self.allowedHosts = allowedHosts
         self.grants = grants
+        self.failMode = failMode
     }
 
     public static let defaultGrant = "default"
+}
+
+/// `--fail-mode`: when Redis is unreachable or slow, deny (`closed`, answered `store_unavailable`) or allow (`open`).
+public enum FailMode: String, Sendable, CaseIterable {
+    case closed
+    case open
 }

@@ -17,7 +17,7 @@ public enum ToolgateServer {
     }
 
     public static func makeApplication(
-        configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeKind: String,
+        configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeStatus: any StoreStatus,
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
@@ -36,13 +36,24 @@ public enum ToolgateServer {
             Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         router.get("/readyz") { _, _ in
-            let draining = readiness.isDraining
+            let connected = storeStatus.isConnected
+            let status: String
+            if readiness.isDraining {
+                status = "not_ready"
+            } else if !connected {
+                status = configuration.failMode == .open ? "degraded" : "not_ready"
+            } else {
+                status = "ready"
+            }
             let body: JSONValue = [
-                "status": draining ? "not_ready" : "ready",
+                "status": .string(status),
                 "policy": ["sha256": .string(policy.snapshot.policy.sha256)],
-                "store": ["kind": .string(storeKind), "connected": true, "warnings": []],
+                "store": [
+                    "kind": .string(storeStatus.kind), "connected": .bool(connected),
+                    "warnings": .array(storeStatus.warnings.map { .string($0) }),
+                ],
             ]
-            return MCPProxy.jsonResponse(status: draining ? .serviceUnavailable : .ok, body)
+            return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, body)
         }
         return Application(
             router: router,

@@ -16,7 +16,7 @@ enum ToolgateProcess {
         let upstream = CurlUpstreamTransport(configuration: settings.upstream)
         let app = ToolgateServer.makeApplication(
             configuration: settings.server, policy: policy, store: InMemoryLimitStore(clock: SystemWallClock()),
-            storeKind: "memory", upstream: upstream, metrics: metrics, readiness: readiness, logger: logger,
+            storeStatus: MemoryStoreStatus(), upstream: upstream, metrics: metrics, readiness: readiness, logger: logger,
             onListening: onListening)
         let reloader = PolicyReloader(path: settings.policyPath, state: policy, metrics: metrics, logger: logger)
         let group = ServiceGroup(

@@ -18,7 +18,8 @@ import ToolgateCore
         """#
 
     static func app(
-        _ upstream: FakeUpstream, configure: (inout ServerConfiguration) -> Void = { _ in }
+        _ upstream: FakeUpstream, store: any LimitStore = InMemoryLimitStore(clock: SystemWallClock()),
+        storeStatus: any StoreStatus = MemoryStoreStatus(), configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws -> (some ApplicationProtocol, ToolgateMetrics) {
         let policy = try Policy.parse(policyText, file: "policy.json")
         var configuration = ServerConfiguration(upstreamURL: "http://upstream.test/mcp", agentID: "test-host")
@@ -26,7 +27,7 @@ import ToolgateCore
         let metrics = ToolgateMetrics(version: "test")
         let app = ToolgateServer.makeApplication(
             configuration: configuration, policy: PolicyState(policy: policy, keyPrefix: "tg"),
-            store: InMemoryLimitStore(clock: SystemWallClock()), storeKind: "memory", upstream: upstream, metrics: metrics,
+            store: store, storeStatus: storeStatus, upstream: upstream, metrics: metrics,
             readiness: .init(), logger: Logger(label: "test"))
         return (app, metrics)
     }
@@ -184,4 +185,53 @@ import ToolgateCore
         }
         #expect(upstream.requests.isEmpty)
     }
+
+    @Test(arguments: FailMode.allCases)
+    func anUnavailableStoreFollowsTheFailMode(mode: FailMode) async throws {
+        let upstream = FakeUpstream { request in MCPProxyTests.okResult(request) }
+        let (app, metrics) = try Self.app(upstream, store: UnavailableStore(), storeStatus: DisconnectedStore()) { $0.failMode = mode }
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(1, "imageBackgroundRemoval"))) { response in
+                let result = Self.json(response)["result"]
+                switch mode {
+                case .closed: #expect(result?["_meta"]?["toolgate/denial"]?["reason"] == "store_unavailable")
+                case .open: #expect(result?["content"] == [])
+                }
+            }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                let body = Self.json(response)
+                #expect(body["store"]?["connected"] == false)
+                switch mode {
+                case .closed:
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(body["status"] == "not_ready")
+                case .open:
+                    #expect(response.status == .ok)
+                    #expect(body["status"] == "degraded")
+                }
+            }
+        }
+        #expect(upstream.requests.count == (mode == .open ? 1 : 0))
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"toolgate_store_operations_total{result="timeout"} 1"#))
+        let decision = mode == .open ? "allowed" : "store_unavailable"
+        #expect(text.contains(#"toolgate_tool_calls_total{tool="imageBackgroundRemoval",decision="\#(decision)"} 1"#))
+    }
+}
+
+/// A store that never answers in time, as a stopped Redis would.
+struct UnavailableStore: LimitStore {
+    func acquire(_ request: LimitRequest) async throws(LimitStoreError) -> LimitOutcome {
+        throw LimitStoreError(code: .timeout, message: "redis: no reply within 100 ms")
+    }
+
+    func refund(callID: String) async throws(LimitStoreError) -> Bool {
+        throw LimitStoreError(code: .timeout, message: "redis: no reply within 100 ms")
+    }
+}
+
+struct DisconnectedStore: StoreStatus {
+    var kind: String { "redis" }
+    var isConnected: Bool { false }
+    var warnings: [String] { [] }
 }

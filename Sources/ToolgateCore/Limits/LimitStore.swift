@@ -55,8 +55,10 @@ public struct LimitResult: Sendable, Equatable {
 
 public struct LimitStoreError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
-        /// The store could not be reached, or did not answer in time.
+        /// The store could not be reached.
         case unavailable
+        /// The store did not answer within its timeout.
+        case timeout
         /// The store answered something toolgate cannot interpret.
         case protocolError
     }
