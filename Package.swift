@@ -66,6 +66,17 @@ let package = Package(
             name: "ToolgateUpstream",
             dependencies: ["ToolgateCore", "CCurl"]
         ),
+        // Redis: the hiredis client (pipelined, reconnecting) and the fleet-wide limit store on it.
+        .target(
+            name: "ToolgateRedis",
+            dependencies: [
+                "ToolgateCore",
+                "CHiredis",
+                "RedisScripts",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The example upstream MCP server that `toolgate demo` runs.
         .target(
             name: "ExampleUpstream",
@@ -80,6 +91,7 @@ let package = Package(
                 "ToolgateCore",
                 "ToolgateServer",
                 "ToolgateUpstream",
+                "ToolgateRedis",
                 "ExampleUpstream",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -96,7 +108,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "toolgate-bench",
-            dependencies: ["ToolgateCore"],
+            dependencies: ["ToolgateCore", "ToolgateRedis", .product(name: "Logging", package: "swift-log")],
             path: "benchmarks/CoreBenchmark"
         ),
         .testTarget(
@@ -119,6 +131,10 @@ let package = Package(
             name: "ToolgateUpstreamTests",
             dependencies: ["ToolgateUpstream"],
             exclude: ["Support"]
+        ),
+        .testTarget(
+            name: "RedisLimitStoreTests",
+            dependencies: ["ToolgateRedis", "RedisScripts", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RedisScriptsTests",

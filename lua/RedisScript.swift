@@ -15,11 +15,15 @@ public enum RedisScript: String, CaseIterable, Sendable {
         }
     }
 
-    /// The SHA-1 that `EVALSHA` names the script by.
-    public var sha1: String {
-        Insecure.SHA1.hash(data: bytes).map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
-        }.joined()
-    }
+    /// The SHA-1 that `EVALSHA` names the script by; computed once, it is on every decision's path.
+    public var sha1: String { Self.digests[self]! }
+
+    private static let digests: [RedisScript: String] = Dictionary(
+        uniqueKeysWithValues: allCases.map { script in
+            let hex = Insecure.SHA1.hash(data: script.bytes).map { byte in
+                let digits = Array("0123456789abcdef")
+                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+            }.joined()
+            return (script, hex)
+        })
 }

@@ -79,6 +79,10 @@ extension MCPProxy {
         }
         let shadowFailed = zip(decision.charges, outcome.results).contains { $0.shadow && !$1.passed }
         metrics.toolCall(tool: decision.metricTool, decision: shadowFailed ? .shadowDenied : .allowed)
+        // The store's decision time (Redis TIME on Redis): what fleet-wide exactness is judged by.
+        logger.debug(
+            "tool call admitted",
+            metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
         return .forward(callID: callID)
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import ToolgateCore
+import ToolgateRedis
 import ToolgateServer
 import ToolgateUpstream
 
@@ -17,7 +18,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
+    @Option(help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store).")
+    var redis: String?
     @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
+    @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
+    var failMode: String?
+    @Option(name: .customLong("redis-timeout"), help: "Per-operation Redis timeout in milliseconds (default 100).") var redisTimeout: String?
     @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
     @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
     @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
@@ -56,13 +62,19 @@ struct ServeSettings {
     var server: ServerConfiguration
     var upstream: CurlUpstreamTransport.Configuration
     var logLevel: Logger.Level
+    /// Nil: the embedded in-memory store.
+    var redis: RedisClient.Configuration?
 
-    init(policyPath: String, policy: Policy, server: ServerConfiguration, upstream: CurlUpstreamTransport.Configuration, logLevel: Logger.Level) {
+    init(
+        policyPath: String, policy: Policy, server: ServerConfiguration, upstream: CurlUpstreamTransport.Configuration,
+        logLevel: Logger.Level, redis: RedisClient.Configuration? = nil
+    ) {
         self.policyPath = policyPath
         self.policy = policy
         self.server = server
         self.upstream = upstream
         self.logLevel = logLevel
+        self.redis = redis
     }
 
     struct Failure: Error {
@@ -117,6 +129,26 @@ struct ServeSettings {
             }
             headers.append(HTTPHeader(name, value))
         }
+        let failModeText = env.value(command.failMode, flag: "fail-mode") ?? "closed"
+        guard let failMode = FailMode(rawValue: failModeText) else {
+            throw usage("--fail-mode must be closed or open, got \"\(failModeText)\"")
+        }
+        var redisTimeout = Duration.milliseconds(100)
+        if let text = env.value(command.redisTimeout, flag: "redis-timeout") {
+            guard let ms = Int(text), ms > 0 else { throw usage("--redis-timeout must be a positive number of milliseconds, got \"\(text)\"") }
+            redisTimeout = .milliseconds(ms)
+        }
+        if let text = env.value(command.redis, flag: "redis") {
+            do {
+                var configuration = RedisClient.Configuration(url: try RedisURL(parsing: text))
+                configuration.operationTimeout = redisTimeout
+                redis = configuration
+            } catch {
+                throw usage("--redis: \(error.message)")
+            }
+        } else {
+            redis = nil
+        }
         let levelText = env.value(command.logLevel, flag: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw usage("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \"\(levelText)\"")
@@ -143,7 +175,7 @@ struct ServeSettings {
             listenHost: host, listenPort: port, upstreamURL: upstreamURL, upstreamHeaders: headers, agentID: agentID,
             keyPrefix: keyPrefix, maxBodyBytes: maxBody,
             allowedOrigins: env.values(command.allowedOrigins, flag: "allowed-origin"),
-            allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants)
+            allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants, failMode: failMode)
     }
 
     /// `127.0.0.1:8931`, `[::1]:0`, `0.0.0.0:8080`.

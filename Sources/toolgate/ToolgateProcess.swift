@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import ToolgateCore
+import ToolgateRedis
 import ToolgateServer
 import ToolgateUpstream
 
@@ -14,10 +15,23 @@ enum ToolgateProcess {
         let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix)
         let readiness = ToolgateServer.Readiness()
         let upstream = CurlUpstreamTransport(configuration: settings.upstream)
+        let store: any LimitStore
+        let storeStatus: any StoreStatus
+        var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let redis = settings.redis {
+            let client = RedisClient(configuration: redis, logger: logger)
+            let status = RedisStoreStatus(client: client, logger: logger)
+            store = RedisLimitStore(client: client, keyPrefix: settings.server.keyPrefix, logger: logger)
+            storeStatus = status
+            storeServices.append(.init(service: status, successTerminationBehavior: .ignore))
+            logger.info("limit store: redis", metadata: ["redis": "\(redis.url.host):\(redis.url.port)/\(redis.url.database)"])
+        } else {
+            store = InMemoryLimitStore(clock: SystemWallClock())
+            storeStatus = MemoryStoreStatus()
+        }
         let app = ToolgateServer.makeApplication(
-            configuration: settings.server, policy: policy, store: InMemoryLimitStore(clock: SystemWallClock()),
-            storeStatus: MemoryStoreStatus(), upstream: upstream, metrics: metrics, readiness: readiness, logger: logger,
-            onListening: onListening)
+            configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
+            metrics: metrics, readiness: readiness, logger: logger, onListening: onListening)
         let reloader = PolicyReloader(path: settings.policyPath, state: policy, metrics: metrics, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
@@ -25,7 +39,7 @@ enum ToolgateProcess {
                     .init(service: app),
                     .init(service: reloader, successTerminationBehavior: .ignore),
                     .init(service: DrainWatcher(readiness: readiness), successTerminationBehavior: .ignore),
-                ],
+                ] + storeServices,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info(

@@ -352,10 +352,12 @@ class ToolgateFactory:
         env: dict[str, str] | None = None,
         listen_host: str = "127.0.0.1",
         wait: bool = True,
+        wrapper: list[str] | None = None,
     ) -> Toolgate:
         """Start `toolgate serve` on a free port in front of `upstream` and wait for /healthz.
 
         It listens on 127.0.0.1 unless `listen_host` says otherwise; the tests reach it over 127.0.0.1 always.
+        `wrapper` runs it under another command, such as `faketime -f -600`.
         """
         global _toolgate_never_ready
         binary = toolgate_binary()
@@ -367,7 +369,7 @@ class ToolgateFactory:
         policy_path = self.tmp_path / f"policy-{self.count}.json"
         policy_path.write_text(policy if isinstance(policy, str) else json.dumps(policy, indent=2))
         port = free_port()
-        argv = [
+        argv = (wrapper or []) + [
             binary, "serve",
             "--policy", str(policy_path),
             "--upstream", upstream,

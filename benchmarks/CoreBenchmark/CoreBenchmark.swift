@@ -6,10 +6,22 @@ import ToolgateCore
 @main
 struct CoreBenchmark {
     static func main() async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "redis" {
+            // toolgate-bench redis PORT [SECONDS] [CONCURRENCY...]
+            guard arguments.count >= 2, let port = Int(arguments[1]) else {
+                print("usage: toolgate-bench redis PORT [SECONDS] [CONCURRENCY...]")
+                return
+            }
+            let seconds = arguments.count > 2 ? Double(arguments[2]) ?? 10 : 10
+            let levels = arguments.count > 3 ? arguments[3...].compactMap { Int($0) } : [1, 16, 64]
+            try await RedisStoreBenchmark.run(port: port, seconds: seconds, concurrencies: levels)
+            return
+        }
         let seedPolicy = try Policy.parse(
             #"{"version":"1","default":"deny","tools":{"imageBackgroundRemoval":{"limits":[{"counter":"imagebackgroundremoval_rate","window":"minute","max":10,"scope":"grant"}]}}}"#,
             file: "seed.json")
-        let examplePath = CommandLine.arguments.dropFirst().first ?? "examples/policy.json"
+        let examplePath = arguments.first ?? "examples/policy.json"
         let exampleBytes = Array(try Data(contentsOf: URL(fileURLWithPath: examplePath)))
         let example = try Policy.parse(exampleBytes, file: examplePath)
         let identity = Identity(grant: "ci-bot", session: "session-1", agent: "host-a")
