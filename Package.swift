@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "toolgate", targets: ["toolgate"]),
         .library(name: "ToolgateCore", targets: ["ToolgateCore"]),
         .library(name: "ToolgateUpstream", targets: ["ToolgateUpstream"]),
+        .library(name: "ToolgateRedis", targets: ["ToolgateRedis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -56,6 +57,11 @@ let package = Package(
         .target(
             name: "ToolgateUpstream",
             dependencies: ["ToolgateCore", "CCurl"]
+        ),
+        // Redis client: pipelined hiredis connections, each on its own thread, bridged to async/await.
+        .target(
+            name: "ToolgateRedis",
+            dependencies: ["CHiredis", .product(name: "Logging", package: "swift-log")]
         ),
         // The example upstream MCP server that `toolgate demo` runs.
         .target(
@@ -110,6 +116,11 @@ let package = Package(
             name: "ToolgateUpstreamTests",
             dependencies: ["ToolgateUpstream"],
             exclude: ["Support"]
+        ),
+        // Integration tests: each starts its own redis-server on a free loopback port.
+        .testTarget(
+            name: "ToolgateRedisTests",
+            dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "SystemLibraryTests",
