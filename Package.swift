@@ -96,6 +96,11 @@ let package = Package(
             dependencies: ["ToolgateCore"],
             path: "benchmarks/CoreBenchmark"
         ),
+        .executableTarget(
+            name: "toolgate-redis-bench",
+            dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")],
+            path: "benchmarks/RedisClientBenchmark"
+        ),
         .testTarget(
             name: "ToolgateCoreTests",
             dependencies: ["ToolgateCore", .product(name: "Crypto", package: "swift-crypto")],
