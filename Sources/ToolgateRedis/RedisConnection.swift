@@ -340,12 +340,12 @@ final class RedisConnection: @unchecked Sendable {
                 disconnect(.protocolError, "Redis sent a reply to no command", now: now)
                 return
             }
-            deliver(value, to: entry.waiter, now: now)
+            deliver(value, to: entry, now: now)
         }
     }
 
-    private func deliver(_ value: RedisValue, to waiter: Waiter, now: ContinuousClock.Instant) {
-        switch waiter {
+    private func deliver(_ value: RedisValue, to entry: ReplyQueue<Waiter>.Entry, now: ContinuousClock.Instant) {
+        switch entry.waiter {
         case .caller(let caller):
             pending.subtract(1, ordering: .relaxed)
             caller.continuation.resume(returning: .success(value))
@@ -364,7 +364,9 @@ final class RedisConnection: @unchecked Sendable {
             if case .error(let message) = value {
                 disconnect(.connectionFailed, Self.handshakeFailure(step: step, message: message), now: now)
             } else if last {
-                becomeReady(now: now)
+                // The handshake's PING is the first health check: healthy only if it came back within the
+                // operation timeout, though the connect timeout bounds it.
+                becomeReady(healthy: entry.sentAt.map { $0 + settings.operationTimeout >= now } ?? true, now: now)
             }
         }
     }
@@ -460,9 +462,9 @@ final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    private func becomeReady(now: ContinuousClock.Instant) {
+    private func becomeReady(healthy: Bool, now: ContinuousClock.Instant) {
         phase = .ready
-        healthyValue.store(true, ordering: .relaxed)
+        healthyValue.store(healthy, ordering: .relaxed)
         statusValue.store(Status.up.rawValue, ordering: .releasing)
         connects.add(1, ordering: .relaxed)
         backoff = settings.reconnectBackoff.lowerBound
