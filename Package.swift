@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "toolgate", targets: ["toolgate"]),
         .library(name: "ToolgateCore", targets: ["ToolgateCore"]),
         .library(name: "ToolgateUpstream", targets: ["ToolgateUpstream"]),
+        .library(name: "ToolgateRedis", targets: ["ToolgateRedis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -66,7 +67,7 @@ let package = Package(
             name: "ToolgateUpstream",
             dependencies: ["ToolgateCore", "CCurl"]
         ),
-        // Redis: the hiredis client (pipelined, reconnecting) and the fleet-wide limit store on it.
+        // Redis: the hiredis client (pipelined connections, each on its own thread) and the fleet-wide limit store.
         .target(
             name: "ToolgateRedis",
             dependencies: [
@@ -111,6 +112,11 @@ let package = Package(
             dependencies: ["ToolgateCore", "ToolgateRedis", .product(name: "Logging", package: "swift-log")],
             path: "benchmarks/CoreBenchmark"
         ),
+        .executableTarget(
+            name: "toolgate-redis-bench",
+            dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")],
+            path: "benchmarks/RedisClientBenchmark"
+        ),
         .testTarget(
             name: "ToolgateCoreTests",
             dependencies: ["ToolgateCore", .product(name: "Crypto", package: "swift-crypto")],
@@ -131,6 +137,11 @@ let package = Package(
             name: "ToolgateUpstreamTests",
             dependencies: ["ToolgateUpstream"],
             exclude: ["Support"]
+        ),
+        // Integration tests: each starts its own redis-server on a free loopback port.
+        .testTarget(
+            name: "ToolgateRedisTests",
+            dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RedisLimitStoreTests",
