@@ -98,6 +98,8 @@ final class RedisConnection: @unchecked Sendable {
     let connects = Atomic<Int>(0)
     let timeouts = Atomic<Int>(0)
     let lateReplies = Atomic<Int>(0)
+    /// hiredis contexts allocated and not yet freed: at most 1, and 0 once the thread has ended.
+    let openContexts = Atomic<Int>(0)
 
     // MARK: Owned by the connection thread
 
@@ -126,7 +128,6 @@ final class RedisConnection: @unchecked Sendable {
         backoff = settings.reconnectBackoff.lowerBound
         phase = .waiting(until: .now)
         let thread = Thread { [self] in run() }
-        thread.name = "toolgate-redis-\(index)"
         thread.start()
     }
 
@@ -161,6 +162,8 @@ final class RedisConnection: @unchecked Sendable {
     // MARK: The connection thread
 
     private func run() {
+        // Set from inside: on Linux that is what names the OS thread (15 characters at most), for top and gdb.
+        Thread.current.name = "tg-redis-\(index)"
         Self.blockSIGPIPE()
         while let requests = takeRequests() {
             var now = ContinuousClock.now
@@ -428,6 +431,7 @@ final class RedisConnection: @unchecked Sendable {
             return
         }
         self.context = context
+        openContexts.add(1, ordering: .relaxed)
         guard context.pointee.err == 0 else {
             disconnect(.connectionFailed, Self.errorText(context), now: now)
             return
@@ -485,6 +489,7 @@ final class RedisConnection: @unchecked Sendable {
         if let context {
             redisFree(context)
             self.context = nil
+            openContexts.subtract(1, ordering: .relaxed)
         }
         let wasUp = status == .up
         lastFailureValue.withLock { $0 = reason }
@@ -550,6 +555,7 @@ final class RedisConnection: @unchecked Sendable {
         if let context {
             redisFree(context)
             self.context = nil
+            openContexts.subtract(1, ordering: .relaxed)
         }
         replyFunctions.deallocate()
         wakeup.closeBothEnds()
