@@ -16,6 +16,9 @@ import Darwin
 /// a wakeup pipe; the thread appends everything waiting (`redisAppendCommandArgv`), writes the whole buffer at
 /// once (`redisBufferWrite`), `poll()`s the socket and the pipe, reads, and resumes callers in reply order.
 /// Deadlines, health checks and reconnects are all driven from that loop.
+///
+/// `@unchecked Sendable`: the state under "Owned by the connection thread" is touched by that thread alone;
+/// whatever other threads read or write is a `Mutex` or an `Atomic`.
 final class RedisConnection: @unchecked Sendable {
     /// What callers may do with this connection, published for the client's routing.
     enum Status: Int {
@@ -426,6 +429,7 @@ final class RedisConnection: @unchecked Sendable {
 
     private func startConnecting(now: ContinuousClock.Instant) {
         // Name resolution inside happens on this thread; it blocks nothing but this connection.
+        // Ownership (see `context`): this thread alone uses the new context and frees it exactly once.
         guard let context = redisConnectNonBlock(settings.url.host, Int32(settings.url.port)) else {
             disconnect(.connectionFailed, "hiredis could not allocate a context", now: now)
             return
