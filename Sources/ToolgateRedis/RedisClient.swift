@@ -83,7 +83,9 @@ public final class RedisClient: Sendable {
     /// A Redis error reply is returned as `.error`, not thrown.
     ///
     /// `onLateReply` is called (on an arbitrary thread; keep it short, it runs on the connection's loop) if the
-    /// reply arrives after this call already failed with `.timeout`: the command ran after all.
+    /// reply arrives after this call already failed with `.timeout`: the command ran after all. If the connection
+    /// is lost instead (or dropped as stuck), nothing is called: whether a written command ran is then unknown,
+    /// both for a timed-out call and for one that fails with `.connectionFailed`.
     ///
     /// Commands that would break a shared connection (MULTI/EXEC, SELECT, AUTH, SUBSCRIBE, ...) fail with
     /// `.protocolError` without being sent. Cancelling the calling task does not cut the call short; the
@@ -144,6 +146,11 @@ public final class RedisClient: Sendable {
             timeouts: connections.reduce(0) { $0 + $1.timeouts.load(ordering: .relaxed) },
             lateReplies: connections.reduce(0) { $0 + $1.lateReplies.load(ordering: .relaxed) },
             commandsPerConnection: connections.map { $0.commandsAppended.load(ordering: .relaxed) })
+    }
+
+    /// hiredis contexts not yet freed, for tests: 0 after shutdown means every context was freed.
+    var openContexts: Int {
+        connections.reduce(0) { $0 + $1.openContexts.load(ordering: .relaxed) }
     }
 
     /// The up connection with the fewest unanswered commands; else one still making its first attempt; else fail

@@ -16,6 +16,9 @@ import Darwin
 /// a wakeup pipe; the thread appends everything waiting (`redisAppendCommandArgv`), writes the whole buffer at
 /// once (`redisBufferWrite`), `poll()`s the socket and the pipe, reads, and resumes callers in reply order.
 /// Deadlines, health checks and reconnects are all driven from that loop.
+///
+/// `@unchecked Sendable`: the state under "Owned by the connection thread" is touched by that thread alone;
+/// whatever other threads read or write is a `Mutex` or an `Atomic`.
 final class RedisConnection: @unchecked Sendable {
     /// What callers may do with this connection, published for the client's routing.
     enum Status: Int {
@@ -98,6 +101,8 @@ final class RedisConnection: @unchecked Sendable {
     let connects = Atomic<Int>(0)
     let timeouts = Atomic<Int>(0)
     let lateReplies = Atomic<Int>(0)
+    /// hiredis contexts allocated and not yet freed: at most 1, and 0 once the thread has ended.
+    let openContexts = Atomic<Int>(0)
 
     // MARK: Owned by the connection thread
 
@@ -126,7 +131,6 @@ final class RedisConnection: @unchecked Sendable {
         backoff = settings.reconnectBackoff.lowerBound
         phase = .waiting(until: .now)
         let thread = Thread { [self] in run() }
-        thread.name = "toolgate-redis-\(index)"
         thread.start()
     }
 
@@ -161,6 +165,8 @@ final class RedisConnection: @unchecked Sendable {
     // MARK: The connection thread
 
     private func run() {
+        // Set from inside: on Linux that is what names the OS thread (15 characters at most), for top and gdb.
+        Thread.current.name = "tg-redis-\(index)"
         Self.blockSIGPIPE()
         while let requests = takeRequests() {
             var now = ContinuousClock.now
@@ -423,11 +429,13 @@ final class RedisConnection: @unchecked Sendable {
 
     private func startConnecting(now: ContinuousClock.Instant) {
         // Name resolution inside happens on this thread; it blocks nothing but this connection.
+        // Ownership (see `context`): this thread alone uses the new context and frees it exactly once.
         guard let context = redisConnectNonBlock(settings.url.host, Int32(settings.url.port)) else {
             disconnect(.connectionFailed, "hiredis could not allocate a context", now: now)
             return
         }
         self.context = context
+        openContexts.add(1, ordering: .relaxed)
         guard context.pointee.err == 0 else {
             disconnect(.connectionFailed, Self.errorText(context), now: now)
             return
@@ -485,6 +493,7 @@ final class RedisConnection: @unchecked Sendable {
         if let context {
             redisFree(context)
             self.context = nil
+            openContexts.subtract(1, ordering: .relaxed)
         }
         let wasUp = status == .up
         lastFailureValue.withLock { $0 = reason }
@@ -550,6 +559,7 @@ final class RedisConnection: @unchecked Sendable {
         if let context {
             redisFree(context)
             self.context = nil
+            openContexts.subtract(1, ordering: .relaxed)
         }
         replyFunctions.deallocate()
         wakeup.closeBothEnds()

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import ToolgateRedis
+
+@testable import ToolgateRedis
 
 /// A Redis that stops, dies, comes back, or was never there; and shutdown. Serialized, because these tests
 /// measure that nothing hangs and a busy machine should not blur that.
@@ -94,6 +95,10 @@ import ToolgateRedis
             #expect(try await client.send(["SET", "after", "2"]) == .simpleString("OK"))
             #expect(try server.cli("-n", "2", "GET", "after") == "2")
             #expect(client.statistics.connects > connectsBefore)
+            // Every context of the failed attempts was freed: at most one per connection is left.
+            #expect(client.openContexts <= 2)
+            client.shutdown()
+            #expect(await eventually(within: .seconds(3)) { client.openContexts == 0 })
         }
     }
 
@@ -114,6 +119,10 @@ import ToolgateRedis
         #expect(!client.isHealthy)
         #expect(await client.ping() == false)
         #expect(client.statistics.connects == 0)
+        // Each refused attempt freed its context; at most the attempt in flight holds one per connection.
+        #expect(client.openContexts <= 2)
+        client.shutdown()
+        #expect(await eventually(within: .seconds(3)) { client.openContexts == 0 })
     }
 
     @Test func shutdownResumesEveryWaitingCaller() async throws {
@@ -145,6 +154,7 @@ import ToolgateRedis
             #expect(await failure { try await client.send(["PING"]) }?.code == .closed)
             #expect(await client.ping() == false)
             #expect(!client.isHealthy)
+            #expect(await eventually(within: .seconds(3)) { client.openContexts == 0 })
         }
     }
 }
