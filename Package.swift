@@ -117,9 +117,14 @@ let package = Package(
             dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")],
             path: "benchmarks/RedisClientBenchmark"
         ),
+        // Shared by the test targets: reproducible randomness for property and equivalence tests.
+        .target(
+            name: "ToolgateTestSupport",
+            path: "Sources/ToolgateTestSupport"
+        ),
         .testTarget(
             name: "ToolgateCoreTests",
-            dependencies: ["ToolgateCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ToolgateCore", "ToolgateTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -145,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisLimitStoreTests",
-            dependencies: ["ToolgateRedis", "RedisScripts", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ToolgateRedis", "RedisScripts", "ToolgateTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RedisScriptsTests",

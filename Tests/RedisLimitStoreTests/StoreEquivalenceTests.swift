@@ -1,6 +1,7 @@
 import Logging
 import Testing
 import ToolgateCore
+import ToolgateTestSupport
 @testable import ToolgateRedis
 
 /// The same decisions from both stores. The Redis store runs first, in real time; the in-memory store then
@@ -95,7 +96,7 @@ struct StoreEquivalenceTests {
 
     @Test(arguments: [1, 2, 3] as [UInt64])
     func randomTraffic(seed: UInt64) async throws {
-        var rng = SplitMix(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         let compared = try await Self.compare("random-\(seed)") { p in
             let limits = LimitAlgorithm.allCases.flatMap { algorithm in
                 [Self.charge(p + ":{global:_}:\(algorithm.rawValue)", algorithm, max: 5),
@@ -114,17 +115,5 @@ struct StoreEquivalenceTests {
             return steps
         }
         #expect(compared > 50)
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

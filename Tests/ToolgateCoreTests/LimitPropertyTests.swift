@@ -1,4 +1,5 @@
 import Testing
+import ToolgateTestSupport
 @testable import ToolgateCore
 
 /// Random arrivals, costs and limits, checked against the reference models and against the guarantees
