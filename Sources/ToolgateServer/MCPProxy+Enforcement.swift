@@ -63,11 +63,19 @@ extension MCPProxy {
             metrics.storeOperation(result: error.code == .timeout ? "timeout" : "error")
             switch configuration.failMode {
             case .closed:
-                logger.error("limit store failed; denying (fail mode closed)", metadata: ["error": "\(error)"])
+                if let suppressed = storeFailureLog.admit() {
+                    logger.error(
+                        "limit store failed; denying (fail mode closed)",
+                        metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
+                }
                 return deny(
                     ToolCallDenial(reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again shortly"))
             case .open:
-                logger.warning("limit store failed; allowing without limits (fail mode open)", metadata: ["error": "\(error)"])
+                if let suppressed = storeFailureLog.admit() {
+                    logger.warning(
+                        "limit store failed; allowing without limits (fail mode open)",
+                        metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
+                }
                 metrics.toolCall(tool: decision.metricTool, decision: .allowed)
                 return .forward(callID: nil)
             }

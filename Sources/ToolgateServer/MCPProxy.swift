@@ -16,6 +16,8 @@ struct MCPProxy: Sendable {
     let originGuard: RequestOriginGuard
     /// One identity per grant, so subject hashes are computed once; requests only add their session.
     let identities: [String: Identity]
+    /// A store outage refuses every call; its log line is written once a second.
+    let storeFailureLog = LogThrottle()
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,

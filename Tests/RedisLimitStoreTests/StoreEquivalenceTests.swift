@@ -6,114 +6,115 @@ import ToolgateTestSupport
 
 /// The same decisions from both stores. The Redis store runs first, in real time; the in-memory store then
 /// replays the same calls with its injected clock set to each decision's Redis time, and must answer alike.
-@Suite(.enabled(if: TestRedis.available, "scripts/test.sh starts redis-server and sets TOOLGATE_TEST_REDIS_PORT"), .serialized)
-struct StoreEquivalenceTests {
-    enum Step {
-        case acquire(String, [LimitCharge])
-        case refund(String)
-        case sleep(milliseconds: Int)
-    }
-
-    static func charge(
-        _ key: String, _ algorithm: LimitAlgorithm, window: Int = 1, max: Int, cost: Int = 1, shadow: Bool = false
-    ) -> LimitCharge {
-        LimitCharge(
-            key: key, counter: key, rule: "t", scope: .global, window: Window(seconds: window, text: "\(window)s"), max: max,
-            algorithm: algorithm, cost: cost, shadow: shadow)
-    }
-
-    /// Runs `steps` on Redis, then replays them on memory; returns how many decisions were compared.
-    @discardableResult
-    static func compare(_ name: String, _ build: (String) -> [Step]) async throws -> Int {
-        let prefix = TestRedis.uniquePrefix(name)
-        let steps = build(prefix)
-        let client = try TestRedis.client()
-        defer { client.shutdown() }
-        let redis = RedisLimitStore(client: client, keyPrefix: prefix, logger: Logger(label: "test"))
-        var recorded: [(outcome: LimitOutcome?, refunded: Bool?)] = []
-        for step in steps {
-            switch step {
-            case .acquire(let id, let charges):
-                recorded.append((try await redis.acquire(LimitRequest(callID: id, charges: charges)), nil))
-            case .refund(let id):
-                recorded.append((nil, try await redis.refund(callID: id)))
-            case .sleep(let ms):
-                try await Task.sleep(for: .milliseconds(ms))
-                recorded.append((nil, nil))
-            }
+extension SharedRedisTests {
+    @Suite struct StoreEquivalenceTests {
+        enum Step {
+            case acquire(String, [LimitCharge])
+            case refund(String)
+            case sleep(milliseconds: Int)
         }
-        let clock = ManualWallClock(micros: 0)
-        let memory = InMemoryLimitStore(clock: clock)
-        var compared = 0
-        for (step, record) in zip(steps, recorded) {
-            switch step {
-            case .acquire(let id, let charges):
-                let expected = record.outcome!
-                clock.set(micros: expected.decidedAtMicros)
-                let actual = memory.acquireNow(LimitRequest(callID: id, charges: charges))
-                #expect(actual == expected, "\(name): call \(id) at \(expected.decidedAtMicros)")
-                compared += 1
-            case .refund(let id):
-                #expect(memory.refundNow(callID: id) == record.refunded!, "\(name): refund \(id)")
-            case .sleep:
-                break
-            }
-        }
-        return compared
-    }
 
-    @Test(arguments: LimitAlgorithm.allCases)
-    func burstThenRecovery(algorithm: LimitAlgorithm) async throws {
-        try await Self.compare("burst-\(algorithm.rawValue)") { p in
-            let c = Self.charge(p + ":{global:_}:c", algorithm, max: 3)
-            return (0..<5).map { .acquire("a\($0)", [c]) } + [.sleep(milliseconds: 400)]
-                + (0..<3).map { .acquire("b\($0)", [c]) } + [.sleep(milliseconds: 700)] + (0..<4).map { .acquire("c\($0)", [c]) }
+        static func charge(
+            _ key: String, _ algorithm: LimitAlgorithm, window: Int = 1, max: Int, cost: Int = 1, shadow: Bool = false
+        ) -> LimitCharge {
+            LimitCharge(
+                key: key, counter: key, rule: "t", scope: .global, window: Window(seconds: window, text: "\(window)s"), max: max,
+                algorithm: algorithm, cost: cost, shadow: shadow)
         }
-    }
 
-    @Test func multipleLimitsAreAllOrNothing() async throws {
-        try await Self.compare("multi") { p in
-            let wide = Self.charge(p + ":{global:_}:wide", .sliding, window: 2, max: 5)
-            let narrow = Self.charge(p + ":{grant:x}:narrow", .fixed, window: 2, max: 2)
-            let bucket = Self.charge(p + ":{agent:y}:bucket", .tokenBucket, window: 2, max: 4)
-            return (0..<6).map { .acquire("m\($0)", [wide, narrow, bucket]) } + (0..<4).map { .acquire("w\($0)", [wide, bucket]) }
-        }
-    }
-
-    @Test func costsShadowsAndRefunds() async throws {
-        try await Self.compare("costs") { p in
-            let spend = Self.charge(p + ":{grant:x}:spend", .sliding, window: 2, max: 10, cost: 4)
-            let zero = Self.charge(p + ":{grant:x}:spend", .sliding, window: 2, max: 10, cost: 0)
-            let shadow = Self.charge(p + ":{grant:x}:shadow", .fixed, window: 2, max: 1, shadow: true)
-            let bucket = Self.charge(p + ":{grant:x}:bucket", .tokenBucket, window: 2, max: 7, cost: 3)
-            return [
-                .acquire("1", [spend, shadow, bucket]), .acquire("2", [spend, shadow, bucket]), .acquire("3", [spend, shadow, bucket]),
-                .acquire("z", [zero]), .refund("2"), .refund("2"), .refund("never"), .acquire("4", [spend, shadow, bucket]),
-                .acquire("5", [spend, shadow, bucket]),
-            ]
-        }
-    }
-
-    @Test(arguments: [1, 2, 3] as [UInt64])
-    func randomTraffic(seed: UInt64) async throws {
-        var rng = SeededGenerator(seed: seed)
-        let compared = try await Self.compare("random-\(seed)") { p in
-            let limits = LimitAlgorithm.allCases.flatMap { algorithm in
-                [Self.charge(p + ":{global:_}:\(algorithm.rawValue)", algorithm, max: 5),
-                 Self.charge(p + ":{grant:g}:\(algorithm.rawValue)-cost", algorithm, window: 2, max: 6, cost: 2)]
-            }
-            var steps: [Step] = []
-            for i in 0..<80 {
-                switch rng.next() % 10 {
-                case 0: steps.append(.sleep(milliseconds: Int(rng.next() % 120)))
-                case 1: steps.append(.refund("r\(rng.next() % UInt64(max(i, 1)))"))
-                default:
-                    let chosen = limits.filter { _ in rng.next() % 3 == 0 }
-                    steps.append(.acquire("r\(i)", chosen.isEmpty ? [limits[Int(rng.next() % UInt64(limits.count))]] : chosen))
+        /// Runs `steps` on Redis, then replays them on memory; returns how many decisions were compared.
+        @discardableResult
+        static func compare(_ name: String, _ build: (String) -> [Step]) async throws -> Int {
+            let prefix = TestRedis.uniquePrefix(name)
+            let steps = build(prefix)
+            let client = try TestRedis.client()
+            defer { client.shutdown() }
+            let redis = RedisLimitStore(client: client, keyPrefix: prefix, logger: Logger(label: "test"))
+            var recorded: [(outcome: LimitOutcome?, refunded: Bool?)] = []
+            for step in steps {
+                switch step {
+                case .acquire(let id, let charges):
+                    recorded.append((try await redis.acquire(LimitRequest(callID: id, charges: charges)), nil))
+                case .refund(let id):
+                    recorded.append((nil, try await redis.refund(callID: id)))
+                case .sleep(let ms):
+                    try await Task.sleep(for: .milliseconds(ms))
+                    recorded.append((nil, nil))
                 }
             }
-            return steps
+            let clock = ManualWallClock(micros: 0)
+            let memory = InMemoryLimitStore(clock: clock)
+            var compared = 0
+            for (step, record) in zip(steps, recorded) {
+                switch step {
+                case .acquire(let id, let charges):
+                    let expected = record.outcome!
+                    clock.set(micros: expected.decidedAtMicros)
+                    let actual = memory.acquireNow(LimitRequest(callID: id, charges: charges))
+                    #expect(actual == expected, "\(name): call \(id) at \(expected.decidedAtMicros)")
+                    compared += 1
+                case .refund(let id):
+                    #expect(memory.refundNow(callID: id) == record.refunded!, "\(name): refund \(id)")
+                case .sleep:
+                    break
+                }
+            }
+            return compared
         }
-        #expect(compared > 50)
+
+        @Test(arguments: LimitAlgorithm.allCases)
+        func burstThenRecovery(algorithm: LimitAlgorithm) async throws {
+            try await Self.compare("burst-\(algorithm.rawValue)") { p in
+                let c = Self.charge(p + ":{global:_}:c", algorithm, max: 3)
+                return (0..<5).map { .acquire("a\($0)", [c]) } + [.sleep(milliseconds: 400)]
+                    + (0..<3).map { .acquire("b\($0)", [c]) } + [.sleep(milliseconds: 700)] + (0..<4).map { .acquire("c\($0)", [c]) }
+            }
+        }
+
+        @Test func multipleLimitsAreAllOrNothing() async throws {
+            try await Self.compare("multi") { p in
+                let wide = Self.charge(p + ":{global:_}:wide", .sliding, window: 2, max: 5)
+                let narrow = Self.charge(p + ":{grant:x}:narrow", .fixed, window: 2, max: 2)
+                let bucket = Self.charge(p + ":{agent:y}:bucket", .tokenBucket, window: 2, max: 4)
+                return (0..<6).map { .acquire("m\($0)", [wide, narrow, bucket]) } + (0..<4).map { .acquire("w\($0)", [wide, bucket]) }
+            }
+        }
+
+        @Test func costsShadowsAndRefunds() async throws {
+            try await Self.compare("costs") { p in
+                let spend = Self.charge(p + ":{grant:x}:spend", .sliding, window: 2, max: 10, cost: 4)
+                let zero = Self.charge(p + ":{grant:x}:spend", .sliding, window: 2, max: 10, cost: 0)
+                let shadow = Self.charge(p + ":{grant:x}:shadow", .fixed, window: 2, max: 1, shadow: true)
+                let bucket = Self.charge(p + ":{grant:x}:bucket", .tokenBucket, window: 2, max: 7, cost: 3)
+                return [
+                    .acquire("1", [spend, shadow, bucket]), .acquire("2", [spend, shadow, bucket]), .acquire("3", [spend, shadow, bucket]),
+                    .acquire("z", [zero]), .refund("2"), .refund("2"), .refund("never"), .acquire("4", [spend, shadow, bucket]),
+                    .acquire("5", [spend, shadow, bucket]),
+                ]
+            }
+        }
+
+        @Test(arguments: [1, 2, 3] as [UInt64])
+        func randomTraffic(seed: UInt64) async throws {
+            var rng = SeededGenerator(seed: seed)
+            let compared = try await Self.compare("random-\(seed)") { p in
+                let limits = LimitAlgorithm.allCases.flatMap { algorithm in
+                    [Self.charge(p + ":{global:_}:\(algorithm.rawValue)", algorithm, max: 5),
+                     Self.charge(p + ":{grant:g}:\(algorithm.rawValue)-cost", algorithm, window: 2, max: 6, cost: 2)]
+                }
+                var steps: [Step] = []
+                for i in 0..<80 {
+                    switch rng.next() % 10 {
+                    case 0: steps.append(.sleep(milliseconds: Int(rng.next() % 120)))
+                    case 1: steps.append(.refund("r\(rng.next() % UInt64(max(i, 1)))"))
+                    default:
+                        let chosen = limits.filter { _ in rng.next() % 3 == 0 }
+                        steps.append(.acquire("r\(i)", chosen.isEmpty ? [limits[Int(rng.next() % UInt64(limits.count))]] : chosen))
+                    }
+                }
+                return steps
+            }
+            #expect(compared > 50)
+        }
     }
 }

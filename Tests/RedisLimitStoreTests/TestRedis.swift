@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Logging
 import ToolgateRedis
 
@@ -18,3 +19,7 @@ enum TestRedis {
         "test-\(name)-\(UInt32.random(in: 0...UInt32.max))"
     }
 }
+
+/// Both suites share the test Redis, and one of them flushes its script cache: they run one test at a time.
+@Suite(.serialized, .enabled(if: TestRedis.available, "scripts/test.sh starts redis-server and sets TOOLGATE_TEST_REDIS_PORT"))
+enum SharedRedisTests {}
