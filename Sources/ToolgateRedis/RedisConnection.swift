@@ -510,6 +510,20 @@ final class RedisConnection: @unchecked Sendable {
         let waiting = held
         held = []
         for request in waiting { reject(request, with: error) }
+        failQueued(with: error)
+
+        let metadata: Logger.Metadata = ["reason": "\(reason)", "retry_in": "\(RedisError.format(delay))"]
+        if wasUp {
+            logger.warning("Redis connection lost; reconnecting in the background", metadata: metadata)
+        } else if failuresInARow == 1 {
+            logger.warning("cannot connect to Redis; retrying in the background", metadata: metadata)
+        } else {
+            logger.debug("Redis connect attempt failed", metadata: metadata)
+        }
+    }
+
+    /// Every command written but unanswered fails with `error`; nothing after this reads their replies.
+    private func failQueued(with error: RedisError) {
         for entry in queue.removeAll() {
             switch entry.waiter {
             case .caller(let caller):
@@ -523,15 +537,6 @@ final class RedisConnection: @unchecked Sendable {
                 break
             }
         }
-
-        let metadata: Logger.Metadata = ["reason": "\(reason)", "retry_in": "\(RedisError.format(delay))"]
-        if wasUp {
-            logger.warning("Redis connection lost; reconnecting in the background", metadata: metadata)
-        } else if failuresInARow == 1 {
-            logger.warning("cannot connect to Redis; retrying in the background", metadata: metadata)
-        } else {
-            logger.debug("Redis connect attempt failed", metadata: metadata)
-        }
     }
 
     private func close() {
@@ -543,19 +548,7 @@ final class RedisConnection: @unchecked Sendable {
         }
         for request in held + leftovers { reject(request, with: .closed) }
         held = []
-        for entry in queue.removeAll() {
-            switch entry.waiter {
-            case .caller(let caller):
-                pending.subtract(1, ordering: .relaxed)
-                caller.continuation.resume(returning: .failure(.closed))
-            case .late:
-                pending.subtract(1, ordering: .relaxed)
-            case .healthCheck(let probe):
-                probe?(false)
-            case .expiredHealthCheck, .handshake:
-                break
-            }
-        }
+        failQueued(with: .closed)
         if let context {
             redisFree(context)
             self.context = nil
