@@ -3,7 +3,8 @@ import RedisScripts
 import ToolgateCore
 
 /// Limits shared by a fleet: every decision is one `EVALSHA` of `lua/acquire.lua`, which checks and consumes
-/// all of a call's limits atomically with Redis `TIME`, so host clocks never matter.
+/// all of a call's limits atomically with Redis `TIME`, so host clocks never matter. What a call consumed
+/// comes back as a receipt that the sidecar keeps; Redis holds only the counters.
 public final class RedisLimitStore: LimitStore {
     let client: RedisClient
     let keyPrefix: String
@@ -15,11 +16,17 @@ public final class RedisLimitStore: LimitStore {
         self.logger = logger
     }
 
-    func recordKey(_ callID: String) -> String { keyPrefix + ":call:" + callID }
+    /// The refund marker lives in the first counter's slot: `<prefix>:{<scope>:<subject>}:refund:<call id>`.
+    func markerKey(_ receipt: LimitReceipt) -> String {
+        let first = receipt.items[0].key
+        if let open = first.firstIndex(of: "{"), let close = first[open...].firstIndex(of: "}") {
+            return keyPrefix + ":" + first[open...close] + ":refund:" + receipt.callID
+        }
+        return keyPrefix + ":refund:" + receipt.callID
+    }
 
     public func acquire(_ request: LimitRequest) async throws(LimitStoreError) -> LimitOutcome {
-        var keys = request.charges.map(\.key)
-        keys.append(recordKey(request.callID))
+        let keys = request.charges.map(\.key)
         var arguments = [request.callID, String(request.charges.count)]
         arguments.reserveCapacity(2 + request.charges.count * 5)
         for charge in request.charges {
@@ -28,21 +35,39 @@ public final class RedisLimitStore: LimitStore {
                 charge.shadow ? "1" : "0",
             ]
         }
-        let callID = request.callID
         let reply = try await evaluate(.acquire, keys: keys, arguments: arguments) { [weak self] late in
             // The caller already gave up on this decision; if the script consumed anyway, give it back.
-            guard let self, (try? Self.outcome(from: late, count: request.charges.count))?.admitted == true else { return }
+            guard let self, let receipt = (try? Self.outcome(from: late, request: request))?.receipt else { return }
             Task { [self] in
-                self.logger.warning("refunding a decision that arrived after its timeout", metadata: ["callID": "\(callID)"])
-                _ = try? await self.refund(callID: callID)
+                self.logger.warning("refunding a decision that arrived after its timeout", metadata: ["callID": "\(receipt.callID)"])
+                _ = try? await self.refund(receipt)
             }
         }
-        return try Self.outcome(from: reply, count: request.charges.count)
+        return try Self.outcome(from: reply, request: request)
     }
 
     @discardableResult
-    public func refund(callID: String) async throws(LimitStoreError) -> Bool {
-        let reply = try await evaluate(.refund, keys: [recordKey(callID)], arguments: [])
+    public func refund(_ receipt: LimitReceipt) async throws(LimitStoreError) -> Bool {
+        guard !receipt.items.isEmpty else { return false }
+        var keys = [markerKey(receipt)]
+        var arguments = [
+            receipt.callID, String(receipt.items.count), String(Int64(receipt.longestWindowSeconds) * 1_000),
+            String(receipt.decidedAtMicros),
+        ]
+        for item in receipt.items {
+            keys.append(item.key)
+            var r: (Int64, Int64, Int64, Int64) = (0, 0, 0, 0)
+            switch item.detail {
+            case .sliding: break
+            case .fixed(let index): r.0 = index
+            case .tokenBucket(let g): r = (g.tatAfter.whole, g.tatAfter.frac, g.refundedBefore.whole, g.refundedBefore.frac)
+            }
+            arguments += [
+                item.algorithm.rawValue, String(item.windowSeconds), String(item.max), String(item.cost),
+                String(r.0), String(r.1), String(r.2), String(r.3),
+            ]
+        }
+        let reply = try await evaluate(.refund, keys: keys, arguments: arguments)
         guard case .integer(let n) = reply else { throw Self.unexpected(reply, "refund.lua") }
         return n == 1
     }
@@ -65,8 +90,11 @@ public final class RedisLimitStore: LimitStore {
         }
     }
 
-    static func outcome(from reply: RedisValue, count: Int) throws(LimitStoreError) -> LimitOutcome {
-        guard case .array(let items?) = reply, items.count == 2 + 3 * count else {
+    static let valuesPerLimit = 7
+
+    static func outcome(from reply: RedisValue, request: LimitRequest) throws(LimitStoreError) -> LimitOutcome {
+        let count = request.charges.count
+        guard case .array(let items?) = reply, items.count == 2 + valuesPerLimit * count else {
             throw unexpected(reply, "acquire.lua")
         }
         var numbers: [Int64] = []
@@ -75,14 +103,33 @@ public final class RedisLimitStore: LimitStore {
             guard case .integer(let n) = item else { throw unexpected(reply, "acquire.lua") }
             numbers.append(n)
         }
+        let admitted = numbers[0] == 1
+        let now = numbers[1]
         var results: [LimitResult] = []
+        var consumed: [ConsumedLimit] = []
         results.reserveCapacity(count)
-        for i in 0..<count {
-            let base = 2 + i * 3
-            results.append(
-                LimitResult(passed: numbers[base] == 1, remaining: Int(numbers[base + 1]), retryAfterMicros: numbers[base + 2]))
+        for (i, charge) in request.charges.enumerated() {
+            let base = 2 + i * valuesPerLimit
+            let passed = numbers[base] == 1
+            results.append(LimitResult(passed: passed, remaining: Int(numbers[base + 1]), retryAfterMicros: numbers[base + 2]))
+            guard admitted, passed, charge.cost > 0 else { continue }
+            let detail: ConsumedLimit.Detail
+            switch charge.algorithm {
+            case .sliding: detail = .sliding
+            case .fixed: detail = .fixed(windowIndex: numbers[base + 3])
+            case .tokenBucket:
+                detail = .tokenBucket(
+                    GCRAReceipt(
+                        tatAfter: GCRATime(whole: numbers[base + 3], frac: numbers[base + 4]),
+                        refundedBefore: GCRATime(whole: numbers[base + 5], frac: numbers[base + 6])))
+            }
+            consumed.append(
+                ConsumedLimit(
+                    key: charge.key, algorithm: charge.algorithm, windowSeconds: charge.window.seconds, max: charge.max,
+                    cost: charge.cost, detail: detail))
         }
-        return LimitOutcome(admitted: numbers[0] == 1, results: results, decidedAtMicros: numbers[1])
+        let receipt = consumed.isEmpty ? nil : LimitReceipt(callID: request.callID, decidedAtMicros: now, items: consumed)
+        return LimitOutcome(admitted: admitted, results: results, decidedAtMicros: now, receipt: receipt)
     }
 
     static func unexpected(_ reply: RedisValue, _ script: String) -> LimitStoreError {

@@ -4,8 +4,8 @@ import ToolgateCore
 
 /// The outcome of checking one `tools/call`.
 enum Enforcement: Sendable {
-    /// Forward it; `callID` names the store consumption to refund if the upstream fails.
-    case forward(callID: String?)
+    /// Forward it; `receipt` is what the call consumed, for a refund if the upstream refuses it up front.
+    case forward(receipt: LimitReceipt?)
     /// Answer it here with this JSON-RPC response.
     case answer(JSONValue, retryAfter: Int?)
 }
@@ -51,7 +51,7 @@ extension MCPProxy {
         }
         guard !decision.charges.isEmpty else {
             metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-            return .forward(callID: nil)
+            return .forward(receipt: nil)
         }
         let callID = Self.newCallID()
         let outcome: LimitOutcome
@@ -77,7 +77,7 @@ extension MCPProxy {
                         metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
                 }
                 metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-                return .forward(callID: nil)
+                return .forward(receipt: nil)
             }
         }
         metrics.storeDuration.recordInterval(since: storeStarted)
@@ -91,7 +91,7 @@ extension MCPProxy {
         logger.debug(
             "tool call admitted",
             metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
-        return .forward(callID: callID)
+        return .forward(receipt: outcome.receipt)
     }
 
     /// 128 random bits: unique per call across the fleet, and the sliding log's member.

@@ -5,8 +5,11 @@ import NIOCore
 import ToolgateCore
 
 extension MCPProxy {
-    /// Sends the request upstream and relays the answer, streamed as it arrives.
-    func forward(_ request: Request, method: UpstreamRequest.Method, body: [UInt8], context: ForwardContext) async -> Response {
+    /// Sends the request upstream and relays the answer through one `ResponseRelay`: streamed event by event
+    /// for event streams and opaque bodies, read whole (bounded) for JSON, which must be filtered and judged.
+    func forward(
+        _ request: Request, method: UpstreamRequest.Method, body: [UInt8], identity: Identity, context: ForwardContext
+    ) async -> Response {
         let upstreamRequest = UpstreamRequest(
             method: method, url: configuration.upstreamURL,
             headers: ProxyHeaders.upstream(from: request.headers, adding: configuration.upstreamHeaders), body: body)
@@ -16,181 +19,156 @@ extension MCPProxy {
             response = try await upstream.send(upstreamRequest)
         } catch {
             metrics.upstreamRequest(status: error.code.metricLabel)
-            await refund(context.callIDs)
-            logger.warning("upstream failed", metadata: ["error": "\(error.message)"])
+            if RefundRule.refunds(afterTransportFailure: error) { await refund(context.receipts) }
+            logger.warning("upstream failed", metadata: ["error": "\(error.message)", "requestSent": "\(error.requestSent)"])
             return unreachableAnswer(error, context: context, format: ResponseFormat(accept: request.headers[.accept]))
         }
         metrics.upstreamDuration.recordInterval(since: started)
         metrics.upstreamRequest(status: String(response.status))
-        if response.status >= 500 { await refund(context.callIDs) }
+        trackSession(request, method: method, response: response, identity: identity, context: context)
 
-        let status = HTTPResponse.Status(code: response.status)
         var headers = ProxyHeaders.downstream(from: response.headers)
         if let retryAfter = context.retryAfter, headers[.retryAfter] == nil { headers[.retryAfter] = String(retryAfter) }
-        let contentType = response.header("content-type")?.lowercased() ?? ""
-        let isEventStream = contentType.hasPrefix("text/event-stream")
-        let filter = policy.snapshot.toolListFilter
-        let logger = self.logger
-
-        if !context.localAnswers.isEmpty, !isEventStream {
-            return await mergedJSON(response, localAnswers: context.localAnswers, context: context, headers: headers)
+        var relay = ResponseRelay(
+            plan: context.plan, status: response.status, contentType: response.header("content-type"),
+            filter: policy.snapshot.toolListFilter, maximumJSONBytes: Self.maximumBufferedBody)
+        if relay.mode == .json {
+            return await relayJSON(response, relay: &relay, headers: headers, receipts: context.receipts)
         }
-        if isEventStream, !context.toolListIDs.isEmpty || !context.localAnswers.isEmpty {
-            let listIDs = context.toolListIDs
-            let localAnswers = context.localAnswers
-            return Response(status: status, headers: headers, body: ResponseBody { writer in
-                if !localAnswers.isEmpty {
-                    try await writer.write(ByteBuffer(bytes: SSEEvent.message(.array(localAnswers)).encoded()))
-                }
-                var parser = SSEParser()
-                try await Self.relay(response.body, logger: logger) { chunk in
-                    var out: [UInt8] = []
-                    do {
-                        for event in try parser.feed(chunk) {
-                            out += Self.filtered(event, filter: filter, listIDs: listIDs).encoded()
-                        }
-                    } catch {
-                        logger.error("upstream event larger than \(parser.maximumEventBytes) bytes; stream cut")
-                        throw UpstreamError(code: .transport, message: "upstream sent an oversized event")
-                    }
-                    if !out.isEmpty { try await writer.write(ByteBuffer(bytes: out)) }
-                }
-                let rest = parser.pendingBytes
-                if !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
-                try await writer.finish(nil)
-            })
-        }
-        if !context.toolListIDs.isEmpty, contentType.hasPrefix("application/json") {
-            return await filteredJSON(response, filter: filter, listIDs: context.toolListIDs, status: status, headers: headers)
-        }
-        return Response(status: status, headers: headers, body: ResponseBody { writer in
-            try await Self.relay(response.body, logger: logger) { chunk in try await writer.write(ByteBuffer(bytes: chunk)) }
-            try await writer.finish(nil)
+        let receipts = context.receipts
+        let streaming = relay
+        return Response(status: HTTPResponse.Status(code: response.status), headers: headers, body: ResponseBody { writer in
+            try await self.stream(response.body, relay: streaming, receipts: receipts, to: &writer)
         })
     }
 
-    /// Copies the upstream body to `write` chunk by chunk. A broken upstream ends the body where it broke
-    /// (the headers are already sent); a broken agent connection cancels the upstream transfer.
-    static func relay(
-        _ body: any UpstreamBody, logger: Logger, _ write: ([UInt8]) async throws -> Void
+    /// Event streams and opaque bodies go to the agent as they arrive.
+    private func stream(
+        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], to writer: inout any ResponseBodyWriter
     ) async throws {
-        while true {
+        var relay = initial
+        let first = relay.start()
+        if !first.isEmpty { try await writer.write(ByteBuffer(bytes: first)) }
+        var ending: ResponseRelay.Ending?
+        while ending == nil {
             let chunk: [UInt8]?
             do {
                 chunk = try await body.next()
             } catch {
-                logger.warning("upstream body ended early", metadata: ["error": "\(error.message)"])
-                return
+                ending = relay.fail(error.message)
+                break
             }
-            guard let chunk else { return }
+            guard let chunk else { break }
+            let out: [UInt8]
             do {
-                try await write(chunk)
+                out = try relay.receive(chunk)
             } catch {
+                body.cancel()
+                ending = relay.fail(Self.describe(error))
+                break
+            }
+            guard !out.isEmpty else { continue }
+            do {
+                try await writer.write(ByteBuffer(bytes: out))
+            } catch {
+                // The agent went away: stop the upstream transfer too.
                 body.cancel()
                 throw error
             }
         }
+        let end = ending ?? relay.finish()
+        Self.report(end, relay: relay, logger: logger, metrics: metrics)
+        if end.refund { await refund(receipts) }
+        if !end.bytes.isEmpty { try await writer.write(ByteBuffer(bytes: end.bytes)) }
+        if end.abort { throw RelayAborted() }
+        try await writer.finish(nil)
     }
 
-    static func filtered(_ event: SSEEvent, filter: ToolListFilter, listIDs: [JSONValue]) -> SSEEvent {
-        guard !event.data.isEmpty, let message = try? JSONParser.parse(event.data),
-            let changed = filter.filter(body: message, listRequestIDs: listIDs)
-        else { return event }
-        var rewritten = event
-        rewritten.data = JSONWriter.string(changed)
-        rewritten.raw = []
-        return rewritten
+    /// A JSON answer is read whole before anything is sent, so it can be filtered, merged with toolgate's own
+    /// answers, and judged for a refund; one that breaks on the way is aborted, never sent truncated.
+    private func relayJSON(
+        _ response: UpstreamResponse, relay: inout ResponseRelay, headers: HTTPFields, receipts: [LimitReceipt]
+    ) async -> Response {
+        var ending: ResponseRelay.Ending?
+        while ending == nil {
+            do {
+                guard let chunk = try await response.body.next() else { break }
+                _ = try relay.receive(chunk)
+            } catch let error as UpstreamError {
+                ending = relay.fail(error.message)
+            } catch {
+                response.body.cancel()
+                ending = relay.fail(Self.describe(error))
+            }
+        }
+        let end = ending ?? relay.finish()
+        Self.report(end, relay: relay, logger: logger, metrics: metrics)
+        if end.refund { await refund(receipts) }
+        var headers = headers
+        if let contentType = end.contentType { headers[.contentType] = contentType }
+        let status = HTTPResponse.Status(code: end.status ?? response.status)
+        if end.abort {
+            return Response(status: status, headers: headers, body: ResponseBody { _ in throw RelayAborted() })
+        }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: end.bytes)))
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case ResponseRelay.Failure.eventTooLarge(let limit): "upstream sent an event larger than \(limit) bytes"
+        case ResponseRelay.Failure.bodyTooLarge(let limit): "upstream JSON answer larger than \(limit) bytes"
+        default: "\(error)"
+        }
+    }
+
+    private static func report(_ end: ResponseRelay.Ending, relay: ResponseRelay, logger: Logger, metrics: ToolgateMetrics) {
+        if let problem = end.problem {
+            logger.warning("upstream answer broken", metadata: ["problem": "\(problem)", "aborted": "\(end.abort)"])
+        }
+        if relay.droppedEvents > 0 {
+            logger.warning("dropped upstream events whose data is not JSON", metadata: ["count": "\(relay.droppedEvents)"])
+            metrics.upstreamEventsDropped(relay.droppedEvents)
+        }
+    }
+
+    /// Sessions `session` scope may count: issued by the upstream in an `initialize` answer relayed to this
+    /// grant, forgotten when deleted.
+    private func trackSession(
+        _ request: Request, method: UpstreamRequest.Method, response: UpstreamResponse, identity: Identity, context: ForwardContext
+    ) {
+        guard (200..<300).contains(response.status) else { return }
+        if context.initializes, let issued = response.header("mcp-session-id"), !issued.isEmpty {
+            sessions.issued(grant: identity.grant, session: issued)
+        } else if method == .delete, let session = request.headers[Self.sessionID] {
+            sessions.ended(grant: identity.grant, session: session)
+        }
     }
 
     /// Largest JSON body toolgate reads whole to filter or merge.
     static let maximumBufferedBody = 32 << 20
 
-    private func collect(_ body: any UpstreamBody) async throws(UpstreamError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        while let chunk = try await body.next() {
-            bytes += chunk
-            if bytes.count > Self.maximumBufferedBody {
-                body.cancel()
-                throw UpstreamError(code: .transport, message: "upstream response larger than \(Self.maximumBufferedBody) bytes")
-            }
-        }
-        return bytes
-    }
-
-    private func filteredJSON(
-        _ response: UpstreamResponse, filter: ToolListFilter, listIDs: [JSONValue], status: HTTPResponse.Status, headers: HTTPFields
-    ) async -> Response {
-        let bytes: [UInt8]
-        do {
-            bytes = try await collect(response.body)
-        } catch {
-            return failedRead(error, ids: listIDs)
-        }
-        var out = bytes
-        if let value = try? JSONParser.parse(bytes), let changed = filter.filter(body: value, listRequestIDs: listIDs) {
-            out = JSONWriter.bytes(changed)
-        }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: out)))
-    }
-
-    /// A batch answered partly by toolgate: the upstream's JSON answers plus toolgate's, in one array.
-    private func mergedJSON(
-        _ response: UpstreamResponse, localAnswers: [JSONValue], context: ForwardContext, headers: HTTPFields
-    ) async -> Response {
-        var headers = headers
-        let bytes: [UInt8]
-        do {
-            bytes = try await collect(response.body)
-        } catch {
-            return failedRead(error, ids: context.requestIDs, localAnswers: localAnswers)
-        }
-        var merged: [JSONValue] = []
-        if !bytes.isEmpty {
-            switch try? JSONParser.parse(bytes) {
-            case .array(let elements)?: merged = elements
-            case let value?: merged = [value]
-            case nil:
-                logger.warning("upstream answered a batch with a body that is not JSON; dropping it")
-            }
-        }
-        if let filtered = context.toolListIDs.isEmpty ? nil : policy.snapshot.toolListFilter.filter(
-            body: .array(merged), listRequestIDs: context.toolListIDs), case .array(let elements) = filtered
-        {
-            merged = elements
-        }
-        merged += localAnswers
-        headers[.contentType] = "application/json"
-        // Notifications alone get 202 with no body; toolgate's answers make it a 200.
-        let status: HTTPResponse.Status = response.status == 202 ? .ok : HTTPResponse.Status(code: response.status)
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONWriter.bytes(.array(merged)))))
-    }
-
-    private func failedRead(_ error: UpstreamError, ids: [JSONValue], localAnswers: [JSONValue] = []) -> Response {
-        logger.warning("upstream body failed", metadata: ["error": "\(error.message)"])
-        let errors = ids.map { JSONRPCResponse.error(id: $0, code: .internalError, message: error.message) }
-        let all = errors + localAnswers
-        return Self.jsonResponse(status: .ok, all.count == 1 ? all[0] : .array(all))
-    }
-
     /// HTTP 200 with a -32603 error for each forwarded request id, naming the upstream that failed.
     private func unreachableAnswer(_ error: UpstreamError, context: ForwardContext, format: ResponseFormat) -> Response {
-        let errors = context.requestIDs.map { JSONRPCResponse.error(id: $0, code: .internalError, message: error.message) }
-        let all = errors + context.localAnswers
+        let errors = context.plan.requestIDs.map { JSONRPCResponse.error(id: $0, code: .internalError, message: error.message) }
+        let all = errors + context.plan.localAnswers
         if all.isEmpty { return Self.httpError(.badGateway, .internalError, error.message) }
-        let single = context.localAnswers.isEmpty && errors.count == 1
+        let single = context.plan.localAnswers.isEmpty && errors.count == 1
         return Self.answer(single ? all[0] : .array(all), format: format, retryAfter: context.retryAfter)
     }
 
-    func refund(_ callIDs: [String]) async {
-        for callID in callIDs {
+    func refund(_ receipts: [LimitReceipt]) async {
+        for receipt in receipts {
             do {
-                try await store.refund(callID: callID)
+                try await store.refund(receipt)
             } catch {
-                logger.error("refund failed", metadata: ["callID": "\(callID)", "error": "\(error)"])
+                logger.error("refund failed", metadata: ["callID": "\(receipt.callID)", "error": "\(error)"])
             }
         }
     }
 }
+
+/// Ends an agent's response with a transport error, so a broken upstream answer never looks complete.
+struct RelayAborted: Error {}
 
 extension UpstreamError.Code {
     var metricLabel: String {

@@ -18,11 +18,14 @@ struct MCPProxy: Sendable {
     let identities: [String: Identity]
     /// A store outage refuses every call; its log line is written once a second.
     let storeFailureLog = LogThrottle()
+    /// Sessions the upstream issued, per grant: the only ids `session` scope counts.
+    let sessions: SessionTable
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
-        metrics: ToolgateMetrics, logger: Logger
+        metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable()
     ) {
+        self.sessions = sessions
         self.configuration = configuration
         self.policy = policy
         self.store = store
@@ -40,9 +43,16 @@ struct MCPProxy: Sendable {
     func handle(_ request: Request) async -> Response {
         metrics.inflightRequests.increment()
         defer { metrics.inflightRequests.decrement() }
-        if let why = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
-            logger.warning("refused request", metadata: ["reason": "\(why)"])
-            return Self.httpError(.forbidden, .invalidRequest, why)
+        if let rejection = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
+            logger.warning("refused request", metadata: ["reason": "\(rejection)"])
+            switch rejection {
+            case .badAuthority(let why): return Self.httpError(.badRequest, .invalidRequest, why)
+            case .forbidden(let why): return Self.httpError(.forbidden, .invalidRequest, why)
+            }
+        }
+        if request.headers[values: Self.sessionID].count > 1 {
+            // toolgate and the upstream must never disagree about which session a call belongs to.
+            return Self.httpError(.badRequest, .invalidRequest, "Mcp-Session-Id must appear at most once")
         }
         guard let identity = authenticate(request) else {
             var response = Self.httpError(
@@ -52,23 +62,30 @@ struct MCPProxy: Sendable {
         }
         switch request.method {
         case .post: return await post(request, identity: identity)
-        case .get: return await forward(request, method: .get, body: [], context: ForwardContext())
-        case .delete: return await forward(request, method: .delete, body: [], context: ForwardContext())
+        case .get: return await forward(request, method: .get, body: [], identity: identity, context: ForwardContext())
+        case .delete: return await forward(request, method: .delete, body: [], identity: identity, context: ForwardContext())
         default:
             return Self.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
         }
     }
 
     private func authenticate(_ request: Request) -> Identity? {
-        let session = request.headers[Self.sessionID]
-        guard let grants = configuration.grants else {
-            return identities[ServerConfiguration.defaultGrant]?.with(session: session)
+        let grant: String
+        if let grants = configuration.grants {
+            guard let authorization = request.headers[.authorization] else { return nil }
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+            guard let name = grants.grant(forToken: String(parts[1]).trimmingWhitespace) else { return nil }
+            grant = name
+        } else {
+            grant = ServerConfiguration.defaultGrant
         }
-        guard let authorization = request.headers[.authorization] else { return nil }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        guard let grant = grants.grant(forToken: String(parts[1]).trimmingWhitespace) else { return nil }
-        return identities[grant]?.with(session: session)
+        guard let identity = identities[grant] else { return nil }
+        // Only a session the upstream issued to this grant counts as one; anything else falls back to the grant.
+        guard let session = request.headers[Self.sessionID], sessions.isSession(grant: grant, session: session) else {
+            return identity
+        }
+        return identity.with(session: session)
     }
 
     private func post(_ request: Request, identity: Identity) async -> Response {
@@ -100,57 +117,72 @@ struct MCPProxy: Sendable {
                 return Self.httpError(.badRequest, mismatch.code, mismatch.message)
             }
             var context = ForwardContext()
-            if let id = message.id, case .request = message.kind { context.requestIDs = [id] }
+            if let id = message.id, case .request = message.kind { context.plan.requestIDs = [id] }
             switch message.kind {
+            case .notification(method: "tools/call"):
+                // Never forwarded: a call without an id would run unchecked, and its answer could not be tracked.
+                return Self.httpError(.badRequest, .invalidRequest, Self.toolCallNotification)
             case .request(method: "tools/call"):
                 switch await enforce(message, exchange) {
                 case .answer(let answer, let retryAfter):
                     return Self.answer(answer, format: exchange.format, retryAfter: retryAfter)
-                case .forward(let callID):
-                    context.callIDs = callID.map { [$0] } ?? []
+                case .forward(let receipt):
+                    context.receipts = receipt.map { [$0] } ?? []
                 }
             case .request(method: "tools/list"):
-                context.toolListIDs = context.requestIDs
+                context.plan.listsTools = true
+            case .request(method: "initialize"):
+                context.initializes = true
             default:
                 break
             }
-            return await forward(request, method: .post, body: bytes, context: context)
+            return await forward(request, method: .post, body: bytes, identity: identity, context: context)
         case .batch(let messages):
-            return await batch(request, messages: messages, original: bytes, exchange)
+            return await batch(request, messages: messages, original: bytes, identity: identity, exchange)
         }
     }
 
     /// Each element is enforced on its own; toolgate answers the refused ones, forwards the rest, and
     /// merges the answers into one array.
-    private func batch(_ request: Request, messages: [JSONRPCMessage], original: [UInt8], _ exchange: Exchange) async -> Response {
+    private func batch(
+        _ request: Request, messages: [JSONRPCMessage], original: [UInt8], identity: Identity, _ exchange: Exchange
+    ) async -> Response {
         var answers: [JSONValue] = []
         var forwarded: [JSONValue] = []
         var context = ForwardContext()
         var retryAfter: Int?
         for message in messages {
+            if case .notification(method: "tools/call") = message.kind {
+                answers.append(JSONRPCResponse.error(id: nil, code: .invalidRequest, message: Self.toolCallNotification))
+                continue
+            }
             if case .request(let method) = message.kind, let id = message.id {
-                if method == "tools/call" {
+                switch method {
+                case "tools/call":
                     switch await enforce(message, exchange) {
                     case .answer(let answer, let retry):
                         answers.append(answer)
                         if let retry { retryAfter = max(retryAfter ?? 0, retry) }
                         continue
-                    case .forward(let callID):
-                        if let callID { context.callIDs.append(callID) }
+                    case .forward(let receipt):
+                        if let receipt { context.receipts.append(receipt) }
                     }
-                } else if method == "tools/list" {
-                    context.toolListIDs.append(id)
+                case "tools/list": context.plan.listsTools = true
+                case "initialize": context.initializes = true
+                default: break
                 }
-                context.requestIDs.append(id)
+                context.plan.requestIDs.append(id)
             }
             forwarded.append(message.raw)
         }
         if forwarded.isEmpty { return Self.answer(.array(answers), format: exchange.format, retryAfter: retryAfter) }
-        context.localAnswers = answers
+        context.plan.localAnswers = answers
         context.retryAfter = retryAfter
         let body = answers.isEmpty ? original : JSONWriter.bytes(.array(forwarded))
-        return await forward(request, method: .post, body: body, context: context)
+        return await forward(request, method: .post, body: body, identity: identity, context: context)
     }
+
+    static let toolCallNotification = "tools/call must be a request with an \"id\"; toolgate never forwards it as a notification"
 
     static let sessionID = HTTPField.Name("Mcp-Session-Id")!
     static let protocolVersion = HTTPField.Name("MCP-Protocol-Version")!
@@ -165,15 +197,14 @@ struct Exchange: Sendable {
     let format: ResponseFormat
 }
 
-/// What forwarding must do besides passing bytes: refund on failure, filter lists, merge local answers.
+/// What forwarding must do besides passing bytes.
 struct ForwardContext: Sendable {
-    /// Ids of forwarded requests, answered with -32603 if the upstream cannot be reached.
-    var requestIDs: [JSONValue] = []
-    var toolListIDs: [JSONValue] = []
-    /// Store consumptions to undo if the upstream fails (transport error or 5xx).
-    var callIDs: [String] = []
-    /// Batch elements toolgate answered itself, merged into the upstream's answer.
-    var localAnswers: [JSONValue] = []
+    /// What the answer must be checked against: forwarded request ids, tool lists, toolgate's own answers.
+    var plan = ResponseRelay.Plan()
+    /// What the forwarded calls consumed, given back only if the upstream demonstrably did not run them.
+    var receipts: [LimitReceipt] = []
+    /// The body holds `initialize`: a session id in the answer is one the upstream issued to this grant.
+    var initializes = false
     var retryAfter: Int?
 }
 

@@ -17,12 +17,16 @@ public struct ServerConfiguration: Sendable {
     public var grants: GrantTable?
     /// What a call gets when the limit store cannot answer.
     public var failMode: FailMode
+    /// A client connection that sends nothing for this long while no response streams to it is closed.
+    public var clientIdleTimeout: Duration
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],
         agentID: String, keyPrefix: String = "toolgate", maxBodyBytes: Int = 4 << 20, allowedOrigins: [String] = [],
-        allowedHosts: [String] = [], grants: GrantTable? = nil, failMode: FailMode = .closed
+        allowedHosts: [String] = [], grants: GrantTable? = nil, failMode: FailMode = .closed,
+        clientIdleTimeout: Duration = .seconds(60)
     ) {
+        self.clientIdleTimeout = clientIdleTimeout
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.upstreamURL = upstreamURL

@@ -69,6 +69,11 @@ public final class ToolgateMetrics: Sendable {
         counter("toolgate_upstream_requests_total", [("status", status)]).increment()
     }
 
+    /// Upstream events dropped because their data was not JSON (they could hide a tool list).
+    public func upstreamEventsDropped(_ count: Int) {
+        counter("toolgate_upstream_events_dropped_total", []).increment(by: Int64(count))
+    }
+
     public func policyReload(result: String) {
         counter("toolgate_policy_reloads_total", [("result", result)]).increment()
     }

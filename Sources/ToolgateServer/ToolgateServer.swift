@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -27,6 +28,11 @@ public enum ToolgateServer {
         router.post("/mcp") { request, _ in await proxy.handle(request) }
         router.get("/mcp") { request, _ in await proxy.handle(request) }
         router.delete("/mcp") { request, _ in await proxy.handle(request) }
+        for method in [HTTPRequest.Method.put, .patch, .head, .options] {
+            router.on("/mcp", method: method) { _, _ in
+                MCPProxy.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
+            }
+        }
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -55,8 +61,13 @@ public enum ToolgateServer {
             ]
             return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, body)
         }
+        let idle = configuration.clientIdleTimeout.components
         return Application(
             router: router,
+            server: .http1(
+                configuration: HTTP1Channel.Configuration(
+                    additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller()],
+                    idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
             onServerRunning: { channel in

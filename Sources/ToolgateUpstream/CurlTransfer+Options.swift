@@ -60,10 +60,10 @@ extension CurlTransfer {
             // Framing is curl's job: it derives Content-Length from the body. Expect is always suppressed below.
             if lowered == "content-length" || lowered == "transfer-encoding" || lowered == "expect" { continue }
             guard isValidName(header.name) else {
-                throw .transport(url, "request not sent: invalid header name \"\(header.name)\"")
+                throw .notSent(url, "invalid header name \"\(header.name)\"")
             }
             guard !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
-                throw .transport(url, "request not sent: header \(header.name) contains a line break")
+                throw .notSent(url, "header \(header.name) contains a line break")
             }
             if lowered == "content-type" { hasContentType = true }
             lines.append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
@@ -77,7 +77,7 @@ extension CurlTransfer {
         for line in lines {
             guard let extended = curl_slist_append(list, line) else {
                 curl_slist_free_all(list)
-                throw .transport(url, "request not sent: out of memory building headers")
+                throw .notSent(url, "out of memory building headers")
             }
             list = extended
         }
@@ -98,7 +98,7 @@ extension CurlTransfer {
 
     private func check(_ code: CURLcode, _ option: String) throws(UpstreamError) {
         guard code == CURLE_OK else {
-            throw .transport(url, "request not sent: CURLOPT_\(option): \(String(cString: curl_easy_strerror(code)))")
+            throw .notSent(url, "CURLOPT_\(option): \(String(cString: curl_easy_strerror(code)))")
         }
     }
 

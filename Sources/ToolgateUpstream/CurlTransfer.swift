@@ -17,6 +17,8 @@ final class CurlTransfer: @unchecked Sendable {
     let multi: CurlMulti
     let headersTimeout: Duration
     let idleTimeout: Duration
+    /// Bytes of request body to send: the upstream got the request only once all of them went out.
+    let requestBodyCount: Int
 
     /// Ownership: created and configured by the submitting task in `init`; from `multi.enqueue(.start)` on,
     /// only the multi thread touches it, and it frees it in `release(from:)` (or `deinit`, for a handle that
@@ -63,11 +65,12 @@ final class CurlTransfer: @unchecked Sendable {
         self.multi = multi
         headersTimeout = configuration.headersTimeout
         idleTimeout = configuration.idleTimeout
+        requestBodyCount = request.body.count
         shared = Mutex(Shared(body: BodyBuffer(highWater: configuration.bodyBufferLimit)))
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
         guard let handle = curl_easy_init() else {
-            throw .transport(url, "curl_easy_init failed")
+            throw .notSent(url, "curl_easy_init failed")
         }
         easy = handle
         multi.openHandles.add(1, ordering: .relaxed)
@@ -83,7 +86,7 @@ final class CurlTransfer: @unchecked Sendable {
 
     func attach(to multiHandle: UnsafeMutableRawPointer, now: ContinuousClock.Instant) -> Bool {
         guard let easy, curl_multi_add_handle(multiHandle, easy) == CURLM_OK else {
-            fail(.transport(url, "curl_multi_add_handle failed"))
+            fail(.notSent(url, "curl_multi_add_handle failed"))
             return false
         }
         isAttached = true
@@ -107,15 +110,38 @@ final class CurlTransfer: @unchecked Sendable {
         multi.openHandles.subtract(1, ordering: .relaxed)
     }
 
-    /// The head deadline until the head arrives, then the idle deadline, which does not run while paused:
-    /// a reader that is slow is not an upstream that is silent.
+    /// The head deadline until the head arrives, then the idle deadline. That runs while the transfer is
+    /// paused too: an agent that stops reading must not hold an upstream connection forever, so a body that
+    /// makes no progress either way for the idle timeout is cut and its slot freed.
     var deadline: ContinuousClock.Instant? {
         if let headDeadline { return headDeadline }
-        return curlPaused ? nil : lastActivity + idleTimeout
+        return lastActivity + idleTimeout
     }
 
     func timedOut() {
-        fail(head.isComplete ? .idleTimeout(url, after: idleTimeout) : .headersTimeout(url, after: headersTimeout))
+        let error: UpstreamError
+        if head.isComplete {
+            error = curlPaused
+                ? .idleTimeout(url, after: idleTimeout, reason: "the client stopped reading the response")
+                : .idleTimeout(url, after: idleTimeout)
+        } else {
+            error = .headersTimeout(url, after: headersTimeout)
+        }
+        fail(error.with(requestSent: requestWasSent()))
+    }
+
+    /// Whether the upstream can have the whole request: it answered, or every body byte went out on a
+    /// connection. Called on the multi thread before the handle is released.
+    private func requestWasSent() -> Bool {
+        if head.isComplete { return true }
+        guard let easy else { return false }
+        var connectedAt: curl_off_t = 0
+        guard toolgate_easy_getinfo_off_t(easy, CURLINFO_CONNECT_TIME_T, &connectedAt) == CURLE_OK, connectedAt > 0 else {
+            return false
+        }
+        var uploaded: curl_off_t = 0
+        guard toolgate_easy_getinfo_off_t(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK else { return true }
+        return uploaded >= curl_off_t(requestBodyCount)
     }
 
     func resumeFromPause(now: ContinuousClock.Instant) {
@@ -131,7 +157,9 @@ final class CurlTransfer: @unchecked Sendable {
         guard code == CURLE_OK else {
             var osErrno = 0
             if let easy { _ = toolgate_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &osErrno) }
-            fail(.curl(code, url: url, headReceived: head.isComplete, osErrno: osErrno, errorBuffer: String(cString: errorBuffer)))
+            let error = UpstreamError.curl(
+                code, url: url, headReceived: head.isComplete, osErrno: osErrno, errorBuffer: String(cString: errorBuffer))
+            fail(error.requestSent ? error.with(requestSent: requestWasSent()) : error)
             return
         }
         if !head.isComplete {

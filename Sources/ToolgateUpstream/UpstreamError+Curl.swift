@@ -10,7 +10,7 @@ import Darwin
 /// Messages name the upstream URL and the failure, since they end up in logs and in the agent's `-32603` error.
 extension UpstreamError {
     static func unreachable(_ url: String, _ detail: String) -> UpstreamError {
-        UpstreamError(code: .unreachable, message: "upstream \(url) unreachable: \(detail)")
+        UpstreamError(code: .unreachable, message: "upstream \(url) unreachable: \(detail)", requestSent: false)
     }
 
     static func headersTimeout(_ url: String, after timeout: Duration) -> UpstreamError {
@@ -21,8 +21,17 @@ extension UpstreamError {
         UpstreamError(code: .idleTimeout, message: "upstream \(url) sent nothing for \(format(timeout)) inside the response body")
     }
 
+    static func idleTimeout(_ url: String, after timeout: Duration, reason: String) -> UpstreamError {
+        UpstreamError(code: .idleTimeout, message: "upstream \(url) response cut after \(format(timeout)) without progress: \(reason)")
+    }
+
     static func transport(_ url: String, _ detail: String) -> UpstreamError {
         UpstreamError(code: .transport, message: "upstream \(url) transport error: \(detail)")
+    }
+
+    /// Refused before anything was sent (a header that cannot be sent, say).
+    static func notSent(_ url: String, _ detail: String) -> UpstreamError {
+        UpstreamError(code: .transport, message: "upstream \(url) request not sent: \(detail)", requestSent: false)
     }
 
     static func cancelled(_ url: String, _ why: String = "request cancelled") -> UpstreamError {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPTypes
 import Logging
 import ServiceLifecycle
 import ToolgateCore
@@ -34,6 +35,8 @@ struct ServeCommand: AsyncParsableCommand {
     var upstreamHeadersTimeout: String?
     @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
     var upstreamIdleTimeout: String?
+    @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
+    var clientIdleTimeout: String?
     @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
     @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
@@ -127,6 +130,13 @@ struct ServeSettings {
             } catch {
                 throw usage("--upstream-header: \(error)")
             }
+            // A header that cannot be sent would fail every request later: refuse to start instead.
+            guard HTTPField.Name(name) != nil else {
+                throw usage("--upstream-header: \"\(name)\" is not a valid header name")
+            }
+            guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\u{0}" }) else {
+                throw usage("--upstream-header \(name): the value contains CR, LF or NUL (after ${ENV} expansion), which would split the header")
+            }
             headers.append(HTTPHeader(name, value))
         }
         let failModeText = env.value(command.failMode, flag: "fail-mode") ?? "closed"
@@ -175,7 +185,8 @@ struct ServeSettings {
             listenHost: host, listenPort: port, upstreamURL: upstreamURL, upstreamHeaders: headers, agentID: agentID,
             keyPrefix: keyPrefix, maxBodyBytes: maxBody,
             allowedOrigins: env.values(command.allowedOrigins, flag: "allowed-origin"),
-            allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants, failMode: failMode)
+            allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants, failMode: failMode,
+            clientIdleTimeout: try seconds(command.clientIdleTimeout, "client-idle-timeout", default: 60))
     }
 
     /// `127.0.0.1:8931`, `[::1]:0`, `0.0.0.0:8080`.

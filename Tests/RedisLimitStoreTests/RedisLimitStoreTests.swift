@@ -21,12 +21,14 @@ extension SharedRedisTests {
             #expect(try await client.send(["SCRIPT", "FLUSH"]) == .simpleString("OK"))
             #expect(try await client.send(["SCRIPT", "EXISTS", RedisScript.acquire.sha1]) == .array([.integer(0)]))
             let second = try await store.acquire(LimitRequest(callID: "2", charges: [charge]))
+            let receipt = try #require(second.receipt)
             #expect(second.admitted)
             #expect(second.results[0].remaining == 1)
             // EVAL loaded it again, under the SHA the binary computes.
             #expect(try await client.send(["SCRIPT", "EXISTS", RedisScript.acquire.sha1]) == .array([.integer(1)]))
             #expect(try await client.send(["SCRIPT", "FLUSH"]) == .simpleString("OK"))
-            #expect(try await store.refund(callID: "2"))
+            #expect(try await store.refund(receipt))
+            #expect(try await !store.refund(receipt))
         }
 
         @Test(arguments: LimitAlgorithm.allCases)
@@ -45,7 +47,7 @@ extension SharedRedisTests {
                 Issue.record("KEYS failed")
                 return
             }
-            #expect(keys.count == 40)  // 20 counters and 20 refund records
+            #expect(keys.count == 20)  // the counters only: no per-call key
             for key in keys {
                 guard case .bulkString(let name?) = key else { continue }
                 let pttl = try await client.send(["PTTL", String(decoding: name, as: UTF8.self)])
@@ -59,9 +61,51 @@ extension SharedRedisTests {
         }
 
         @Test func aReplyThatIsNotTheScriptsShapeIsAProtocolError() {
-            #expect(throws: LimitStoreError.self) { try RedisLimitStore.outcome(from: .integer(1), count: 1) }
-            #expect(throws: LimitStoreError.self) { try RedisLimitStore.outcome(from: .array([.integer(1)]), count: 1) }
-            #expect(throws: LimitStoreError.self) { try RedisLimitStore.outcome(from: .error("ERR boom"), count: 0) }
+            let one = LimitRequest(callID: "1", charges: [Self.charge("x:{global:_}:c", .sliding)])
+            let none = LimitRequest(callID: "1", charges: [])
+            #expect(throws: LimitStoreError.self) { try RedisLimitStore.outcome(from: .integer(1), request: one) }
+            #expect(throws: LimitStoreError.self) { try RedisLimitStore.outcome(from: .array([.integer(1)]), request: one) }
+            #expect(throws: LimitStoreError.self) { try RedisLimitStore.outcome(from: .error("ERR boom"), request: none) }
+        }
+
+        /// A reload that changes a counter's algorithm or window starts it fresh: never WRONGTYPE (which would
+        /// deny every call as store_unavailable, or under fail-open silently drop the limit), never old state read
+        /// with new meaning. Keys left by the previous script version (no tag) start fresh too.
+        @Test func aCounterWhoseAlgorithmOrWindowChangesStartsFresh() async throws {
+            let client = try TestRedis.client()
+            defer { client.shutdown() }
+            let prefix = TestRedis.uniquePrefix("retag")
+            let store = RedisLimitStore(client: client, keyPrefix: prefix, logger: Logger(label: "test"))
+            let key = prefix + ":{global:_}:c"
+            let variants: [(LimitAlgorithm, Int)] = [(.sliding, 60), (.fixed, 60), (.tokenBucket, 60), (.sliding, 60), (.sliding, 120),
+                                                     (.tokenBucket, 60), (.tokenBucket, 30), (.fixed, 60), (.fixed, 120), (.sliding, 60)]
+            for (n, (algorithm, window)) in variants.enumerated() {
+                let charge = Self.charge(key, algorithm, window: window, max: 1)
+                let first = try await store.acquire(LimitRequest(callID: "a\(n)", charges: [charge]))
+                #expect(first.admitted, "\(algorithm) \(window)s after the previous variant")
+                #expect(!(try await store.acquire(LimitRequest(callID: "b\(n)", charges: [charge])).admitted))
+            }
+            // A key in the old layout (a log without the running total) is an old counter, not an error.
+            _ = try await client.send(["DEL", key])
+            _ = try await client.send(["ZADD", key, "1", "old-call:1"])
+            #expect(try await store.acquire(LimitRequest(callID: "c", charges: [Self.charge(key, .sliding, window: 60, max: 1)])).admitted)
+            _ = try await client.send(["DEL", key])
+            _ = try await client.send(["SET", key, "junk"])
+            #expect(try await store.acquire(LimitRequest(callID: "d", charges: [Self.charge(key, .fixed, window: 60, max: 1)])).admitted)
+        }
+
+        /// A refund of a call made under the old algorithm leaves the new counter alone.
+        @Test func aRefundFromBeforeTheChangeTouchesNothing() async throws {
+            let client = try TestRedis.client()
+            defer { client.shutdown() }
+            let prefix = TestRedis.uniquePrefix("retag-refund")
+            let store = RedisLimitStore(client: client, keyPrefix: prefix, logger: Logger(label: "test"))
+            let key = prefix + ":{global:_}:c"
+            let old = try #require(try await store.acquire(LimitRequest(callID: "old", charges: [Self.charge(key, .fixed, window: 60, max: 1)])).receipt)
+            let bucket = Self.charge(key, .tokenBucket, window: 60, max: 1)
+            #expect(try await store.acquire(LimitRequest(callID: "new", charges: [bucket])).admitted)
+            #expect(try await store.refund(old))
+            #expect(!(try await store.acquire(LimitRequest(callID: "next", charges: [bucket])).admitted))
         }
 
         @Test func anUnreachableRedisIsUnavailableNotAHang() async throws {

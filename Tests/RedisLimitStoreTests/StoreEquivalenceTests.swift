@@ -31,12 +31,18 @@ extension SharedRedisTests {
             defer { client.shutdown() }
             let redis = RedisLimitStore(client: client, keyPrefix: prefix, logger: Logger(label: "test"))
             var recorded: [(outcome: LimitOutcome?, refunded: Bool?)] = []
+            var redisReceipts: [String: LimitReceipt] = [:]
             for step in steps {
                 switch step {
                 case .acquire(let id, let charges):
-                    recorded.append((try await redis.acquire(LimitRequest(callID: id, charges: charges)), nil))
+                    let outcome = try await redis.acquire(LimitRequest(callID: id, charges: charges))
+                    redisReceipts[id] = outcome.receipt
+                    recorded.append((outcome, nil))
                 case .refund(let id):
-                    recorded.append((nil, try await redis.refund(callID: id)))
+                    // Refunds come late here (other calls and sleeps in between): both stores must bound them alike.
+                    var refunded = false
+                    if let receipt = redisReceipts[id] { refunded = try await redis.refund(receipt) }
+                    recorded.append((nil, refunded))
                 case .sleep(let ms):
                     try await Task.sleep(for: .milliseconds(ms))
                     recorded.append((nil, nil))
@@ -45,16 +51,19 @@ extension SharedRedisTests {
             let clock = ManualWallClock(micros: 0)
             let memory = InMemoryLimitStore(clock: clock)
             var compared = 0
+            var memoryReceipts: [String: LimitReceipt] = [:]
             for (step, record) in zip(steps, recorded) {
                 switch step {
                 case .acquire(let id, let charges):
                     let expected = record.outcome!
                     clock.set(micros: expected.decidedAtMicros)
                     let actual = memory.acquireNow(LimitRequest(callID: id, charges: charges))
+                    // Receipts included: both stores hand the sidecar the same refund information.
                     #expect(actual == expected, "\(name): call \(id) at \(expected.decidedAtMicros)")
+                    memoryReceipts[id] = actual.receipt
                     compared += 1
                 case .refund(let id):
-                    #expect(memory.refundNow(callID: id) == record.refunded!, "\(name): refund \(id)")
+                    #expect((memoryReceipts[id].map { memory.refundNow($0) } ?? false) == record.refunded!, "\(name): refund \(id)")
                 case .sleep:
                     break
                 }
@@ -88,8 +97,21 @@ extension SharedRedisTests {
                 let bucket = Self.charge(p + ":{grant:x}:bucket", .tokenBucket, window: 2, max: 7, cost: 3)
                 return [
                     .acquire("1", [spend, shadow, bucket]), .acquire("2", [spend, shadow, bucket]), .acquire("3", [spend, shadow, bucket]),
-                    .acquire("z", [zero]), .refund("2"), .refund("2"), .refund("never"), .acquire("4", [spend, shadow, bucket]),
+                    .acquire("z", [zero]), .refund("2"), .refund("2"), .refund("never"), .refund("z"), .acquire("4", [spend, shadow, bucket]),
                     .acquire("5", [spend, shadow, bucket]),
+                ]
+            }
+        }
+
+        /// Token-bucket refunds that arrive after the bucket ran empty, or after later calls: the two stores bound
+        /// them the same way, and the case admits no third call.
+        @Test func lateBucketRefunds() async throws {
+            try await Self.compare("late-bucket") { p in
+                let bucket = Self.charge(p + ":{grant:x}:bucket", .tokenBucket, window: 1, max: 2)
+                return [
+                    .acquire("a", [bucket]), .sleep(milliseconds: 600), .acquire("b", [bucket]), .acquire("c", [bucket]),
+                    .refund("a"), .acquire("d", [bucket]), .sleep(milliseconds: 100), .acquire("e", [bucket]), .refund("c"),
+                    .acquire("f", [bucket]), .refund("f"), .acquire("g", [bucket]),
                 ]
             }
         }

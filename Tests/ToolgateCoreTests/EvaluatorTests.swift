@@ -50,7 +50,7 @@ import Testing
         let keys = e.evaluate(ToolCall(name: "t"), identity: alice).charges.map(\.key)
         #expect(keys == [
             "tg:{grant:\(CounterKey.subjectHash("alice"))}:g",
-            "tg:{session:\(CounterKey.subjectHash("s-1"))}:s",
+            "tg:{session:\(CounterKey.subjectHash(CounterKey.sessionSubject(grant: "alice", session: "s-1")))}:s",
             "tg:{agent:\(CounterKey.subjectHash("host-a"))}:a",
             "tg:{global:_}:w",
         ])
@@ -77,7 +77,7 @@ import Testing
         let e = try evaluator(#"{"version":"1","tools":{"t":{"limits":[{"counter":"c","window":"minute","max":3,"scope":"session"}]}}}"#)
         let hostile = Identity(grant: "g", session: "x}:evil:{", agent: "a")
         let key = try #require(e.evaluate(ToolCall(name: "t"), identity: hostile).charges.first?.key)
-        #expect(key == "toolgate:{session:\(CounterKey.subjectHash("x}:evil:{"))}:c")
+        #expect(key == "toolgate:{session:\(CounterKey.subjectHash(CounterKey.sessionSubject(grant: "g", session: "x}:evil:{")))}:c")
         #expect(key.filter { $0 == "{" }.count == 1)
     }
 

@@ -41,11 +41,14 @@ private let t0: Int64 = 1_764_000_000 * second  // an aligned instant
     @Test func refundRemovesTheCallsEntryOnce() {
         var log = SlidingLog()
         log.consume(now: t0, cost: 2, callID: "a")
-        let first = log.refund(callID: "a")
-        let second = log.refund(callID: "a")
+        log.consume(now: t0, cost: 1, callID: "b")
+        let wrongTime = log.refund(callID: "a", at: t0 + 1)
+        #expect(!wrongTime)
+        let first = log.refund(callID: "a", at: t0)
+        let second = log.refund(callID: "a", at: t0)
         #expect(first)
         #expect(!second)
-        #expect(log.total == 0)
+        #expect(log.total == 1)
     }
 
     @Test func clockSteppingBackKeepsTheLogOrdered() {
@@ -120,16 +123,46 @@ private let t0: Int64 = 1_764_000_000 * second  // an aligned instant
         #expect(!bucket.check(now: t0 + 333_333, windowSeconds: 1, max: 3, cost: 1).passed)
     }
 
-    @Test func refundGivesTheIncrementBack() {
+    @Test func aRefundAtOnceGivesTheIncrementBack() {
         var bucket = GCRABucket()
-        for _ in 0..<3 { _ = bucket.consume(now: t0, windowSeconds: 1, max: 3, cost: 1) }
-        let inc = GCRABucket.Increment(cost: 1, windowSeconds: 1, max: 3)
-        bucket.refund(inc, max: 3)
+        var receipts: [GCRAReceipt] = []
+        for _ in 0..<3 { receipts.append(bucket.consume(now: t0, windowSeconds: 1, max: 3, cost: 1)) }
+        let back = bucket.refund(receipts[2], at: t0, windowSeconds: 1, max: 3, cost: 1)
+        #expect(back == GCRABucket.increment(cost: 1, windowSeconds: 1, max: 3))
         #expect(bucket.check(now: t0, windowSeconds: 1, max: 3, cost: 1).passed)
     }
 
+    /// The case: max 2 per 4 s, one call, the bucket refills, a burst of 2 passes, and only then the
+    /// first call's refund arrives. Had that call never happened, the burst would have filled the bucket all
+    /// the same, so the refund must not let a third call through.
+    @Test func aLateRefundAfterTheBucketRanEmptyGivesNothing() {
+        var bucket = GCRABucket()
+        let second: Int64 = 1_000_000
+        let first = bucket.consume(now: t0, windowSeconds: 4, max: 2, cost: 1)
+        for _ in 0..<2 {
+            #expect(bucket.check(now: t0 + 3 * second, windowSeconds: 4, max: 2, cost: 1).passed)
+            _ = bucket.consume(now: t0 + 3 * second, windowSeconds: 4, max: 2, cost: 1)
+        }
+        let back = bucket.refund(first, at: t0, windowSeconds: 4, max: 2, cost: 1)
+        #expect(back == GCRATime(whole: 0, frac: 0))
+        #expect(!bucket.check(now: t0 + 3 * second + 1, windowSeconds: 4, max: 2, cost: 1).passed)
+    }
+
+    /// A late refund while the bucket stayed busy gives back only the slack later calls never saw.
+    @Test func aLateRefundGivesBackOnlyWhatLaterCallsLeftUntouched() {
+        var bucket = GCRABucket()
+        let second: Int64 = 1_000_000
+        // max 4 per 4 s: T = 1 s. A at t0 → TAT t0+1; B at t0+0.5 → TAT t0+2.
+        let a = bucket.consume(now: t0, windowSeconds: 4, max: 4, cost: 1)
+        _ = bucket.consume(now: t0 + second / 2, windowSeconds: 4, max: 4, cost: 1)
+        // Without A, B would have found the bucket empty at t0+0.5 and left TAT at t0+1.5: 0.5 s, not 1 s, back.
+        let back = bucket.refund(a, at: t0, windowSeconds: 4, max: 4, cost: 1)
+        #expect(back == GCRATime(whole: second / 2, frac: 0))
+        #expect(bucket.tat == GCRATime(whole: t0 + 3 * second / 2, frac: 0))
+    }
+
     @Test func incrementIsCostTimesWindowOverMax() {
-        let inc = GCRABucket.Increment(cost: 2, windowSeconds: 60, max: 7)
+        let inc = GCRABucket.increment(cost: 2, windowSeconds: 60, max: 7)
         // 120 000 000 / 7 = 17142857 remainder 1
         #expect(inc.whole == 17_142_857)
         #expect(inc.frac == 1)

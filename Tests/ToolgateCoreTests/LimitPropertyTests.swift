@@ -86,6 +86,7 @@ import ToolgateTestSupport
             clock.set(micros: now)
             let id = "call-\(step)"
             let outcome = store.acquireNow(LimitRequest(callID: id, charges: [Self.charge(s, cost: cost)]))
+            #expect(outcome.receipt == nil || (outcome.admitted && cost > 0))
             let expected = reference.admits(now: now, cost: cost)
             #expect(outcome.admitted == expected, "seed \(seed) step \(step) \(algorithm) t=\(now) cost=\(cost)")
             if probingEarly {
@@ -107,13 +108,62 @@ import ToolgateTestSupport
             }
             // Now and then a call fails upstream and is refunded, while it is still inside its window.
             if outcome.admitted, Int.random(in: 0..<12, using: &s.rng) == 0 {
-                #expect(store.refundNow(callID: id) == (cost > 0))
-                #expect(!store.refundNow(callID: id))
+                if let receipt = outcome.receipt {
+                    #expect(store.refundNow(receipt))
+                    #expect(!store.refundNow(receipt))
+                } else {
+                    #expect(cost == 0)
+                }
                 reference.refund(callID: id)
                 admitted.removeLast()
             }
         }
         Self.checkGuarantee(algorithm: algorithm, admitted: admitted, windowMicros: s.windowMicros, max: s.max)
+    }
+
+    /// Refunds that arrive late, after other calls came and went. A refund may never admit more than a run in
+    /// which the refunded call never happened: replaying the admitted calls that were not refunded, in order,
+    /// through a fresh reference model must admit every one of them. Sliding and fixed refunds are exact, so
+    /// there the store must also agree with the reference call for call.
+    @Test(arguments: LimitAlgorithm.allCases, seeds)
+    func lateRefundsNeverAdmitMoreThanARunWithoutTheRefundedCalls(algorithm: LimitAlgorithm, seed: UInt64) {
+        var s = Scenario(seed: seed &+ 5_000, algorithm: algorithm)
+        let clock = ManualWallClock(micros: Self.base + Int64.random(in: 0..<s.windowMicros, using: &s.rng))
+        let store = InMemoryLimitStore(clock: clock)
+        var exact = s.reference()
+        var admitted: [(time: Int64, cost: Int, id: String, receipt: LimitReceipt?)] = []
+        var refunded: Set<String> = []
+        var now = clock.nowMicros()
+        for step in 0..<300 {
+            now = s.nextTime(after: now)
+            clock.set(micros: now)
+            // Now and then an earlier call's refund arrives, however long ago it was admitted.
+            let open = admitted.filter { !refunded.contains($0.id) && $0.receipt != nil }
+            if !open.isEmpty, Int.random(in: 0..<5, using: &s.rng) == 0 {
+                let late = open[Int.random(in: 0..<open.count, using: &s.rng)]
+                #expect(store.refundNow(late.receipt!))
+                refunded.insert(late.id)
+                exact.refund(callID: late.id)
+            }
+            let cost = s.cost()
+            let id = "call-\(step)"
+            let outcome = store.acquireNow(LimitRequest(callID: id, charges: [Self.charge(s, cost: cost)]))
+            if algorithm != .tokenBucket {
+                #expect(outcome.admitted == exact.admits(now: now, cost: cost), "seed \(seed) step \(step) \(algorithm)")
+            }
+            if outcome.admitted {
+                exact.consume(now: now, cost: cost, callID: id)
+                admitted.append((now, cost, id, outcome.receipt))
+            }
+        }
+        var replay = s.reference()
+        for call in admitted where !refunded.contains(call.id) {
+            #expect(replay.admits(now: call.time, cost: call.cost), "seed \(seed) \(algorithm): \(call.id) admitted beyond a run without the refunded calls")
+            replay.consume(now: call.time, cost: call.cost, callID: call.id)
+        }
+        let kept = admitted.filter { !refunded.contains($0.id) }.map { ($0.time, $0.cost, $0.id) }
+        Self.checkGuarantee(algorithm: algorithm, admitted: kept, windowMicros: s.windowMicros, max: s.max)
+        #expect(!refunded.isEmpty || admitted.count < 5)
     }
 
     /// The guarantee of DESIGN.md section 7, checked on the admitted calls themselves.

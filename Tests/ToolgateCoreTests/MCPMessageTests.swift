@@ -119,16 +119,27 @@ import Crypto
 
     @Test func removesToolsThePolicyKeepsOut() throws {
         let response: JSONValue = ["jsonrpc": "2.0", "id": 1, "result": ["tools": [["name": "a"], ["name": "secret"]], "nextCursor": "p2"]]
-        let filtered = try #require(filter.filter(body: response, listRequestIDs: [1]))
+        let filtered = try #require(filter.filter(body: response))
         #expect(filtered["result"]?["tools"] == [["name": "a"]])
         #expect(filtered["result"]?["nextCursor"] == "p2")
     }
 
-    @Test func leavesOtherResponsesAndCleanListsAlone() {
+    @Test func leavesCleanListsAndOtherResultsAlone() {
         let clean: JSONValue = ["jsonrpc": "2.0", "id": 1, "result": ["tools": [["name": "a"]]]]
-        #expect(filter.filter(body: clean, listRequestIDs: [1]) == nil)
-        let otherID: JSONValue = ["jsonrpc": "2.0", "id": 2, "result": ["tools": [["name": "secret"]]]]
-        #expect(filter.filter(body: otherID, listRequestIDs: [1]) == nil)
+        #expect(filter.filter(body: clean) == nil)
+        let notAList: JSONValue = ["jsonrpc": "2.0", "id": 1, "result": ["tools": "secret"]]
+        #expect(filter.filter(body: notAList) == nil)
+    }
+
+    /// Fails closed: the answer is filtered whatever its id (another type, another request, none at all),
+    /// and a tool whose name is not a string is dropped.
+    @Test func filtersEveryToolListWhateverItsID() throws {
+        for id: JSONValue in [2, "5", .null] {
+            let answer: JSONValue = ["jsonrpc": "2.0", "id": id, "result": ["tools": [["name": "secret"], ["name": "a"], ["name": 7], [:]]]]
+            #expect(try #require(filter.filter(body: answer))["result"]?["tools"] == [["name": "a"]])
+        }
+        let noID: JSONValue = ["jsonrpc": "2.0", "result": ["tools": [["name": "secret"]]]]
+        #expect(try #require(filter.filter(body: noID))["result"]?["tools"] == [])
     }
 
     @Test func filtersInsideBatchAnswers() throws {
@@ -136,9 +147,17 @@ import Crypto
             ["jsonrpc": "2.0", "id": 1, "result": ["content": []]],
             ["jsonrpc": "2.0", "id": 2, "result": ["tools": [["name": "secret"], ["name": "b"]]]],
         ]
-        let filtered = try #require(filter.filter(body: batch, listRequestIDs: [2]))
+        let filtered = try #require(filter.filter(body: batch))
         #expect(filtered.arrayValue?[1]["result"]?["tools"] == [["name": "b"]])
         #expect(filtered.arrayValue?[0] == batch.arrayValue?[0])
+    }
+
+    @Test func theQuickScanNeverMissesAToolsKey() {
+        #expect(ToolListFilter.mayContainToolList(Array(#"{"result":{"tools":[]}}"#.utf8)))
+        #expect(ToolListFilter.mayContainToolList(Array(#"{"result":{"\u0074ools":[]}}"#.utf8)))
+        #expect(ToolListFilter.mayContainToolList(Array(#"{"a":"\\","b":"\u0041"}"#.utf8)))
+        #expect(!ToolListFilter.mayContainToolList(Array(#"{"result":{"content":[{"text":"toolset"}]}}"#.utf8)))
+        #expect(!ToolListFilter.mayContainToolList(Array(#"{"a":"\\u0041"}"#.utf8)))
     }
 }
 

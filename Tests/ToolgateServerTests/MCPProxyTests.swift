@@ -19,7 +19,8 @@ import ToolgateCore
 
     static func app(
         _ upstream: FakeUpstream, store: any LimitStore = InMemoryLimitStore(clock: SystemWallClock()),
-        storeStatus: any StoreStatus = MemoryStoreStatus(), configure: (inout ServerConfiguration) -> Void = { _ in }
+        storeStatus: any StoreStatus = MemoryStoreStatus(), policy policyText: String = policyText,
+        configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws -> (some ApplicationProtocol, ToolgateMetrics) {
         let policy = try Policy.parse(policyText, file: "policy.json")
         var configuration = ServerConfiguration(upstreamURL: "http://upstream.test/mcp", agentID: "test-host")
@@ -48,36 +49,57 @@ import ToolgateCore
         return FakeUpstream.response(200, contentType: "application/json", chunks: [#"{"jsonrpc":"2.0","id":\#(id),"result":{"content":[]}}"#])
     }
 
-    @Test func upstream5xxRefundsTheCall() async throws {
-        let failures = Mutex(1)
-        let upstream = FakeUpstream { request in
-            let fail = failures.withLock { n in defer { n -= 1 }; return n > 0 }
-            return fail ? FakeUpstream.response(503, contentType: "text/plain", chunks: ["busy"]) : MCPProxyTests.okResult(request)
-        }
+    /// An upstream can run the tool and then fail (or be made to, by the agent deleting its session mid-call):
+    /// a 5xx keeps the charge.
+    @Test func upstream5xxKeepsTheCharge() async throws {
+        let upstream = FakeUpstream { _ in FakeUpstream.response(500, contentType: "application/json", chunks: [#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"boom"}}"#]) }
         let (app, _) = try Self.app(upstream)
         try await app.test(.router) { client in
-            // max 1 per minute: the first call fails upstream and is refunded, so the second still passes.
             try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(1, "imageBackgroundRemoval"))) { response in
-                #expect(response.status == .serviceUnavailable)
+                #expect(response.status == .internalServerError)
             }
             try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(2, "imageBackgroundRemoval"))) { response in
-                #expect(response.status == .ok)
-                #expect(Self.json(response)["result"]?["isError"] == nil)
-            }
-            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(3, "imageBackgroundRemoval"))) { response in
                 let denial = Self.json(response)["result"]?["_meta"]?["toolgate/denial"]
                 #expect(denial?["reason"] == "rate_limited")
                 #expect(response.headers[.retryAfter] != nil)
             }
         }
-        #expect(upstream.requests.count == 2)
+        #expect(upstream.requests.count == 1)
+    }
+
+    /// Refused up front (HTTP 4xx with a request-validation error): the tool never ran, so the charge comes back.
+    /// A 4xx that is not such an error keeps it.
+    @Test(arguments: [
+        (400, #"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params"}}"#, true),
+        (400, #"{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"Mcp-Name header mismatch"}}"#, true),
+        (400, #"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"internal"}}"#, false),
+        (404, "not found", false),
+        (409, #"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, false),
+    ])
+    func onlyAnUpFrontRefusalRefunds(status: Int, body: String, refunds: Bool) async throws {
+        let first = Mutex(true)
+        let upstream = FakeUpstream { request in
+            let refuse = first.withLock { f in defer { f = false }; return f }
+            return refuse ? FakeUpstream.response(status, contentType: body.hasPrefix("{") ? "application/json" : "text/plain", chunks: [body]) : MCPProxyTests.okResult(request)
+        }
+        let (app, _) = try Self.app(upstream)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(1, "imageBackgroundRemoval"))) { response in
+                #expect(response.status.code == status)
+            }
+            try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(2, "imageBackgroundRemoval"))) { response in
+                let denial = Self.json(response)["result"]?["_meta"]?["toolgate/denial"]
+                #expect((denial == nil) == refunds, "status \(status): \(body)")
+            }
+        }
     }
 
     @Test func unreachableUpstreamAnswersMinus32603AndRefunds() async throws {
         let reachable = Mutex(false)
         let upstream = FakeUpstream { request throws(UpstreamError) in
             guard reachable.withLock({ $0 }) else {
-                throw UpstreamError(code: .unreachable, message: "upstream http://upstream.test/mcp unreachable: Connection refused")
+                throw UpstreamError(
+                    code: .unreachable, message: "upstream http://upstream.test/mcp unreachable: Connection refused", requestSent: false)
             }
             return MCPProxyTests.okResult(request)
         }
@@ -225,7 +247,7 @@ struct UnavailableStore: LimitStore {
         throw LimitStoreError(code: .timeout, message: "redis: no reply within 100 ms")
     }
 
-    func refund(callID: String) async throws(LimitStoreError) -> Bool {
+    func refund(_ receipt: LimitReceipt) async throws(LimitStoreError) -> Bool {
         throw LimitStoreError(code: .timeout, message: "redis: no reply within 100 ms")
     }
 }

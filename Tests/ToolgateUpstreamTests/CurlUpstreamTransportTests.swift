@@ -203,8 +203,8 @@ struct CurlUpstreamTransportTests {
     @Test func aSlowReaderPausesTheTransferInsteadOfBuffering() async throws {
         try await TestUpstreamServer.with { server in
             var configuration = Self.quick
-            // Short, so that counting the paused time as silence would cut the body.
-            configuration.idleTimeout = .milliseconds(300)
+            // Longer than the pause below: a reader that comes back within the idle timeout gets everything.
+            configuration.idleTimeout = .seconds(8)
             let transport = CurlUpstreamTransport(configuration: configuration)
             let total = 48 << 20
             let response = try await transport.send(UpstreamRequest(method: .get, url: server.url("/large?bytes=\(total)&id=big"), headers: []))
@@ -234,6 +234,29 @@ struct CurlUpstreamTransportTests {
             #expect(count == total)
             #expect(body.peakBufferedBytes <= configuration.bodyBufferLimit)
             #expect(await eventually { transport.openTransfers == 0 })
+        }
+    }
+
+    /// An agent that stops reading must not hold an upstream connection forever: a paused transfer that makes
+    /// no progress for the idle timeout is cut, its connection closed, and the reader told why.
+    @Test func aReaderThatStopsReadingIsCutAfterTheIdleTimeout() async throws {
+        try await TestUpstreamServer.with { server in
+            var configuration = Self.quick
+            configuration.idleTimeout = .milliseconds(300)
+            let transport = CurlUpstreamTransport(configuration: configuration)
+            let response = try await transport.send(UpstreamRequest(method: .get, url: server.url("/large?bytes=\(48 << 20)&id=stop"), headers: []))
+            let body = try #require(response.body as? StreamingBody)
+            #expect(await eventually(within: .seconds(10)) { body.isPausedByBackpressure })
+            // The slot is freed while the reader still reads nothing.
+            #expect(await eventually(within: .seconds(10)) { transport.openTransfers == 0 })
+            var failure: UpstreamError?
+            do {
+                while try await body.next() != nil {}
+            } catch {
+                failure = error as? UpstreamError
+            }
+            #expect(failure?.code == .idleTimeout)
+            #expect(failure?.message.contains("stopped reading") == true)
         }
     }
 

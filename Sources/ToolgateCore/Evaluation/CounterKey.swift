@@ -13,6 +13,12 @@ public struct CounterKey: Sendable {
     /// real session id's subject, because HTTP header values cannot contain NUL.
     static func sessionFallbackSubject(grant: String) -> String { "\u{0}grant:" + grant }
 
+    /// A session's subject: the grant, length-prefixed, then the session id. Never starts with NUL, so it
+    /// cannot equal a fallback subject.
+    static func sessionSubject(grant: String, session: String) -> String {
+        String(grant.utf8.count) + ":" + grant + session
+    }
+
     /// The key, and the scope that actually applied (`session` falls back to `grant`).
     public func resolve(
         counter: String, scope: LimitScope, identity: Identity

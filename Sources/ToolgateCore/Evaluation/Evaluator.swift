@@ -69,7 +69,7 @@ public struct Evaluator: Sendable {
             return .success(c)
         case .argument(let path):
             let text = "args." + path.joined(separator: ".")
-            guard let value = arguments.value(at: path) else {
+            guard let value = ArgumentRule.resolve(path, in: arguments) else {
                 return .failure(CostError(message: "argument \(path.joined(separator: ".")) is required: it is charged against \(limit.counter) (cost \(text))"))
             }
             guard case .number(let n) = value, let c = n.int64Value, c >= 0 else {

@@ -2,7 +2,8 @@
 public struct Identity: Sendable, Equatable {
     /// The grant the bearer token maps to; `default` when toolgate runs without `--grants`.
     public let grant: String
-    /// The MCP session (`Mcp-Session-Id`), when the request has one.
+    /// The MCP session (`Mcp-Session-Id`), when the request belongs to one the upstream issued to this grant
+    /// (`SessionRegistry`); nil otherwise, and `session` limits then count against the grant.
     public let session: String?
     /// This host (`--agent-id`).
     public let agent: String
@@ -37,8 +38,11 @@ public struct Identity: Sendable, Equatable {
         self.sessionTag = Self.sessionTag(session: session, grant: grant)
     }
 
+    /// A session's subject is the grant and the session id together, so one grant can never touch another's
+    /// session counters even with the same id.
     private static func sessionTag(session: String?, grant: String) -> String {
-        "session:" + CounterKey.subjectHash(session ?? CounterKey.sessionFallbackSubject(grant: grant))
+        guard let session else { return "session:" + CounterKey.subjectHash(CounterKey.sessionFallbackSubject(grant: grant)) }
+        return "session:" + CounterKey.subjectHash(CounterKey.sessionSubject(grant: grant, session: session))
     }
 
     public static func == (lhs: Identity, rhs: Identity) -> Bool {

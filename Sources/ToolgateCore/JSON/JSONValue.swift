@@ -47,6 +47,14 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// Whether both are of one JSON type (all numbers are one type, as in JSON).
+    public func hasSameType(as other: JSONValue) -> Bool {
+        switch (self, other) {
+        case (.null, .null), (.bool, .bool), (.number, .number), (.string, .string), (.array, .array), (.object, .object): true
+        default: false
+        }
+    }
+
     /// Follows a dotted path through nested objects; `nil` when any step is missing.
     public func value(at path: [String]) -> JSONValue? {
         var current = self

@@ -2,8 +2,9 @@ import Synchronization
 
 /// The embedded store: every algorithm in process memory, behind one lock.
 ///
-/// Same semantics as the Redis store, with time from an injected wall clock. Idle counters and refund
-/// records expire, so memory stays bounded by the keys active in the last two windows.
+/// Same semantics as the Redis store, with time from an injected wall clock. It keeps only counters (and,
+/// for a sliding window, the entries the window must hold): what a call consumed travels in its receipt,
+/// and a refund leaves a marker only as long as its longest window. Idle counters expire.
 public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
     public let clock: Clock
     private let state = Mutex(State())
@@ -20,8 +21,8 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
     }
 
     @discardableResult
-    public func refund(callID: String) async throws(LimitStoreError) -> Bool {
-        refundNow(callID: callID)
+    public func refund(_ receipt: LimitReceipt) async throws(LimitStoreError) -> Bool {
+        refundNow(receipt)
     }
 
     /// The synchronous core of `acquire`, for callers (and tests) that are not async.
@@ -44,28 +45,39 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
             guard admitted else {
                 return LimitOutcome(admitted: false, results: results, decidedAtMicros: now)
             }
-            var record = CallRecord()
+            var items: [ConsumedLimit] = []
             for i in request.charges.indices where results[i].passed && request.charges[i].cost > 0 {
                 let charge = request.charges[i]
-                record.items.append(cells[i].consume(charge, now: now, callID: request.callID))
-                record.expiresAt = max(record.expiresAt, now + charge.window.micros)
+                if cells[i].isFresh { state.counters[charge.key] = cells[i] }
+                items.append(cells[i].consume(charge, now: now, callID: request.callID))
             }
-            if !record.items.isEmpty { state.calls[request.callID] = record }
-            return LimitOutcome(admitted: true, results: results, decidedAtMicros: now)
+            let receipt = items.isEmpty ? nil : LimitReceipt(callID: request.callID, decidedAtMicros: now, items: items)
+            return LimitOutcome(admitted: true, results: results, decidedAtMicros: now, receipt: receipt)
         }
     }
 
-    public func refundNow(callID: String) -> Bool {
-        state.withLock { state in
-            guard let record = state.calls.removeValue(forKey: callID) else { return false }
-            for item in record.items { item.cell.undo(item, callID: callID) }
+    public func refundNow(_ receipt: LimitReceipt) -> Bool {
+        let now = clock.nowMicros()
+        return state.withLock { state in
+            guard state.refunded[receipt.callID] == nil else { return false }
+            state.refunded[receipt.callID] = now + Int64(receipt.longestWindowSeconds) * 1_000_000
+            for item in receipt.items {
+                guard let cell = state.counters[item.key], cell.kind == item.algorithm, cell.windowSeconds == item.windowSeconds
+                else { continue }
+                cell.undo(item, receipt: receipt)
+            }
             return true
         }
     }
 
-    /// Keys held right now (counters plus refund records), for memory-bound tests and metrics.
+    /// Counters and refund markers held right now, for memory-bound tests.
     public var keyCount: Int {
-        state.withLock { $0.counters.count + $0.calls.count }
+        state.withLock { $0.counters.count + $0.refunded.count }
+    }
+
+    /// Sliding-log entries held across all counters, for memory-bound tests.
+    public var slidingEntryCount: Int {
+        state.withLock { $0.counters.values.reduce(0) { $0 + $1.sliding.count } }
     }
 
     /// Drops everything that has expired, regardless of when the last sweep ran.
@@ -75,36 +87,23 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
     }
 }
 
-/// What one admitted call consumed, so a refund can undo exactly that.
-private struct CallRecord {
-    enum Item {
-        case sliding(cell: CounterCell)
-        case fixed(cell: CounterCell, windowIndex: Int64, cost: Int)
-        case bucket(cell: CounterCell, increment: GCRABucket.Increment, max: Int)
-
-        var cell: CounterCell {
-            switch self {
-            case .sliding(let cell), .fixed(let cell, _, _), .bucket(let cell, _, _): cell
-            }
-        }
-    }
-
-    var items: [Item] = []
-    var expiresAt: Int64 = .min
-}
-
 /// One counter's state. A class so a decision looks its key up once and then mutates in place;
 /// only ever touched under the store's lock. Only the field of `kind` is used.
 private final class CounterCell {
     let kind: LimitAlgorithm
+    let windowSeconds: Int
     var sliding = SlidingLog()
     var fixed = FixedWindowCounter()
     var bucket = GCRABucket()
     var expiresAt: Int64
+    /// Not stored yet: a denied call leaves nothing behind.
+    var isFresh: Bool
 
-    init(kind: LimitAlgorithm, now: Int64) {
+    init(kind: LimitAlgorithm, windowSeconds: Int, now: Int64) {
         self.kind = kind
+        self.windowSeconds = windowSeconds
         expiresAt = now
+        isFresh = true
     }
 
     func check(_ charge: LimitCharge, now: Int64) -> LimitResult {
@@ -120,29 +119,36 @@ private final class CounterCell {
         }
     }
 
-    func consume(_ charge: LimitCharge, now: Int64, callID: String) -> CallRecord.Item {
+    func consume(_ charge: LimitCharge, now: Int64, callID: String) -> ConsumedLimit {
+        isFresh = false
         let windowMicros = charge.window.micros
+        let detail: ConsumedLimit.Detail
         switch kind {
         case .sliding:
             sliding.consume(now: now, cost: charge.cost, callID: callID)
             expiresAt = sliding.expiresAt(windowMicros: windowMicros) ?? now
-            return .sliding(cell: self)
+            detail = .sliding
         case .fixed:
             let index = fixed.consume(now: now, windowMicros: windowMicros, cost: charge.cost)
             expiresAt = fixed.expiresAt(windowMicros: windowMicros)
-            return .fixed(cell: self, windowIndex: index, cost: charge.cost)
+            detail = .fixed(windowIndex: index)
         case .tokenBucket:
-            let increment = bucket.consume(now: now, windowSeconds: charge.window.seconds, max: charge.max, cost: charge.cost)
+            let receipt = bucket.consume(now: now, windowSeconds: charge.window.seconds, max: charge.max, cost: charge.cost)
             expiresAt = bucket.expiresAt
-            return .bucket(cell: self, increment: increment, max: charge.max)
+            detail = .tokenBucket(receipt)
         }
+        return ConsumedLimit(
+            key: charge.key, algorithm: kind, windowSeconds: windowSeconds, max: charge.max, cost: charge.cost, detail: detail)
     }
 
-    func undo(_ item: CallRecord.Item, callID: String) {
-        switch item {
-        case .sliding: sliding.refund(callID: callID)
-        case .fixed(_, let windowIndex, let cost): fixed.refund(windowIndex: windowIndex, cost: cost)
-        case .bucket(_, let increment, let max): bucket.refund(increment, max: max)
+    func undo(_ item: ConsumedLimit, receipt: LimitReceipt) {
+        switch item.detail {
+        case .sliding:
+            sliding.refund(callID: receipt.callID, at: receipt.decidedAtMicros)
+        case .fixed(let windowIndex):
+            fixed.refund(windowIndex: windowIndex, cost: item.cost)
+        case .tokenBucket(let gcra):
+            bucket.refund(gcra, at: receipt.decidedAtMicros, windowSeconds: item.windowSeconds, max: item.max, cost: item.cost)
         }
     }
 
@@ -151,15 +157,17 @@ private final class CounterCell {
 
 private struct State {
     var counters: [String: CounterCell] = [:]
-    var calls: [String: CallRecord] = [:]
+    /// Refund markers: call id → when the marker may go (its longest window has passed by then).
+    var refunded: [String: Int64] = [:]
     var lastSweep: Int64 = .min
 
-    /// The charge's counter, created empty when absent or when the policy changed its algorithm.
-    mutating func cell(for charge: LimitCharge, now: Int64) -> CounterCell {
-        if let cell = counters[charge.key], cell.kind == charge.algorithm { return cell }
-        let cell = CounterCell(kind: charge.algorithm, now: now)
-        counters[charge.key] = cell
-        return cell
+    /// The charge's counter, or a fresh one (not yet stored) when absent or when the policy changed its
+    /// algorithm or window: such a counter starts over, as on Redis.
+    func cell(for charge: LimitCharge, now: Int64) -> CounterCell {
+        if let cell = counters[charge.key], cell.kind == charge.algorithm, cell.windowSeconds == charge.window.seconds {
+            return cell
+        }
+        return CounterCell(kind: charge.algorithm, windowSeconds: charge.window.seconds, now: now)
     }
 
     mutating func sweepIfDue(now: Int64, interval: Int64) {
@@ -170,6 +178,6 @@ private struct State {
     mutating func sweep(now: Int64) {
         lastSweep = now
         counters = counters.filter { $0.value.expiresAt > now && !$0.value.isIdle }
-        calls = calls.filter { $0.value.expiresAt > now }
+        refunded = refunded.filter { $0.value > now }
     }
 }

@@ -6,10 +6,12 @@ public protocol LimitStore: Sendable {
     /// Shadow charges are consumed when they pass and never block the call.
     func acquire(_ request: LimitRequest) async throws(LimitStoreError) -> LimitOutcome
 
-    /// Undoes what `acquire` consumed for this call id. Idempotent: a second refund changes nothing.
-    /// Returns whether anything was refunded.
+    /// Gives back what an admitted call consumed, as far as that never admits more than a run in which the
+    /// call never happened. The receipt comes from the call's `LimitOutcome`: the sidecar keeps it until the
+    /// call completes, so the store keeps no per-call state. Idempotent: returns false when this call was
+    /// already refunded.
     @discardableResult
-    func refund(callID: String) async throws(LimitStoreError) -> Bool
+    func refund(_ receipt: LimitReceipt) async throws(LimitStoreError) -> Bool
 }
 
 public struct LimitRequest: Sendable {
@@ -31,11 +33,14 @@ public struct LimitOutcome: Sendable, Equatable {
     public let results: [LimitResult]
     /// The store's clock at the decision, in epoch microseconds (Redis `TIME` for the Redis store).
     public let decidedAtMicros: Int64
+    /// What an admitted call consumed, for a refund; nil when it was denied or consumed nothing.
+    public let receipt: LimitReceipt?
 
-    public init(admitted: Bool, results: [LimitResult], decidedAtMicros: Int64) {
+    public init(admitted: Bool, results: [LimitResult], decidedAtMicros: Int64, receipt: LimitReceipt? = nil) {
         self.admitted = admitted
         self.results = results
         self.decidedAtMicros = decidedAtMicros
+        self.receipt = receipt
     }
 }
 

@@ -69,12 +69,25 @@ public struct SlidingLog: Sendable {
         total += cost
     }
 
-    /// Removes the call's entry if it is still in the log.
+    /// Removes the call's entry, logged at `time`, if it is still in the log. Entries are ordered by time,
+    /// so the search is a binary search plus the entries that share that microsecond.
     @discardableResult
-    public mutating func refund(callID: String) -> Bool {
-        guard let i = entries[head...].firstIndex(where: { $0.callID == callID }) else { return false }
-        total -= entries[i].cost
-        entries.remove(at: i)
-        return true
+    public mutating func refund(callID: String, at time: Int64) -> Bool {
+        var low = head
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].time < time { low = mid + 1 } else { high = mid }
+        }
+        var i = low
+        while i < entries.count, entries[i].time == time {
+            if entries[i].callID == callID {
+                total -= entries[i].cost
+                entries.remove(at: i)
+                return true
+            }
+            i += 1
+        }
+        return false
     }
 }

@@ -30,16 +30,20 @@ public struct ArgumentRule: Sendable {
 
     public var pathText: String { path.joined(separator: ".") }
 
+    /// Rules see what the upstream will see (DESIGN.md section 4): MCP SDK servers coerce leniently, so a
+    /// positive operator fails on a value of another JSON type, a negative one (`neq`, `not_in`) holds only for
+    /// a value of the policy value's type (no coercion can turn it into the forbidden value), and paths descend
+    /// into strings that hold JSON objects or arrays, which such servers parse.
     public func holds(for arguments: JSONValue) -> Bool {
-        guard let value = arguments.value(at: path) else {
+        guard let value = Self.resolve(path, in: arguments) else {
             if case .exists(false) = op { return true }
             return false
         }
         switch op {
         case .eq(let expected): return value == expected
-        case .neq(let expected): return value != expected
+        case .neq(let expected): return value.hasSameType(as: expected) && value != expected
         case .in(let options): return options.contains(value)
-        case .notIn(let options): return !options.contains(value)
+        case .notIn(let options): return options.contains { value.hasSameType(as: $0) } && !options.contains(value)
         case .lt(let bound): return value.numberValue.map { $0 < bound } ?? false
         case .lte(let bound): return value.numberValue.map { $0 <= bound } ?? false
         case .gt(let bound): return value.numberValue.map { $0 > bound } ?? false
@@ -63,15 +67,34 @@ public struct ArgumentRule: Sendable {
         }
     }
 
+    /// Follows a dotted path through objects, and through strings that parse as a JSON object or array, as a
+    /// lenient server would; nil when a step is missing.
+    public static func resolve(_ path: [String], in arguments: JSONValue) -> JSONValue? {
+        var current = arguments
+        for component in path {
+            if case .string(let text) = current, let parsed = parsedContainer(text) { current = parsed }
+            guard case .object(let object) = current, let next = object[component] else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    private static func parsedContainer(_ text: String) -> JSONValue? {
+        guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
+            first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+        else { return nil }
+        return try? JSONParser.parse(Array(text.utf8))
+    }
+
     /// What the agent reads when the rule fails and the policy gave no `reason`.
     public var failureMessage: String {
         if let reason { return reason }
         let p = pathText
         switch op {
         case .eq(let v): return "argument \(p) must equal \(JSONWriter.string(v))"
-        case .neq(let v): return "argument \(p) must not equal \(JSONWriter.string(v))"
+        case .neq(let v): return "argument \(p) must be a \(v.typeName) other than \(JSONWriter.string(v))"
         case .in(let vs): return "argument \(p) must be one of \(JSONWriter.string(.array(vs)))"
-        case .notIn(let vs): return "argument \(p) must not be one of \(JSONWriter.string(.array(vs)))"
+        case .notIn(let vs): return "argument \(p) must be a value of the listed type, not one of \(JSONWriter.string(.array(vs)))"
         case .lt(let n): return "argument \(p) must be a number below \(n)"
         case .lte(let n): return "argument \(p) must be a number of at most \(n)"
         case .gt(let n): return "argument \(p) must be a number above \(n)"

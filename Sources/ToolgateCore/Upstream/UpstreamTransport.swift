@@ -82,10 +82,20 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
     public let code: Code
     /// Says which upstream failed and how, for logs and the agent's `-32603` message.
     public let message: String
+    /// False only when the upstream provably did not get the whole request (no connection, or the body was not
+    /// completely sent): the one transport failure after which a call's limits are refunded. Anything
+    /// uncertain counts as sent, since the tool may have run.
+    public let requestSent: Bool
 
-    public init(code: Code, message: String) {
+    public init(code: Code, message: String, requestSent: Bool = true) {
         self.code = code
         self.message = message
+        self.requestSent = requestSent
+    }
+
+    /// The same failure, with what is known about delivery.
+    public func with(requestSent: Bool) -> UpstreamError {
+        UpstreamError(code: code, message: message, requestSent: requestSent)
     }
 
     public var description: String { message }

@@ -1,0 +1,225 @@
+/// The one path every upstream answer takes to the agent, as a state machine with no I/O: the proxy feeds
+/// it the head, the body's chunks and the body's end, and writes what it returns. Its stages:
+/// - **list filtering** (fails closed): every relayed message whose `result.tools` is an array is filtered;
+///   an event whose data is not JSON is dropped; a JSON body that should answer `tools/list` and does not
+///   parse becomes a -32603 error;
+/// - **local-answer merging**: batch elements toolgate answered itself join the upstream's answers;
+/// - **early-end detection**: requests left unanswered when an event stream ends get a -32603 event each;
+///   a JSON or opaque body that breaks is aborted, never passed off as complete;
+/// - **refund decision** (`RefundRule`): only an up-front 4xx refusal refunds.
+public struct ResponseRelay: Sendable {
+    /// What the proxy forwarded, as far as the answer is concerned.
+    public struct Plan: Sendable {
+        /// Ids of the forwarded requests, each of which the upstream owes an answer.
+        public var requestIDs: [JSONValue] = []
+        /// Whether the body holds a `tools/list` request: its answer must be filtered or replaced, never passed.
+        public var listsTools = false
+        /// Batch elements toolgate answered itself.
+        public var localAnswers: [JSONValue] = []
+
+        public init(requestIDs: [JSONValue] = [], listsTools: Bool = false, localAnswers: [JSONValue] = []) {
+            self.requestIDs = requestIDs
+            self.listsTools = listsTools
+            self.localAnswers = localAnswers
+        }
+    }
+
+    public enum Mode: Sendable, Equatable {
+        /// `text/event-stream`: relayed event by event.
+        case eventStream
+        /// `application/json`: read whole (bounded), then filtered, merged and judged.
+        case json
+        /// Anything else: relayed as it comes.
+        case opaque
+    }
+
+    /// How the relay ends.
+    public struct Ending: Sendable, Equatable {
+        /// Bytes to write before the end (error events, or the whole JSON body).
+        public var bytes: [UInt8] = []
+        /// End the agent's response with a transport error instead of a clean end.
+        public var abort = false
+        /// Give the call's limits back.
+        public var refund = false
+        /// For a JSON body: the status and content type to answer with, when they differ from the upstream's.
+        public var status: Int?
+        public var contentType: String?
+        /// Why the body was replaced or cut, for the log.
+        public var problem: String?
+    }
+
+    public let plan: Plan
+    public let status: Int
+    public let mode: Mode
+    /// Largest JSON body read whole.
+    public let maximumJSONBytes: Int
+    private let filter: ToolListFilter
+    private var parser = SSEParser()
+    private var buffered: [UInt8] = []
+    /// Forwarded requests the upstream has not answered yet.
+    private var unansweredIDs: [JSONValue]
+    /// Events dropped because their data was not JSON.
+    public private(set) var droppedEvents = 0
+    private var finished = false
+
+    public init(plan: Plan, status: Int, contentType: String?, filter: ToolListFilter, maximumJSONBytes: Int = 32 << 20) {
+        self.plan = plan
+        self.status = status
+        self.filter = filter
+        self.maximumJSONBytes = maximumJSONBytes
+        unansweredIDs = plan.requestIDs
+        let type = (contentType ?? "").lowercased()
+        if type.hasPrefix("text/event-stream") {
+            mode = .eventStream
+        } else if type.hasPrefix("application/json") || type.contains("+json") {
+            mode = .json
+        } else {
+            mode = .opaque
+        }
+    }
+
+    /// Bytes to send before the upstream's body: toolgate's own answers, as one event, on a stream.
+    public func start() -> [UInt8] {
+        guard mode == .eventStream, !plan.localAnswers.isEmpty else { return [] }
+        return SSEEvent.message(.array(plan.localAnswers)).encoded()
+    }
+
+    public enum Failure: Error, Sendable, Equatable {
+        case eventTooLarge(Int)
+        case bodyTooLarge(Int)
+    }
+
+    /// One chunk of the upstream's body; returns what to relay now.
+    public mutating func receive(_ chunk: [UInt8]) throws(Failure) -> [UInt8] {
+        switch mode {
+        case .opaque:
+            return chunk
+        case .json:
+            buffered += chunk
+            guard buffered.count <= maximumJSONBytes else { throw .bodyTooLarge(maximumJSONBytes) }
+            return []
+        case .eventStream:
+            let events: [SSEEvent]
+            do {
+                events = try parser.feed(chunk)
+            } catch {
+                throw .eventTooLarge(parser.maximumEventBytes)
+            }
+            var out: [UInt8] = []
+            for event in events { out += relayed(event) }
+            return out
+        }
+    }
+
+    private mutating func relayed(_ event: SSEEvent) -> [UInt8] {
+        guard !event.data.isEmpty else { return event.encoded() }
+        guard let message = try? JSONParser.parse(Array(event.data.utf8)) else {
+            droppedEvents += 1
+            return []
+        }
+        noteAnswers(in: message)
+        guard let changed = filter.filter(body: message) else { return event.encoded() }
+        var rewritten = event
+        rewritten.data = JSONWriter.string(changed)
+        rewritten.raw = []
+        return rewritten.encoded()
+    }
+
+    private mutating func noteAnswers(in body: JSONValue) {
+        let messages: [JSONValue]
+        if case .array(let elements) = body { messages = elements } else { messages = [body] }
+        for case .object(let object) in messages where object["method"] == nil && !unansweredIDs.isEmpty {
+            if object["result"] != nil || object["error"] != nil, let id = object["id"],
+                let index = unansweredIDs.firstIndex(of: id)
+            {
+                unansweredIDs.remove(at: index)
+            }
+        }
+    }
+
+    /// The upstream's body ended cleanly.
+    public mutating func finish() -> Ending {
+        guard !finished else { return Ending() }
+        finished = true
+        switch mode {
+        case .opaque:
+            return Ending()
+        case .eventStream:
+            // An event cut off without its blank line is discarded, as an event-stream client would.
+            return unanswered(because: "upstream stream ended before the answer")
+        case .json:
+            return judgeJSON()
+        }
+    }
+
+    /// The upstream's body broke (reset, truncated, idle timeout, oversized event).
+    public mutating func fail(_ reason: String) -> Ending {
+        guard !finished else { return Ending() }
+        finished = true
+        switch mode {
+        case .eventStream:
+            var ending = unanswered(because: "upstream stream ended before the answer")
+            ending.problem = reason
+            return ending
+        case .json, .opaque:
+            return Ending(abort: true, problem: reason)
+        }
+    }
+
+    private func unanswered(because message: String) -> Ending {
+        var bytes: [UInt8] = []
+        for id in unansweredIDs {
+            bytes += SSEEvent.message(JSONRPCResponse.error(id: id, code: .internalError, message: message)).encoded()
+        }
+        return Ending(bytes: bytes)
+    }
+
+    private func judgeJSON() -> Ending {
+        var ending = Ending()
+        let value: JSONValue?
+        if buffered.isEmpty {
+            value = nil
+        } else if !plan.listsTools && plan.localAnswers.isEmpty && !(400..<500).contains(status)
+            && !ToolListFilter.mayContainToolList(buffered)
+        {
+            // Nothing to filter, merge or judge: the bytes go as they came.
+            ending.bytes = buffered
+            return ending
+        } else {
+            value = try? JSONParser.parse(buffered)
+            if value == nil, (200..<300).contains(status) || plan.listsTools,
+                !(plan.requestIDs.isEmpty && plan.localAnswers.isEmpty)
+            {
+                // An answer that may hold a tool list and cannot be read is not passed on.
+                return replaced(problem: "upstream answered with a body that is not JSON")
+            }
+        }
+        ending.refund = RefundRule.refunds(status: status, body: value)
+        var out = value
+        if let value, let changed = filter.filter(body: value) { out = changed }
+        if !plan.localAnswers.isEmpty {
+            var merged: [JSONValue] = []
+            switch out {
+            case .array(let elements)?: merged = elements
+            case let single?: merged = [single]
+            case nil: break
+            }
+            merged += plan.localAnswers
+            ending.bytes = JSONWriter.bytes(.array(merged))
+            ending.contentType = "application/json"
+            // Notifications alone get 202 with no body; toolgate's answers make it a 200.
+            if status == 202 || buffered.isEmpty { ending.status = 200 }
+            return ending
+        }
+        if let out, out != value { ending.bytes = JSONWriter.bytes(out) } else { ending.bytes = buffered }
+        return ending
+    }
+
+    /// A -32603 error for every forwarded request, plus toolgate's own answers.
+    private func replaced(problem: String) -> Ending {
+        let errors = plan.requestIDs.map { JSONRPCResponse.error(id: $0, code: .internalError, message: problem) }
+        let all = errors + plan.localAnswers
+        let body: JSONValue = all.count == 1 && plan.localAnswers.isEmpty ? all[0] : .array(all)
+        return Ending(bytes: JSONWriter.bytes(body), status: 200, contentType: "application/json", problem: problem)
+    }
+}
