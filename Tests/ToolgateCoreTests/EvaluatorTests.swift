@@ -238,3 +238,56 @@ import Testing
         }
     }
 }
+
+/// Rules see what the upstream will see (DESIGN.md section 4): the official SDK's servers coerce `"1000"` to
+/// 1000, `1` to true and parse a string holding a JSON object, so a rule that compares only same-typed values
+/// would let each through.
+@Suite struct ArgumentCoercionTests {
+    static func rule(_ path: String, _ op: ArgumentRule.Operator) -> ArgumentRule {
+        ArgumentRule(path: path.split(separator: ".").map(String.init), op: op)
+    }
+
+    static func holds(_ rule: ArgumentRule, _ arguments: String) throws -> Bool {
+        rule.holds(for: try JSONParser.parse(Array(arguments.utf8)))
+    }
+
+    @Test func negativeOperatorsHoldOnlyForTheirOwnType() throws {
+        let neq = Self.rule("amount", .neq(1000))
+        #expect(try Self.holds(neq, #"{"amount": 999}"#))
+        #expect(try !Self.holds(neq, #"{"amount": 1000.0}"#))
+        #expect(try !Self.holds(neq, #"{"amount": "1000"}"#))
+        #expect(try !Self.holds(neq, #"{"amount": true}"#))
+        #expect(try !Self.holds(neq, #"{"amount": null}"#))
+        let notIn = Self.rule("replicas", .notIn([1, 2]))
+        #expect(try Self.holds(notIn, #"{"replicas": 3}"#))
+        #expect(try !Self.holds(notIn, #"{"replicas": "2"}"#))
+        #expect(try !Self.holds(notIn, #"{"replicas": false}"#))
+        let notForced = Self.rule("force", .neq(true))
+        #expect(try Self.holds(notForced, #"{"force": false}"#))
+        #expect(try !Self.holds(notForced, #"{"force": 1}"#))
+        #expect(try !Self.holds(notForced, #"{"force": "yes"}"#))
+        #expect(try !Self.holds(notForced, #"{"force": "true"}"#))
+    }
+
+    @Test func positiveOperatorsFailOnAnotherType() throws {
+        #expect(try !Self.holds(Self.rule("n", .eq(1)), #"{"n": "1"}"#))
+        #expect(try !Self.holds(Self.rule("n", .in([1, 2])), #"{"n": true}"#))
+        #expect(try !Self.holds(Self.rule("n", .lte(JSONNumber(10))), #"{"n": "5"}"#))
+        #expect(try !Self.holds(Self.rule("s", .contains("a")), #"{"s": {"a": 1}}"#))
+        #expect(try !Self.holds(Self.rule("s", .contains("1")), #"{"s": [1]}"#))
+        #expect(try !Self.holds(Self.rule("s", .maxLength(3)), #"{"s": 12}"#))
+    }
+
+    @Test func pathsDescendIntoStringsHoldingJSON() throws {
+        let noForce = Self.rule("opts.force", .exists(false))
+        #expect(try Self.holds(noForce, #"{"opts": {"depth": 1}}"#))
+        #expect(try !Self.holds(noForce, #"{"opts": {"force": true}}"#))
+        #expect(try !Self.holds(noForce, #"{"opts": "{\"force\": true}"}"#))
+        #expect(try !Self.holds(noForce, #"{"opts": " \n{\"force\": true}"}"#))
+        let depth = Self.rule("opts.depth", .lte(JSONNumber(3)))
+        #expect(try !Self.holds(depth, #"{"opts": "{\"depth\": 9}"}"#))
+        #expect(try Self.holds(depth, #"{"opts": "{\"depth\": 2}"}"#))
+        // A string that is not JSON is just a string: the path stops there.
+        #expect(try Self.holds(noForce, #"{"opts": "force"}"#))
+    }
+}
