@@ -73,7 +73,8 @@ final class HTTP1RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandle
         let replyVersion = version.major == 1 && version.minor <= 1 ? version : .http1_1
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: replyVersion, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private static func jsonString(_ s: String) -> String {

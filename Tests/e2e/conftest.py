@@ -63,6 +63,13 @@ class Proc:
         return "still running" if code is None else f"exited with code {code}"
 
 
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 @dataclass
 class ProcessGroup:
     """Processes started by one test (or the session); all stopped on teardown, whatever happened."""
@@ -82,9 +89,11 @@ class ProcessGroup:
         full_env = {k: v for k, v in os.environ.items() if not (drop_env_prefix and k.startswith(drop_env_prefix))}
         full_env.update(env or {})
         with open(log_path, "wb") as log:
+            # Its own process group: a wrapper such as faketime forks the real program, and stopping the
+            # group stops both (signalling only the wrapper left the child running after the test).
             popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                cwd=str(cwd or E2E_DIR),
+                cwd=str(cwd or E2E_DIR), start_new_session=True,
             )
         proc = Proc(name, argv, popen, log_path)
         self.procs.append(proc)
@@ -97,14 +106,17 @@ class ProcessGroup:
         if p.poll() is not None:
             return p.returncode
         try:
-            p.send_signal(signal.SIGTERM)
+            os.killpg(p.pid, signal.SIGTERM)
             return p.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            p.kill()
+            _kill_group(p.pid)
             p.wait(timeout=STOP_TIMEOUT)
             return None
         except ProcessLookupError:
             return p.poll()
+        finally:
+            # Whatever the leader did, nothing it started outlives the test.
+            _kill_group(p.pid)
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
@@ -275,6 +287,20 @@ class RawUpstream:
 
     def reset(self) -> None:
         httpx2.post(f"http://127.0.0.1:{self.control_port}/_reset", timeout=5.0).raise_for_status()
+
+    def set_mode(self, on: str, mode: str, times: int | None = None, **params: Any) -> None:
+        """Make the next `times` requests of kind `on` (a JSON-RPC method, or "GET") misbehave as `mode`
+        (raw_upstream.py lists the modes and their parameters); `times=None`: until the next reset."""
+        body: dict[str, Any] = {"on": on, "mode": mode, **params}
+        if times is not None:
+            body["times"] = times
+        httpx2.post(f"http://127.0.0.1:{self.control_port}/_mode", json=body, timeout=5.0).raise_for_status()
+
+    def events(self) -> list[dict[str, Any]]:
+        """What the misbehaving answers reported (such as when an endless stream's writes failed)."""
+        response = httpx2.get(f"http://127.0.0.1:{self.control_port}/_events", timeout=5.0)
+        response.raise_for_status()
+        return response.json()
 
 
 @pytest.fixture(scope="session")

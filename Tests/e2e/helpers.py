@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
@@ -273,3 +274,81 @@ def sse_events(text: str) -> list[dict[str, str]]:
     if fields:
         events.append(fields)
     return events
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Raw HTTP/1.x over a socket, for what an HTTP client library will not send (absolute-form targets, missing or
+# repeated Host headers, HTTP/1.0, half-sent heads).
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send `data` to 127.0.0.1:`port` and read until the server closes or a complete response arrived.
+
+    "Complete": the head, then `Content-Length` bytes, or the last chunk of a chunked body. A close-delimited
+    body is read until the close; `timeout` bounds the whole exchange (socket.timeout past it)."""
+    deadline = _deadline(timeout)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        received = b""
+        while True:
+            s.settimeout(max(0.05, deadline()))
+            chunk = s.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+            if raw_response_complete(received):
+                return received
+
+
+def _deadline(timeout: float) -> Callable[[], float]:
+    """A function returning the seconds left until `timeout` from now (raises socket.timeout once past)."""
+    end = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout(f"no complete response within {timeout} s")
+        return remaining
+
+    return left
+
+
+def split_raw_response(data: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+    """(status line, headers in order, body bytes as received: not de-chunked)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert sep, f"no complete response head in {data[:500]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    return lines[0], headers, body
+
+
+def raw_status(data: bytes) -> int:
+    status_line = split_raw_response(data)[0]
+    parts = status_line.split(" ")
+    assert len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit(), status_line
+    return int(parts[1])
+
+
+def raw_header(headers: list[tuple[str, str]], name: str) -> list[str]:
+    return [v for k, v in headers if k.lower() == name.lower()]
+
+
+def raw_response_complete(data: bytes) -> bool:
+    if b"\r\n\r\n" not in data:
+        return False
+    _, headers, body = split_raw_response(data)
+    if any("chunked" in v.lower() for v in raw_header(headers, "transfer-encoding")):
+        return body.endswith(b"0\r\n\r\n")
+    lengths = raw_header(headers, "content-length")
+    if lengths and lengths[0].isdigit():
+        return len(body) >= int(lengths[0])
+    return False  # close-delimited: read until the close
+
+
+def raw_post(target: str, body: bytes, headers: list[tuple[str, str]], version: str = "HTTP/1.1") -> bytes:
+    """The bytes of a POST with exactly these headers (plus Content-Length), nothing added."""
+    lines = [f"POST {target} {version}"] + [f"{k}: {v}" for k, v in headers] + [f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -10,6 +10,35 @@ port: GET /_seen returns the list as JSON, POST /_reset clears it (and any /_fai
 {"code": C, "message": M} makes every request get that JSON-RPC error (the fixture tests use it to show
 how the SDK surfaces toolgate's "upstream down" answer).
 
+Misbehaviour modes (for the proxy-hole tests): POST /_mode with
+{"on": WHAT, "mode": NAME, "times": N, ...parameters} makes the next N requests of kind WHAT (a JSON-RPC
+method of a single POSTed message, such as "tools/call" or "tools/list", or "GET" for GET /mcp) misbehave;
+without "times" until /_reset. One mode per WHAT; a later /_mode for the same WHAT replaces it. Batches and
+requests of other kinds are answered normally. The modes:
+
+- "status": answer HTTP `status` (default 500) with `{"jsonrpc": "2.0", "id": <id>, "error": error}`
+  (`error` default {"code": -32603, "message": "raw upstream failure"}; `answer_id`, when given, replaces
+  the request's id, null included); the request counts as seen.
+- "id": answer normally, but with the JSON-RPC id replaced by `id` (for example "5" for 5).
+- "invalid_json": answer HTTP 200 application/json with the normal answer made unparseable: `variant`
+  "trailing-garbage" (default: the answer, then "}garbage") or "truncated" (the answer less its last byte).
+- "sse_bad_event": answer as an SSE stream: a progress notification, an event whose data is not JSON (it
+  names every tool), then the normal answer.
+- "sse_drop": answer as an SSE stream with one progress notification, then end without an answer: `end`
+  "close" (default: a close-delimited body simply ends), "chunked" (a chunked body cut before its last
+  chunk) or "reset" (TCP RST).
+- "json_truncated": answer HTTP 200 application/json with `Content-Length: 1000` but send only the normal
+  answer padded with spaces to `send_bytes` (default 100) bytes, then close: what arrived parses as JSON.
+- "sse_slow": answer as an SSE stream of `events` (default 2) progress notifications `interval` (default
+  2) seconds apart, then the normal answer.
+- "sse_endless": answer as an SSE stream of `event_bytes`-sized (default 65536) progress notifications,
+  written as fast as the reader takes them, up to `max_bytes` (default 64 MiB), then a small comment
+  every 0.2 s. When a write fails (the reader closed the connection) or blocks for 30 s, or after 60 s,
+  an entry {"kind": "endless_stream_ended", "reason", "error", "bytes", "seconds"} is appended to the
+  event log (GET /_events on the side port; /_reset clears it).
+- "get_replay" (on "GET"): answer GET /mcp with an SSE stream that replays a notifications/message, a
+  stored tools/list answer (every tool) and a batch holding another, then ends.
+
 Run: python raw_upstream.py --port PORT --control-port PORT
 """
 
@@ -17,6 +46,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +87,30 @@ _seen: list[dict[str, Any]] = []
 # Set by POST /_fail {"code": ..., "message": ...}: every request is then answered with this error
 # (HTTP 200), as toolgate answers when its upstream is down. POST /_reset clears it.
 _fail_with: dict[str, Any] | None = None
+# Set by POST /_mode: what kind of request ("tools/call", "tools/list", "GET", ...) → its misbehaviour.
+_modes: dict[str, dict[str, Any]] = {}
+# What the misbehaving answers report (GET /_events).
+_events: list[dict[str, Any]] = []
+
+
+def _take_mode(on: str) -> dict[str, Any] | None:
+    """The mode set for this kind of request, used up once (None: behave normally)."""
+    with _lock:
+        mode = _modes.get(on)
+        if mode is None:
+            return None
+        times = mode.get("times")
+        if times is not None:
+            if times <= 1:
+                del _modes[on]
+            else:
+                mode["times"] = times - 1
+        return dict(mode)
+
+
+def _note(event: dict[str, Any]) -> None:
+    with _lock:
+        _events.append(event)
 
 
 def _is_modern(message: dict[str, Any]) -> bool:
@@ -185,6 +240,11 @@ class McpHandler(BaseHTTPRequestHandler):
                 return
             self._send(200, json.dumps(answers).encode(), "application/json", extra)
             return
+        if isinstance(message, dict) and isinstance(message.get("method"), str) and "id" in message:
+            mode = _take_mode(message["method"])
+            if mode is not None:
+                self._misbehave(mode, message)
+                return
         if (isinstance(message, dict) and message.get("method") == "tools/call"
                 and (message.get("params") or {}).get("name") == "sse_stream"):
             self._send_sse_stream(message)
@@ -223,7 +283,133 @@ class McpHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         self._record(b"")
+        mode = _take_mode("GET")
+        if mode is not None and mode.get("mode") == "get_replay":
+            self._send_get_replay()
+            return
         self._send(405, extra={"Allow": "POST, DELETE"})
+
+    # --- misbehaviour modes (POST /_mode) ----------------------------------------------------------------
+
+    def _sse_head(self, chunked: bool = False) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.flush()
+
+    def _sse_event(self, payload: Any, *, raw_data: str | None = None, event_id: str | None = None,
+                   chunked: bool = False) -> None:
+        data = raw_data if raw_data is not None else json.dumps(payload)
+        text = (f"id: {event_id}\n" if event_id else "") + f"event: message\ndata: {data}\n\n"
+        block = text.encode()
+        if chunked:
+            block = f"{len(block):x}\r\n".encode() + block + b"\r\n"
+        self.wfile.write(block)
+        self.wfile.flush()
+
+    @staticmethod
+    def _progress(n: int, total: int | None = None, pad: str = "") -> dict[str, Any]:
+        params: dict[str, Any] = {"progressToken": "raw-token", "progress": n}
+        if total is not None:
+            params["total"] = total
+        if pad:
+            params["message"] = pad
+        return {"jsonrpc": "2.0", "method": "notifications/progress", "params": params}
+
+    def _misbehave(self, mode: dict[str, Any], message: dict[str, Any]) -> None:
+        name = mode.get("mode")
+        mid = message.get("id")
+        if name == "status":
+            error = mode.get("error") or {"code": -32603, "message": "raw upstream failure"}
+            answer_id = mode["answer_id"] if "answer_id" in mode else mid
+            body = json.dumps({"jsonrpc": "2.0", "id": answer_id, "error": error}).encode()
+            self._send(int(mode.get("status", 500)), body, "application/json")
+        elif name == "id":
+            answer = _answer(message) or {}
+            answer["id"] = mode.get("id")
+            self._send(200, json.dumps(answer).encode(), "application/json")
+        elif name == "invalid_json":
+            text = json.dumps(_answer(message))
+            text = text[:-1] if mode.get("variant") == "truncated" else text + "}garbage"
+            self._send(200, text.encode(), "application/json")
+        elif name == "sse_bad_event":
+            self._sse_head()
+            self._sse_event(self._progress(1, 2))
+            names = " ".join(json.dumps(t["name"]) for t in TOOLS)
+            self._sse_event(None, raw_data=f"this is not JSON {{ tools: [{names}]")
+            self._sse_event(_answer(message))
+        elif name == "sse_drop":
+            end = mode.get("end", "close")
+            self._sse_head(chunked=end == "chunked")
+            self._sse_event(self._progress(1, 2), chunked=end == "chunked")
+            time.sleep(0.2)
+            if end == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            # "close" and "chunked": returning closes the connection (close_connection is set).
+        elif name == "json_truncated":
+            text = json.dumps(_answer(message))
+            send_bytes = max(int(mode.get("send_bytes", 100)), len(text))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(text.encode().ljust(send_bytes))
+            self.wfile.flush()
+            self.close_connection = True
+        elif name == "sse_slow":
+            events, interval = int(mode.get("events", 2)), float(mode.get("interval", 2))
+            self._sse_head()
+            for i in range(1, events + 1):
+                self._sse_event(self._progress(i, events))
+                time.sleep(interval)
+            self._sse_event(_answer(message))
+        elif name == "sse_endless":
+            self._send_endless(int(mode.get("event_bytes", 65536)), int(mode.get("max_bytes", 64 << 20)))
+        else:
+            self._send(500, f"unknown mode {name!r}".encode(), "text/plain")
+
+    def _send_endless(self, event_bytes: int, max_bytes: int) -> None:
+        started = time.monotonic()
+        sent = 0
+        reason, error = "gave_up", ""
+        self.connection.settimeout(30)
+        try:
+            self._sse_head()
+            n = 0
+            while sent < max_bytes:
+                n += 1
+                block = f"event: message\ndata: {json.dumps(self._progress(n, pad='x' * event_bytes))}\n\n".encode()
+                self.wfile.write(block)
+                sent += len(block)
+            while time.monotonic() - started < 60:
+                self.wfile.write(b": still here\n\n")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except TimeoutError as e:
+            reason, error = "write_blocked", repr(e)
+        except OSError as e:
+            reason, error = "write_failed", repr(e)
+        finally:
+            _note({"kind": "endless_stream_ended", "reason": reason, "error": error, "bytes": sent,
+                   "seconds": round(time.monotonic() - started, 3)})
+            self.close_connection = True
+
+    def _send_get_replay(self) -> None:
+        """A GET stream that replays stored answers, as a resumable upstream may."""
+        self._sse_head()
+        self._sse_event({"jsonrpc": "2.0", "method": "notifications/message",
+                         "params": {"level": "info", "data": "get stream open"}}, event_id="g-1")
+        self._sse_event({"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS}}, event_id="g-2")
+        self._sse_event([{"jsonrpc": "2.0", "id": 2, "result": {"tools": TOOLS}}], event_id="g-3")
+        self._sse_event({"jsonrpc": "2.0", "method": "notifications/message",
+                         "params": {"level": "info", "data": "get stream end"}}, event_id="g-4")
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._record(self._read_body())
@@ -248,6 +434,9 @@ class ControlHandler(BaseHTTPRequestHandler):
         if self.path == "/_seen":
             with _lock:
                 self._json(200, list(_seen))
+        elif self.path == "/_events":
+            with _lock:
+                self._json(200, list(_events))
         else:
             self._json(404, {"error": "not found"})
 
@@ -259,10 +448,20 @@ class ControlHandler(BaseHTTPRequestHandler):
             with _lock:
                 _seen.clear()
                 _fail_with = None
+                _modes.clear()
+                _events.clear()
             self._json(200, {"ok": True})
         elif self.path == "/_fail":
             with _lock:
                 _fail_with = json.loads(body)
+            self._json(200, {"ok": True})
+        elif self.path == "/_mode":
+            mode = json.loads(body)
+            if not isinstance(mode, dict) or not isinstance(mode.get("on"), str) or "mode" not in mode:
+                self._json(400, {"error": 'expected {"on": WHAT, "mode": NAME, ...}'})
+                return
+            with _lock:
+                _modes[mode["on"]] = mode
             self._json(200, {"ok": True})
         else:
             self._json(404, {"error": "not found"})

@@ -36,7 +36,8 @@ fi
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1  # leave no __pycache__ in the work tree
 set +e
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$here" "$@"
+# No arguments: pytest collects the current directory ($here). With arguments, only what they name runs.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -7,8 +7,10 @@ rely on: how a -32602 error and an isError result surface, and what `mcp.Client(
 from __future__ import annotations
 
 import json
+import socket
 import time
 
+import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -30,7 +32,7 @@ from helpers import (
     tool_call,
 )
 
-UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress"}
+UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress", "sleepy"}
 
 
 def test_mcp_upstream_handshake_era(mcp_upstream):
@@ -223,3 +225,94 @@ def test_raw_upstream_sse_stream_with_event_ids(raw_upstream):
     events = sse_events(response.text)
     assert [e["id"] for e in events] == ["ev-1", "ev-2", "ev-3"]
     assert json.loads(events[2]["data"])["id"] == 3
+
+
+# --- raw_upstream's misbehaviour modes and the SDK upstream's sleepy tool (used by the issue-7 tests) ----------
+
+
+def test_raw_upstream_modes_are_used_up_and_reset(raw_upstream):
+    raw_upstream.set_mode("tools/call", "status", times=1, status=400, answer_id=None,
+                          error={"code": -32602, "message": "bad"})
+    raw_upstream.set_mode("tools/list", "id", id="5")
+    with http_client() as http:
+        refused = post(http, raw_upstream.url, tool_call(1, "echo", {"text": "a"}))
+        normal = post(http, raw_upstream.url, tool_call(2, "echo", {"text": "b"}))
+        listed = post(http, raw_upstream.url, request(5, "tools/list"))
+        batch = post(http, raw_upstream.url, [request(5, "tools/list")])
+        raw_upstream.reset()
+        after_reset = post(http, raw_upstream.url, request(5, "tools/list"))
+    assert refused.status_code == 400
+    assert refused.json() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32602, "message": "bad"}}
+    assert normal.status_code == 200 and normal.json()["result"]["isError"] is False, "times=1 is used up"
+    assert listed.json()["id"] == "5" and len(listed.json()["result"]["tools"]) == 3
+    assert batch.json()[0]["id"] == 5, "batches are answered normally"
+    assert after_reset.json()["id"] == 5, "reset clears the modes"
+
+
+@pytest.mark.parametrize("variant", ["trailing-garbage", "truncated"])
+def test_raw_upstream_invalid_json_mode(raw_upstream, variant):
+    raw_upstream.set_mode("tools/list", "invalid_json", times=1, variant=variant)
+    with http_client() as http:
+        response = post(http, raw_upstream.url, request(5, "tools/list"))
+    assert response.status_code == 200 and '"other_tool"' in response.text
+    with pytest.raises(ValueError):
+        json.loads(response.text)
+
+
+def test_raw_upstream_sse_modes(raw_upstream):
+    raw_upstream.set_mode("tools/list", "sse_bad_event", times=1)
+    raw_upstream.set_mode("tools/call", "sse_drop", times=1, end="chunked")
+    with http_client() as http:
+        bad = post(http, raw_upstream.url, request(6, "tools/list"))
+        with pytest.raises(httpx2.TransportError):
+            post(http, raw_upstream.url, tool_call(7, "echo", {}))
+    data = [e["data"] for e in sse_events(bad.text)]
+    assert len(data) == 3 and data[1].startswith("this is not JSON")
+    assert json.loads(data[2])["id"] == 6 and len(json.loads(data[2])["result"]["tools"]) == 3
+    raw_upstream.set_mode("tools/call", "sse_drop", times=1, end="close")
+    with http_client() as http:
+        dropped = post(http, raw_upstream.url, tool_call(8, "echo", {}))
+    assert [json.loads(e["data"]).get("method") for e in sse_events(dropped.text)] == ["notifications/progress"]
+
+
+def test_raw_upstream_truncated_json_and_get_replay(raw_upstream):
+    raw_upstream.set_mode("tools/call", "json_truncated", times=1)
+    raw_upstream.set_mode("GET", "get_replay", times=1)
+    with http_client() as http:
+        with pytest.raises(httpx2.TransportError):
+            post(http, raw_upstream.url, tool_call(9, "echo", {}))
+        replay = http.get(raw_upstream.url, headers={"Accept": "text/event-stream"})
+        plain = http.get(raw_upstream.url, headers={"Accept": "text/event-stream"})
+    assert replay.status_code == 200 and [e["id"] for e in sse_events(replay.text)] == ["g-1", "g-2", "g-3", "g-4"]
+    assert '"other_tool"' in replay.text
+    assert plain.status_code == 405, "the GET mode is used up"
+
+
+def test_raw_upstream_endless_stream_reports_when_the_reader_leaves(raw_upstream):
+    raw_upstream.set_mode("tools/call", "sse_endless", times=1, event_bytes=65536)
+    body = json.dumps(tool_call(10, "echo", {})).encode()
+    with socket.create_connection(("127.0.0.1", raw_upstream.port), timeout=10) as s:
+        s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
+                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        head = s.recv(64)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        time.sleep(0.5)  # then leave without reading
+    deadline = time.monotonic() + 10
+    while not raw_upstream.events() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [event] = raw_upstream.events()
+    assert event["kind"] == "endless_stream_ended" and event["reason"] == "write_failed", event
+    assert event["seconds"] < 5, event
+
+
+def test_sdk_upstream_sleepy_counts_executions(mcp_upstream):
+    tag = f"direct-{time.monotonic_ns()}"
+
+    async def body():
+        async with handshake_session(mcp_upstream.url) as session:
+            result = await session.call_tool("sleepy", {"seconds": 0.1, "tag": tag})
+            assert text_of(result) == "slept 0.1 s"
+
+    run_async(body)
+    counts = httpx2.get(f"http://127.0.0.1:{mcp_upstream.port}/_executions", timeout=5).json()
+    assert counts[tag] == {"started": 1, "finished": 1}

@@ -3,14 +3,21 @@
 Run: python upstream_mcp_server.py --port PORT [--json-response]
 Serves POST/GET/DELETE /mcp on 127.0.0.1:PORT, in SSE response mode by default or JSON mode with
 --json-response. Both protocol eras are served (the SDK answers initialize and server/discover).
+
+`sleepy(seconds, tag)` sleeps, counting its executions per tag: GET /_executions (a plain HTTP route on the
+same port, outside MCP) returns {tag: {"started": n, "finished": n}}, so a test can tell how often the
+upstream really ran a call whatever toolgate answered.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 PROGRESS_STEPS = 5
 
@@ -43,6 +50,23 @@ async def slow_progress(ctx: Context, steps: int = PROGRESS_STEPS, delay: float 
         if delay > 0:
             await anyio.sleep(delay)
     return f"done after {steps} steps"
+
+
+_executions: defaultdict[str, dict[str, int]] = defaultdict(lambda: {"started": 0, "finished": 0})
+
+
+@mcp.tool()
+async def sleepy(seconds: float, tag: str = "") -> str:
+    """Sleep `seconds`, then return; every execution is counted under `tag` (GET /_executions)."""
+    _executions[tag]["started"] += 1
+    await anyio.sleep(seconds)
+    _executions[tag]["finished"] += 1
+    return f"slept {seconds} s"
+
+
+@mcp.custom_route("/_executions", methods=["GET"])
+async def executions(request: Request) -> Response:
+    return JSONResponse({tag: dict(counts) for tag, counts in _executions.items()})
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ public struct RequestOriginGuard: Sendable {
     public static func parseAuthority(_ authority: String) -> (host: String, port: Int?)? {
         let bytes = Array(authority.utf8)
         guard !bytes.isEmpty, bytes.count <= 1_024 else { return nil }
-        var hostEnd: Int
+        let hostEnd: Int
         if bytes[0] == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return nil }
             let inner = bytes[1..<close]

@@ -29,7 +29,7 @@ public struct ResponseRelay: Sendable {
         case eventStream
         /// `application/json`: read whole (bounded), then filtered, merged and judged.
         case json
-        /// Anything else: relayed as it comes.
+        /// Anything else, unless it answers `tools/list`: relayed as it comes.
         case opaque
     }
 
@@ -71,7 +71,8 @@ public struct ResponseRelay: Sendable {
         let type = (contentType ?? "").lowercased()
         if type.hasPrefix("text/event-stream") {
             mode = .eventStream
-        } else if type.hasPrefix("application/json") || type.contains("+json") {
+        } else if type.hasPrefix("application/json") || type.contains("+json") || plan.listsTools {
+            // An answer to tools/list is read and judged whatever type it claims: a lenient client might parse it.
             mode = .json
         } else {
             mode = .opaque
