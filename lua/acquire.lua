@@ -6,7 +6,7 @@
 -- ARGV[3..]   five per limit, in KEYS order: algorithm ("sliding" | "fixed" | "token_bucket"),
 --             window in whole seconds, max, cost (an integer 0..max), shadow ("1" or "0")
 --
--- Returns {admitted, now, then seven per limit: passed, remaining, retry, r1, r2, r3, r4}:
+-- Returns {admitted, now, then eight per limit: passed, remaining, retry, r1, r2, r3, r4, life}:
 --   admitted   1 when every non-shadow limit passed, and so everything that passed was consumed; else 0
 --   now        the decision time, Redis TIME in epoch microseconds
 --   passed     1 or 0; remaining: cost units left after the decision; retry: microseconds until a call of
@@ -14,14 +14,17 @@
 --   r1..r4     the receipt the sidecar keeps for a refund (refund.lua), when admitted: fixed: the window
 --              index; token_bucket: TAT after the call (whole µs, fraction) and the bucket's refund total
 --              at that moment (whole µs, fraction); otherwise 0
+--   life       fixed and token_bucket: the id of the call that created this life of the counter, so a refund
+--              never touches a counter that a reload restarted since; sliding: "" (its refund removes its own
+--              member, which exists in no other life)
 --
 -- State, one key per counter, each tagged with its algorithm and window ("<algorithm>:<seconds>"); a key
 -- with another tag or type is an old counter and starts fresh (deleted when this call writes):
 --   sliding       sorted set: one member "<call id>:<cost>" per admitted call, scored by its time, plus one
 --                 member "~<total>~<tag>" scored -1 holding the running total of the members' costs
---   fixed         hash a (tag), w (window index), n (cost used in it)
---   token_bucket  hash a (tag), t/f (TAT, fraction over d), d (max), s (when the bucket last started from
---                 empty), l (latest consumption), rw/rf (refunds since s)
+--   fixed         hash a (tag), o (life), w (window index), n (cost used in it)
+--   token_bucket  hash a (tag), o (life), t/f (TAT, fraction over d), d (max), s (when the bucket last started
+--                 from empty), l (latest consumption), rw/rf (refunds since s)
 --
 -- Guarantees (DESIGN.md section 7; the same arithmetic as the embedded store, so both give equal answers):
 --   sliding       never more than max cost in any interval (now - window, now], fleet-wide; a decision costs
@@ -89,12 +92,13 @@ end
 
 local function fixed_check(key, r)
   r.index = math.floor(now / r.w)
-  local stored = redis.pcall('HMGET', key, 'a', 'w', 'n')
+  local stored = redis.pcall('HMGET', key, 'a', 'w', 'n', 'o')
   r.used = 0
   if stored.err or stored[1] ~= r.tag then
     r.stale = stored.err or stored[1] ~= false
-  elseif tonumber(stored[2]) == r.index then
-    r.used = tonumber(stored[3])
+  else
+    r.life = stored[4]
+    if tonumber(stored[2]) == r.index then r.used = tonumber(stored[3]) end
   end
   if r.used + r.cost <= r.max then return 1, r.max - r.used - r.cost, 0 end
   return 0, r.max - r.used, (r.index + 1) * r.w - now
@@ -115,12 +119,13 @@ end
 
 local function bucket_check(key, r)
   local max = r.max
-  local stored = redis.pcall('HMGET', key, 'a', 't', 'f', 'd', 's', 'rw', 'rf')
+  local stored = redis.pcall('HMGET', key, 'a', 't', 'f', 'd', 's', 'rw', 'rf', 'o')
   local tat, frac
   r.since, r.rw, r.rf = now, 0, 0
   if stored.err or stored[1] ~= r.tag then
     r.stale = stored.err or stored[1] ~= false
   else
+    r.life = stored[8]
     tat, frac = tonumber(stored[2]), tonumber(stored[3])
     r.since, r.rw, r.rf = tonumber(stored[5]), tonumber(stored[6]), tonumber(stored[7])
     if tonumber(stored[4]) ~= max then
@@ -187,12 +192,14 @@ if admitted == 1 then
         redis.call('ZADD', key, -1, '~' .. (r.total + r.cost) .. '~' .. r.tag, now, call_id .. ':' .. r.cost)
         redis.call('PEXPIRE', key, window_ms)
       elseif r.algorithm == 'fixed' then
-        redis.call('HSET', key, 'a', r.tag, 'w', r.index, 'n', r.used + r.cost)
+        if not r.life then r.life = call_id end
+        redis.call('HSET', key, 'a', r.tag, 'o', r.life, 'w', r.index, 'n', r.used + r.cost)
         redis.call('PEXPIREAT', key, (r.index + 2) * window_ms)
         r.r1 = r.index
       else
         if r.fresh_epoch then r.since, r.rw, r.rf = now, 0, 0 end
-        redis.call('HSET', key, 'a', r.tag, 't', r.tat, 'f', r.frac, 'd', r.max, 's', r.since, 'l', now,
+        if not r.life then r.life = call_id end
+        redis.call('HSET', key, 'a', r.tag, 'o', r.life, 't', r.tat, 'f', r.frac, 'd', r.max, 's', r.since, 'l', now,
           'rw', r.rw, 'rf', r.rf)
         redis.call('PEXPIREAT', key, math.floor(r.tat / 1000) + 1)
         r.r1, r.r2, r.r3, r.r4 = r.tat, r.frac, r.rw, r.rf
@@ -205,5 +212,10 @@ local reply = { admitted, now }
 for i = 1, n do
   local r = results[i]
   for _, v in ipairs({ r.passed, r.remaining, r.retry, r.r1, r.r2, r.r3, r.r4 }) do reply[#reply + 1] = v end
+  if admitted == 1 and r.passed == 1 and r.cost > 0 and r.algorithm ~= 'sliding' then
+    reply[#reply + 1] = r.life
+  else
+    reply[#reply + 1] = ''
+  end
 end
 return reply

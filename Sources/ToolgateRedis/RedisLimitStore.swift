@@ -64,7 +64,7 @@ public final class RedisLimitStore: LimitStore {
             }
             arguments += [
                 item.algorithm.rawValue, String(item.windowSeconds), String(item.max), String(item.cost),
-                String(r.0), String(r.1), String(r.2), String(r.3),
+                String(r.0), String(r.1), String(r.2), String(r.3), item.incarnation,
             ]
         }
         let reply = try await evaluate(.refund, keys: keys, arguments: arguments)
@@ -90,7 +90,8 @@ public final class RedisLimitStore: LimitStore {
         }
     }
 
-    static let valuesPerLimit = 7
+    /// passed, remaining, retry, four receipt numbers, and the counter's incarnation (a string).
+    static let valuesPerLimit = 8
 
     static func outcome(from reply: RedisValue, request: LimitRequest) throws(LimitStoreError) -> LimitOutcome {
         let count = request.charges.count
@@ -98,8 +99,18 @@ public final class RedisLimitStore: LimitStore {
             throw unexpected(reply, "acquire.lua")
         }
         var numbers: [Int64] = []
+        var incarnations: [String] = []
         numbers.reserveCapacity(items.count)
-        for item in items {
+        for (index, item) in items.enumerated() {
+            if index >= 2, (index - 2) % valuesPerLimit == valuesPerLimit - 1 {
+                switch item {
+                case .bulkString(let bytes?): incarnations.append(String(decoding: bytes, as: UTF8.self))
+                case .integer(0): incarnations.append("")
+                default: throw unexpected(reply, "acquire.lua")
+                }
+                numbers.append(0)
+                continue
+            }
             guard case .integer(let n) = item else { throw unexpected(reply, "acquire.lua") }
             numbers.append(n)
         }
@@ -126,7 +137,7 @@ public final class RedisLimitStore: LimitStore {
             consumed.append(
                 ConsumedLimit(
                     key: charge.key, algorithm: charge.algorithm, windowSeconds: charge.window.seconds, max: charge.max,
-                    cost: charge.cost, detail: detail))
+                    cost: charge.cost, incarnation: incarnations[i], detail: detail))
         }
         let receipt = consumed.isEmpty ? nil : LimitReceipt(callID: request.callID, decidedAtMicros: now, items: consumed)
         return LimitOutcome(admitted: admitted, results: results, decidedAtMicros: now, receipt: receipt)

@@ -106,6 +106,14 @@ extension SharedRedisTests {
             #expect(try await store.acquire(LimitRequest(callID: "new", charges: [bucket])).admitted)
             #expect(try await store.refund(old))
             #expect(!(try await store.acquire(LimitRequest(callID: "next", charges: [bucket])).admitted))
+            // And back to the first algorithm within the same window: a new life of the counter, which a refund
+            // from the first life must not reach.
+            let fixed = Self.charge(key, .fixed, window: 60, max: 1)
+            let x = try #require(try await store.acquire(LimitRequest(callID: "x", charges: [fixed])).receipt)
+            #expect(try await store.acquire(LimitRequest(callID: "between", charges: [bucket])).admitted)
+            #expect(try await store.acquire(LimitRequest(callID: "y", charges: [fixed])).admitted)
+            #expect(try await store.refund(x))
+            #expect(!(try await store.acquire(LimitRequest(callID: "z", charges: [fixed])).admitted))
         }
 
         @Test func anUnreachableRedisIsUnavailableNotAHang() async throws {

@@ -72,6 +72,24 @@ import Testing
         #expect(!store.acquireNow(LimitRequest(callID: "e", charges: [charge])).admitted)
     }
 
+    /// A reload that changes a counter's algorithm or window starts it fresh, as on Redis; a refund from before
+    /// the change leaves the new counter alone.
+    @Test func aCounterWhoseAlgorithmOrWindowChangesStartsFresh() throws {
+        let store = InMemoryLimitStore(clock: ManualWallClock(micros: Self.t0))
+        let variants: [(LimitAlgorithm, Int)] = [(.sliding, 60), (.fixed, 60), (.tokenBucket, 60), (.tokenBucket, 30), (.sliding, 120), (.fixed, 60)]
+        var receipts: [LimitReceipt] = []
+        for (n, (algorithm, window)) in variants.enumerated() {
+            let charge = Self.charge("k", max: 1, window: window, algorithm: algorithm)
+            let first = store.acquireNow(LimitRequest(callID: "a\(n)", charges: [charge]))
+            #expect(first.admitted, "\(algorithm) \(window)s")
+            receipts.append(try #require(first.receipt))
+            #expect(!store.acquireNow(LimitRequest(callID: "b\(n)", charges: [charge])).admitted)
+        }
+        // Refunds of calls made under earlier variants: the current counter stays full.
+        for receipt in receipts.dropLast() { #expect(store.refundNow(receipt)) }
+        #expect(!store.acquireNow(LimitRequest(callID: "c", charges: [Self.charge("k", max: 1, window: 60, algorithm: .fixed)])).admitted)
+    }
+
     @Test func callsWithoutChargesAreAdmittedAndLeaveNothing() {
         let store = InMemoryLimitStore(clock: ManualWallClock(micros: Self.t0))
         let outcome = store.acquireNow(LimitRequest(callID: "x", charges: []))
@@ -92,7 +110,7 @@ import Testing
         clock.advance(micros: 1_000_000)
         store.sweep()
         #expect(store.keyCount == 1_000)  // still inside the window
-        clock.advance(micros: 19_000_001)  // two windows after the last call
+        clock.advance(micros: 19_001_001)  // two windows after the last call, and the millisecond Redis keeps a key past its expiry
         // The next decision sweeps on its own.
         _ = store.acquireNow(LimitRequest(callID: "late", charges: []))
         #expect(store.keyCount == 0)

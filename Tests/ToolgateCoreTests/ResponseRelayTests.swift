@@ -23,6 +23,9 @@ import Testing
         #expect(relay(.init(), "application/problem+json").mode == .json)
         #expect(relay(.init(), "text/plain").mode == .opaque)
         #expect(relay(.init(), nil).mode == .opaque)
+        // Whatever type an answer to tools/list claims, it is read and judged.
+        #expect(relay(.init(requestIDs: [1], listsTools: true), "text/plain").mode == .json)
+        #expect(relay(.init(requestIDs: [1], listsTools: true), nil).mode == .json)
     }
 
     @Test func streamEventsAreFilteredAndUnreadableOnesDropped() throws {

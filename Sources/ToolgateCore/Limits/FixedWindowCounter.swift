@@ -44,8 +44,9 @@ public struct FixedWindowCounter: Sendable {
         count = Swift.max(0, count - cost)
     }
 
-    /// The counter is kept for two windows, as on Redis.
+    /// The counter is kept for two windows, as on Redis: forgotten from the millisecond after
+    /// `PEXPIREAT (index + 2) · window`, when Redis expires the key.
     public func expiresAt(windowMicros: Int64) -> Int64 {
-        windowIndex == .min ? .min : (windowIndex + 2) * windowMicros
+        windowIndex == .min ? .min : (windowIndex + 2) * windowMicros + 1_000
     }
 }

@@ -97,8 +97,13 @@ public struct GCRABucket: Sendable {
         return back
     }
 
-    /// After this instant the bucket is full again, the same as no state at all.
-    public var expiresAt: Int64 { tat.whole + 1 }
+    /// From this instant the bucket is forgotten (it is full again by then, the same as no state at all): the
+    /// instant its Redis key, set to `PEXPIREAT floor(TAT/1000) + 1`, is gone (Redis expires a key once its
+    /// millisecond clock is past that), so both stores start a new life of the counter together.
+    public var expiresAt: Int64 {
+        let (q, r) = tat.whole.quotientAndRemainder(dividingBy: 1_000)
+        return ((r < 0 ? q - 1 : q) + 2) * 1_000
+    }
 
     /// Cost-1 calls that would still pass now: `floor((window − ahead) / T)`.
     private static func remaining(ahead: Int64, frac: Int64, windowMicros: Int64, max: Int) -> Int {

@@ -62,8 +62,7 @@ public final class InMemoryLimitStore<Clock: WallClock>: LimitStore {
             guard state.refunded[receipt.callID] == nil else { return false }
             state.refunded[receipt.callID] = now + Int64(receipt.longestWindowSeconds) * 1_000_000
             for item in receipt.items {
-                guard let cell = state.counters[item.key], cell.kind == item.algorithm, cell.windowSeconds == item.windowSeconds
-                else { continue }
+                guard let cell = state.counters[item.key], cell.incarnation == item.incarnation else { continue }
                 cell.undo(item, receipt: receipt)
             }
             return true
@@ -98,6 +97,8 @@ private final class CounterCell {
     var expiresAt: Int64
     /// Not stored yet: a denied call leaves nothing behind.
     var isFresh: Bool
+    /// The call that created this life of the counter (see `ConsumedLimit.incarnation`).
+    var incarnation = ""
 
     init(kind: LimitAlgorithm, windowSeconds: Int, now: Int64) {
         self.kind = kind
@@ -120,6 +121,8 @@ private final class CounterCell {
     }
 
     func consume(_ charge: LimitCharge, now: Int64, callID: String) -> ConsumedLimit {
+        // A sliding refund removes its own log entry, which only ever exists in the life that logged it.
+        if isFresh, kind != .sliding { incarnation = callID }
         isFresh = false
         let windowMicros = charge.window.micros
         let detail: ConsumedLimit.Detail
@@ -138,7 +141,8 @@ private final class CounterCell {
             detail = .tokenBucket(receipt)
         }
         return ConsumedLimit(
-            key: charge.key, algorithm: kind, windowSeconds: windowSeconds, max: charge.max, cost: charge.cost, detail: detail)
+            key: charge.key, algorithm: kind, windowSeconds: windowSeconds, max: charge.max, cost: charge.cost,
+            incarnation: incarnation, detail: detail)
     }
 
     func undo(_ item: ConsumedLimit, receipt: LimitReceipt) {
@@ -161,10 +165,12 @@ private struct State {
     var refunded: [String: Int64] = [:]
     var lastSweep: Int64 = .min
 
-    /// The charge's counter, or a fresh one (not yet stored) when absent or when the policy changed its
-    /// algorithm or window: such a counter starts over, as on Redis.
+    /// The charge's counter, or a fresh one (not yet stored) when absent, expired (as its Redis key would be),
+    /// or when the policy changed its algorithm or window: such a counter starts over, as on Redis.
     func cell(for charge: LimitCharge, now: Int64) -> CounterCell {
-        if let cell = counters[charge.key], cell.kind == charge.algorithm, cell.windowSeconds == charge.window.seconds {
+        if let cell = counters[charge.key], cell.kind == charge.algorithm, cell.windowSeconds == charge.window.seconds,
+            cell.kind == .sliding || cell.expiresAt > now
+        {
             return cell
         }
         return CounterCell(kind: charge.algorithm, windowSeconds: charge.window.seconds, now: now)

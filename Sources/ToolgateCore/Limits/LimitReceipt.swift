@@ -26,6 +26,10 @@ public struct ConsumedLimit: Sendable, Equatable {
     public let windowSeconds: Int
     public let max: Int
     public let cost: Int
+    /// Which life of the counter the call consumed: the id of the call that (re)created it. A counter that a
+    /// reload restarted (algorithm or window changed, and perhaps changed back) is another life, and a refund
+    /// of a call from an earlier one must not touch it.
+    public let incarnation: String
     public let detail: Detail
 
     public enum Detail: Sendable, Equatable {
@@ -36,8 +40,11 @@ public struct ConsumedLimit: Sendable, Equatable {
         case tokenBucket(GCRAReceipt)
     }
 
-    public init(key: String, algorithm: LimitAlgorithm, windowSeconds: Int, max: Int, cost: Int, detail: Detail) {
+    public init(
+        key: String, algorithm: LimitAlgorithm, windowSeconds: Int, max: Int, cost: Int, incarnation: String, detail: Detail
+    ) {
         self.key = key
+        self.incarnation = incarnation
         self.algorithm = algorithm
         self.windowSeconds = windowSeconds
         self.max = max
