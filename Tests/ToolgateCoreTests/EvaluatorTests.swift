@@ -289,5 +289,11 @@ import Testing
         #expect(try Self.holds(depth, #"{"opts": "{\"depth\": 2}"}"#))
         // A string that is not JSON is just a string: the path stops there.
         #expect(try Self.holds(noForce, #"{"opts": "force"}"#))
+        // One that looks like an object but that toolgate's strict parser refuses (Python's json.loads takes
+        // duplicate keys, NaN, lone surrogates): toolgate cannot see what the upstream will, so no rule holds.
+        for unreadable in [#"{\"force\": false, \"force\": true}"#, #"{\"force\": true, \"n\": NaN}"#, #"[{\"force\": true}"#] {
+            #expect(try !Self.holds(noForce, #"{"opts": "\#(unreadable)"}"#), "\(unreadable)")
+            #expect(try !Self.holds(Self.rule("opts.force", .neq(true)), #"{"opts": "\#(unreadable)"}"#))
+        }
     }
 }

@@ -32,7 +32,7 @@ from helpers import (
     tool_call,
 )
 
-UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress", "sleepy"}
+UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress", "sleepy", "transfer"}
 
 
 def test_mcp_upstream_handshake_era(mcp_upstream):

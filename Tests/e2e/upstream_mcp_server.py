@@ -7,12 +7,18 @@ Serves POST/GET/DELETE /mcp on 127.0.0.1:PORT, in SSE response mode by default o
 `sleepy(seconds, tag)` sleeps, counting its executions per tag: GET /_executions (a plain HTTP route on the
 same port, outside MCP) returns {tag: {"started": n, "finished": n}}, so a test can tell how often the
 upstream really ran a call whatever toolgate answered.
+
+`transfer(amount, tag, force, opts)` has typed parameters, so the SDK validates its arguments leniently (pydantic's
+lax mode, after parsing JSON held in strings): it records the values it actually ran with, after that coercion, and
+GET /_transfers returns {tag: [{"amount": ..., "force": ..., "opts": ...}, ...]}, so a test can see what ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import defaultdict
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -67,6 +73,24 @@ async def sleepy(seconds: float, tag: str = "") -> str:
 @mcp.custom_route("/_executions", methods=["GET"])
 async def executions(request: Request) -> Response:
     return JSONResponse({tag: dict(counts) for tag, counts in _executions.items()})
+
+
+_transfers: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+
+
+@mcp.tool()
+def transfer(amount: int, tag: str = "", force: bool = False, opts: dict[str, Any] | None = None) -> str:
+    """Record the (already validated and coerced) arguments it runs with under `tag` (GET /_transfers)."""
+    record = {"amount": amount, "force": force, "opts": opts}
+    _transfers[tag].append(record)
+    return f"transferred {amount} (force={force}, opts={opts})"
+
+
+@mcp.custom_route("/_transfers", methods=["GET"])
+async def transfers(request: Request) -> Response:
+    # json.dumps, not JSONResponse: a record may hold NaN or Infinity (Python's JSON reads and writes them).
+    return Response(json.dumps({tag: list(records) for tag, records in _transfers.items()}),
+                    media_type="application/json")
 
 
 def main() -> None:

@@ -35,8 +35,15 @@ public struct ArgumentRule: Sendable {
     /// a value of the policy value's type (no coercion can turn it into the forbidden value), and paths descend
     /// into strings that hold JSON objects or arrays, which such servers parse.
     public func holds(for arguments: JSONValue) -> Bool {
-        guard let value = Self.resolve(path, in: arguments) else {
+        let value: JSONValue
+        switch Self.lookUp(path, in: arguments) {
+        case .found(let found): value = found
+        case .missing:
             if case .exists(false) = op { return true }
+            return false
+        case .unreadable:
+            // The upstream may read this string as an object (Python's json.loads accepts duplicate keys, NaN,
+            // lone surrogates, deeper nesting); toolgate cannot see what it holds, so no rule can hold.
             return false
         }
         switch op {
@@ -67,23 +74,37 @@ public struct ArgumentRule: Sendable {
         }
     }
 
-    /// Follows a dotted path through objects, and through strings that parse as a JSON object or array, as a
-    /// lenient server would; nil when a step is missing.
-    public static func resolve(_ path: [String], in arguments: JSONValue) -> JSONValue? {
-        var current = arguments
-        for component in path {
-            if case .string(let text) = current, let parsed = parsedContainer(text) { current = parsed }
-            guard case .object(let object) = current, let next = object[component] else { return nil }
-            current = next
-        }
-        return current
+    public enum Lookup: Sendable, Equatable {
+        case found(JSONValue)
+        case missing
+        /// A step went through a string that looks like a JSON object or array but does not parse strictly.
+        case unreadable
     }
 
-    private static func parsedContainer(_ text: String) -> JSONValue? {
-        guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }),
-            first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
-        else { return nil }
-        return try? JSONParser.parse(Array(text.utf8))
+    /// Follows a dotted path through objects, and through strings that hold a JSON object or array, as a
+    /// lenient server would.
+    public static func lookUp(_ path: [String], in arguments: JSONValue) -> Lookup {
+        var current = arguments
+        for component in path {
+            if case .string(let text) = current, looksLikeContainer(text) {
+                guard let parsed = try? JSONParser.parse(Array(text.utf8)) else { return .unreadable }
+                current = parsed
+            }
+            guard case .object(let object) = current, let next = object[component] else { return .missing }
+            current = next
+        }
+        return .found(current)
+    }
+
+    /// The value at `path`, or nil when it is missing or cannot be read (see `lookUp`).
+    public static func resolve(_ path: [String], in arguments: JSONValue) -> JSONValue? {
+        if case .found(let value) = lookUp(path, in: arguments) { return value }
+        return nil
+    }
+
+    private static func looksLikeContainer(_ text: String) -> Bool {
+        guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else { return false }
+        return first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
     }
 
     /// What the agent reads when the rule fails and the policy gave no `reason`.
