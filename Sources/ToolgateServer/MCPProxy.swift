@@ -74,7 +74,7 @@ struct MCPProxy: Sendable {
         if let grants = configuration.grants {
             guard let authorization = request.headers[.authorization] else { return nil }
             let parts = authorization.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+            guard parts.count == 2, parts[0].lowercased().isExactly("bearer") else { return nil }
             guard let name = grants.grant(forToken: String(parts[1]).trimmingWhitespace) else { return nil }
             grant = name
         } else {
@@ -118,20 +118,20 @@ struct MCPProxy: Sendable {
             }
             var context = ForwardContext()
             if let id = message.id, case .request = message.kind { context.plan.requestIDs = [id] }
-            switch message.kind {
-            case .notification(method: "tools/call"):
+            switch (message.kind, message.known) {
+            case (.notification, .toolsCall):
                 // Never forwarded: a call without an id would run unchecked, and its answer could not be tracked.
                 return Self.httpError(.badRequest, .invalidRequest, Self.toolCallNotification)
-            case .request(method: "tools/call"):
+            case (.request, .toolsCall):
                 switch await enforce(message, exchange) {
                 case .answer(let answer, let retryAfter):
                     return Self.answer(answer, format: exchange.format, retryAfter: retryAfter)
                 case .forward(let receipt):
                     context.receipts = receipt.map { [$0] } ?? []
                 }
-            case .request(method: "tools/list"):
+            case (.request, .toolsList):
                 context.plan.listsTools = true
-            case .request(method: "initialize"):
+            case (.request, .initialize):
                 context.initializes = true
             default:
                 break
@@ -152,13 +152,13 @@ struct MCPProxy: Sendable {
         var context = ForwardContext()
         var retryAfter: Int?
         for message in messages {
-            if case .notification(method: "tools/call") = message.kind {
+            if case .notification = message.kind, message.known == .toolsCall {
                 answers.append(JSONRPCResponse.error(id: nil, code: .invalidRequest, message: Self.toolCallNotification))
                 continue
             }
-            if case .request(let method) = message.kind, let id = message.id {
-                switch method {
-                case "tools/call":
+            if case .request = message.kind, let id = message.id {
+                switch message.known {
+                case .toolsCall?:
                     switch await enforce(message, exchange) {
                     case .answer(let answer, let retry):
                         answers.append(answer)
@@ -167,9 +167,9 @@ struct MCPProxy: Sendable {
                     case .forward(let receipt):
                         if let receipt { context.receipts.append(receipt) }
                     }
-                case "tools/list": context.plan.listsTools = true
-                case "initialize": context.initializes = true
-                default: break
+                case .toolsList?: context.plan.listsTools = true
+                case .initialize?: context.initializes = true
+                case nil: break
                 }
                 context.plan.requestIDs.append(id)
             }

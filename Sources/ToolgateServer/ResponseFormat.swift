@@ -11,9 +11,9 @@ enum ResponseFormat: Sendable {
             return
         }
         let types = accept.split(separator: ",").map { $0.split(separator: ";").first.map { String($0).trimmingWhitespace } ?? "" }
-        if types.contains(where: { $0 == "application/json" || $0 == "application/*" || $0 == "*/*" }) {
+        if types.contains(where: { $0.isExactly("application/json") || $0.isExactly("application/*") || $0.isExactly("*/*") }) {
             self = .json
-        } else if types.contains("text/event-stream") {
+        } else if types.contains(where: { $0.isExactly("text/event-stream") }) {
             self = .eventStream
         } else {
             self = .json

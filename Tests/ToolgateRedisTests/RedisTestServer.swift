@@ -110,14 +110,15 @@ final class RedisTestServer: @unchecked Sendable {
         try server.run()
         process.withLock { $0 = server }
         // Ready once redis-cli gets an answer; with requirepass, NOAUTH is an answer too.
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Generous: the suite runs many tests at once on two cores, some blocking threads of the shared pool.
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             guard server.isRunning else { throw TestServerError(message: "redis-server exited at start: \(arguments)") }
             if let answer = try? cli("PING"), answer == "PONG" || answer.contains("NOAUTH") { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         stop()
-        throw TestServerError(message: "redis-server did not answer PING on port \(port) within 10 s")
+        throw TestServerError(message: "redis-server did not answer PING on port \(port) within 30 s")
     }
 
     /// Binds port 0 on loopback and gives the port back; the kernel does not hand it out again right away.

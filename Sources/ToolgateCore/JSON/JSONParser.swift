@@ -83,7 +83,7 @@ public struct JSONParser {
         defer { depth -= 1 }
         index += 1  // {
         var members: [JSONObject.Member] = []
-        var seen: Set<String>? = nil
+        var seen: Set<ExactKey>? = nil
         skipWhitespace()
         if index < input.count, input[index] == UInt8(ascii: "}") {
             index += 1
@@ -96,13 +96,14 @@ public struct JSONParser {
             }
             let keyOffset = index
             let key = try parseString()
+            // Keys compare by their scalars (ExactKey): `"K"` and `"\u212A"` are two keys, as the upstream sees them.
             if members.count >= 8 {
-                if seen == nil { seen = Set(members.map(\.key)) }
-                guard seen!.insert(key).inserted else {
-                    throw JSONParseError(offset: keyOffset, message: "duplicate key \"\(key)\"")
+                if seen == nil { seen = Set(members.map { ExactKey($0.key) }) }
+                guard seen!.insert(ExactKey(key)).inserted else {
+                    throw JSONParseError(offset: keyOffset, message: "duplicate key \"\(key.prefix(64))\"")
                 }
-            } else if members.contains(where: { $0.key == key }) {
-                throw JSONParseError(offset: keyOffset, message: "duplicate key \"\(key)\"")
+            } else if members.contains(where: { $0.key.isExactly(key) }) {
+                throw JSONParseError(offset: keyOffset, message: "duplicate key \"\(key.prefix(64))\"")
             }
             skipWhitespace()
             guard index < input.count, input[index] == UInt8(ascii: ":") else { throw error("expected ':'") }

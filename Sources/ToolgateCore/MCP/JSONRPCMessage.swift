@@ -9,6 +9,8 @@ public struct JSONRPCMessage: Sendable {
     }
 
     public let kind: Kind
+    /// The methods toolgate acts on, recognized once by exact comparison (never by canonical equivalence).
+    public let known: KnownMethod?
     /// `nil` for notifications.
     public let id: JSONValue?
     public let params: JSONValue?
@@ -52,10 +54,12 @@ public struct JSONRPCMessage: Sendable {
             self.params = params
             self.id = id
             kind = id == nil ? .notification(method: method) : .request(method: method)
+            known = KnownMethod(exactly: method)
         } else if object["result"] != nil || object["error"] != nil, let id {
             self.params = nil
             self.id = id
             kind = .response
+            known = nil
         } else {
             throw JSONRPCFailure(.invalidRequest, "a JSON-RPC message needs \"method\", or \"id\" with \"result\" or \"error\"")
         }
@@ -73,6 +77,25 @@ public struct JSONRPCMessage: Sendable {
         case nil, .null: return ToolCall(name: name)
         case .object(let arguments): return ToolCall(name: name, arguments: .object(arguments))
         default: throw JSONRPCFailure(.invalidParams, "tools/call \"arguments\" must be an object")
+        }
+    }
+}
+
+/// The methods whose handling differs from plain forwarding.
+public enum KnownMethod: Sendable, Equatable {
+    case toolsCall
+    case toolsList
+    case initialize
+
+    public init?(exactly method: String) {
+        if method.isExactly("tools/call") {
+            self = .toolsCall
+        } else if method.isExactly("tools/list") {
+            self = .toolsList
+        } else if method.isExactly("initialize") {
+            self = .initialize
+        } else {
+            return nil
         }
     }
 }

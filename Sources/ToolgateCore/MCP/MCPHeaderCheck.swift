@@ -12,22 +12,22 @@ public enum MCPHeaderCheck {
             if methodHeader == nil {
                 return JSONRPCFailure(.headerMismatch, "Mcp-Method header is required in protocol revision 2026-07-28 (body method \"\(bodyMethod)\")")
             }
-            if bodyMethod == "tools/call", nameHeader == nil {
+            if message.known == .toolsCall, nameHeader == nil {
                 return JSONRPCFailure(.headerMismatch, "Mcp-Name header is required on tools/call in protocol revision 2026-07-28")
             }
         }
-        if let methodHeader, methodHeader.trimmingWhitespace != bodyMethod {
+        if let methodHeader, !methodHeader.trimmingWhitespace.isExactly(bodyMethod) {
             return JSONRPCFailure(
                 .headerMismatch, "Mcp-Method header \"\(methodHeader)\" does not match the body's method \"\(bodyMethod)\"")
         }
-        guard bodyMethod == "tools/call", let nameHeader else { return nil }
+        guard message.known == .toolsCall, let nameHeader else { return nil }
         guard let name = decodeName(nameHeader) else {
             return JSONRPCFailure(.headerMismatch, "Mcp-Name header is not valid: \(nameHeader)")
         }
         guard case .object(let params) = message.params ?? .null, case .string(let bodyName) = params["name"] else {
             return nil  // the body's own problem is reported as -32602 when it is enforced
         }
-        if name != bodyName {
+        if !name.isExactly(bodyName) {
             return JSONRPCFailure(
                 .headerMismatch, "Mcp-Name header \"\(name)\" does not match the body's tool name \"\(bodyName)\"")
         }

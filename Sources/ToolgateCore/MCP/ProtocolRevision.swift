@@ -10,10 +10,12 @@ public enum ProtocolEra: Sendable, Equatable {
 
     /// From the `MCP-Protocol-Version` header. Revisions are dates, so they compare as strings.
     public init(protocolVersionHeader: String?) {
-        guard let version = protocolVersionHeader?.trimmingWhitespace, version.count == 10 else {
+        guard let version = protocolVersionHeader?.trimmingWhitespace, version.utf8.count == 10 else {
             self = .handshake
             return
         }
-        self = version >= Self.firstPerRequestRevision ? .perRequest : .handshake
+        // Byte order: the header comes from outside, and dates in ASCII sort as bytes.
+        self = Self.firstPerRequestRevision.utf8.lexicographicallyPrecedes(version.utf8) || version.isExactly(Self.firstPerRequestRevision)
+            ? .perRequest : .handshake
     }
 }

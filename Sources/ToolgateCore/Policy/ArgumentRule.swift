@@ -60,7 +60,7 @@ public struct ArgumentRule: Sendable {
             switch value {
             case .string(let s):
                 guard case .string(let sub) = needle else { return false }
-                return sub.isEmpty || s.contains(sub)
+                return s.containsExactly(sub)
             case .array(let elements): return elements.contains(needle)
             default: return false
             }

@@ -10,7 +10,9 @@ public struct Policy: Sendable {
     /// Hex SHA-256 of the policy file's bytes.
     public let sha256: String
 
-    private let exactIndex: [String: Int]
+    /// Tool names compare by their scalars (`ExactKey`): a name from outside is hashed in linear time, and
+    /// KELVIN SIGN is not `K`.
+    private let exactIndex: [ExactKey: Int]
     /// Indexes into `entries` of the globs, most specific first.
     private let globOrder: [Int]
 
@@ -26,10 +28,10 @@ public struct Policy: Sendable {
         self.entries = entries
         self.wildcard = wildcard
         self.sha256 = sha256
-        var exact: [String: Int] = [:]
+        var exact: [ExactKey: Int] = [:]
         var globs: [Int] = []
         for (i, entry) in entries.enumerated() {
-            if entry.pattern.isGlob { globs.append(i) } else { exact[entry.key] = i }
+            if entry.pattern.isGlob { globs.append(i) } else { exact[ExactKey(entry.key)] = i }
         }
         self.exactIndex = exact
         self.globOrder = globs.sorted { ToolPattern.precedes(entries[$0].pattern, entries[$1].pattern) }
@@ -37,7 +39,7 @@ public struct Policy: Sendable {
 
     /// The entry that governs `tool`: the exact name, else the most specific glob. Never the `"*"` entry.
     public func entry(for tool: String) -> ToolEntry? {
-        if let i = exactIndex[tool] { return entries[i] }
+        if let i = exactIndex[ExactKey(tool)] { return entries[i] }
         for i in globOrder where entries[i].pattern.matches(tool) { return entries[i] }
         return nil
     }

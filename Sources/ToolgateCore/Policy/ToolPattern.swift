@@ -18,7 +18,7 @@ public struct ToolPattern: Sendable, Hashable, CustomStringConvertible {
     public var literalPrefixCount: Int { segments[0].count }
 
     public func matches(_ name: String) -> Bool {
-        if !isGlob { return name == text }
+        if !isGlob { return name.isExactly(text) }
         var name = name
         return name.withUTF8 { matches(bytes: $0) }
     }
