@@ -18,6 +18,11 @@ struct CoreBenchmark {
             try await RedisStoreBenchmark.run(port: port, seconds: seconds, concurrencies: levels)
             return
         }
+        if arguments.first == "adversarial" {
+            // toolgate-bench adversarial: what one hostile request costs (issue 8).
+            try AdversarialBenchmark.run()
+            return
+        }
         let seedPolicy = try Policy.parse(
             #"{"version":"1","default":"deny","tools":{"imageBackgroundRemoval":{"limits":[{"counter":"imagebackgroundremoval_rate","window":"minute","max":10,"scope":"grant"}]}}}"#,
             file: "seed.json")
