@@ -12,13 +12,28 @@ import ToolgateTestSupport
 
     /// A value as the reference sees it.
     indirect enum Ref: Equatable {
-        case null, bool(Bool), number(Decimal), string([Unicode.Scalar]), array([Ref]), object([(String, Ref)])
+        case null, bool(Bool), number(String), string([Unicode.Scalar]), array([Ref]), object([(String, Ref)])
+
+        /// Equal under every reading of the numbers in them (`every`), or under some reading.
+        static func equal(_ a: Ref, _ b: Ref, every: Bool) -> Bool {
+            switch (a, b) {
+            case (.number(let x), .number(let y)):
+                let results = readings.map { $0(x, y) == 0 }
+                return every ? results.allSatisfy { $0 } : results.contains(true)
+            case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1, every: every) }
+            case (.object(let x), .object(let y)):
+                return x.count == y.count && x.allSatisfy { k, v in
+                    y.contains { Array($0.0.unicodeScalars) == Array(k.unicodeScalars) && equal($0.1, v, every: every) }
+                }
+            default: return a == b
+            }
+        }
 
         static func == (a: Ref, b: Ref) -> Bool {
             switch (a, b) {
             case (.null, .null): true
             case (.bool(let x), .bool(let y)): x == y
-            case (.number(let x), .number(let y)): x == y
+            case (.number(let x), .number(let y)): Decimal(string: x)! == Decimal(string: y)!
             case (.string(let x), .string(let y)): x == y
             case (.array(let x), .array(let y)): x == y
             case (.object(let x), .object(let y)):
@@ -42,7 +57,7 @@ import ToolgateTestSupport
             switch v {
             case .null: self = .null
             case .bool(let b): self = .bool(b)
-            case .number(let n): self = .number(Decimal(string: n.literal)!)
+            case .number(let n): self = .number(n.literal)
             case .string(let s): self = .string(Array(s.unicodeScalars))
             case .array(let a): self = .array(a.map(Ref.init))
             case .object(let o): self = .object(o.members.map { ($0.key, Ref($0.value)) })
@@ -50,6 +65,32 @@ import ToolgateTestSupport
         }
 
     }
+
+    /// The readings of DESIGN.md section 4's "Rules see what the upstream will see", independently: exact
+    /// (`Decimal`, exact for these literals), all doubles (JavaScript), and Python's (integer literals exact,
+    /// others doubles, an integer against a large double by the double's exact digits from `%.0f`).
+    static let readings: [@Sendable (String, String) -> Int] = [
+        { x, y in let a = Decimal(string: x)!, b = Decimal(string: y)!; return a == b ? 0 : (a < b ? -1 : 1) },
+        { x, y in let a = Double(x)!, b = Double(y)!; return a == b ? 0 : (a < b ? -1 : 1) },
+        { x, y in
+            func isInt(_ s: String) -> Bool { !s.contains { $0 == "." || $0 == "e" || $0 == "E" } }
+            if isInt(x) == isInt(y) {
+                if isInt(x) { let a = Decimal(string: x)!, b = Decimal(string: y)!; return a == b ? 0 : (a < b ? -1 : 1) }
+                let a = Double(x)!, b = Double(y)!; return a == b ? 0 : (a < b ? -1 : 1)
+            }
+            let (intText, floatText, flip) = isInt(x) ? (x, y, 1) : (y, x, -1)
+            let d = Double(floatText)!
+            let order: Int
+            if abs(d) >= 9_007_199_254_740_992 {
+                let a = Decimal(string: intText)!, b = Decimal(string: String(format: "%.0f", d))!
+                order = a == b ? 0 : (a < b ? -1 : 1)
+            } else {
+                let a = Double(intText)!
+                order = a == d ? 0 : (a < d ? -1 : 1)
+            }
+            return order * flip
+        },
+    ]
 
     enum RefLookup { case found(Ref), missing, unreadable }
 
@@ -73,7 +114,7 @@ import ToolgateTestSupport
         return .found(current)
     }
 
-    enum RefOp { case eq(Ref), neq(Ref), `in`([Ref]), notIn([Ref]), lt(Decimal), gte(Decimal), contains(Ref), exists(Bool), maxLength(Int) }
+    enum RefOp { case eq(Ref), neq(Ref), `in`([Ref]), notIn([Ref]), lt(String), gte(String), contains(Ref), exists(Bool), maxLength(Int) }
 
     static func refHolds(_ op: RefOp, path: [String], _ arguments: Ref, hidden: [[UInt8]: Ref]) -> Bool {
         let value: Ref
@@ -85,19 +126,19 @@ import ToolgateTestSupport
         case .found(let v): value = v
         }
         switch op {
-        case .eq(let x): return value == x
-        case .neq(let x): return value.typeTag == x.typeTag && value != x
-        case .in(let xs): return xs.contains(value)
-        case .notIn(let xs): return xs.contains { $0.typeTag == value.typeTag } && !xs.contains(value)
-        case .lt(let d): if case .number(let v) = value { return v < d } else { return false }
-        case .gte(let d): if case .number(let v) = value { return v >= d } else { return false }
+        case .eq(let x): return Ref.equal(value, x, every: true)
+        case .neq(let x): return value.typeTag == x.typeTag && !Ref.equal(value, x, every: false)
+        case .in(let xs): return xs.contains { Ref.equal(value, $0, every: true) }
+        case .notIn(let xs): return xs.contains { $0.typeTag == value.typeTag } && !xs.contains { Ref.equal(value, $0, every: false) }
+        case .lt(let d): if case .number(let v) = value { return readings.allSatisfy { $0(v, d) < 0 } } else { return false }
+        case .gte(let d): if case .number(let v) = value { return readings.allSatisfy { $0(v, d) >= 0 } } else { return false }
         case .contains(let needle):
             switch (value, needle) {
             case (.string(let s), .string(let n)):
                 if n.isEmpty { return true }
                 guard n.count <= s.count else { return false }
                 return (0...(s.count - n.count)).contains { Array(s[$0..<($0 + n.count)]) == n }
-            case (.array(let a), _): return a.contains(needle)
+            case (.array(let a), _): return a.contains { Ref.equal($0, needle, every: true) }
             default: return false
             }
         case .exists(let e): return e
@@ -118,7 +159,8 @@ import ToolgateTestSupport
         static let keys = ["a", "b", "K", "\u{212A}", "e\u{301}", "\u{e9}", "x\u{316}\u{301}", "\u{1F600}"]
         static let strings = ["", "a", "K", "\u{212A}", "e\u{301}", "\u{e9}", "ab", "\u{1F600}x", "\r\n", "\u{0}", "1000", "true", "yes", "00"]
         static let numbers = ["0", "-0", "1", "1.0", "1e0", "0.10", "1000", "1e3", "1234567890123456789", "1234567890123456768.0",
-                              "-2.5", "2.50", "99999999999999999999999999", "1e-7", "0.0000001"]
+                              "1234567890123456768", "1234567890123456769.0", "1000.00000000000001", "2.0000000000000001", "2",
+                              "-2.5", "2.50", "99999999999999999999999999", "1e-7", "0.0000001", "4095.99999999999999", "4096"]
 
         mutating func scalarString() -> String {
             var s = ""
@@ -164,8 +206,8 @@ import ToolgateTestSupport
             case 1: return (.neq(v), .neq(Ref(v)))
             case 2: return (.in(options), .in(options.map(Ref.init)))
             case 3: return (.notIn(options), .notIn(options.map(Ref.init)))
-            case 4: return (.lt(n), .lt(Decimal(string: n.literal)!))
-            case 5: return (.gte(n), .gte(Decimal(string: n.literal)!))
+            case 4: return (.lt(n), .lt(n.literal))
+            case 5: return (.gte(n), .gte(n.literal))
             case 6:
                 let needle: JSONValue = Bool.random(using: &rng) ? .string(scalarString()) : v
                 return (.contains(needle), .contains(Ref(needle)))

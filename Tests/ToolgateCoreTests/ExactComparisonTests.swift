@@ -130,3 +130,49 @@ import ToolgateTestSupport
         #expect(set.insert(ExactKey(marks + "b")).inserted)
     }
 }
+
+/// A rule on a number holds only if it holds however the upstream reads the number: exactly, as a double
+/// (JavaScript), or as Python's json.loads does (integer literals exact, others doubles, which pydantic then
+/// turns into the integer they round to).
+@Suite struct NumberReadingTests {
+    static func holds(_ op: ArgumentRule.Operator, _ literal: String) -> Bool {
+        ArgumentRule(path: ["n"], op: op).holds(for: ["n": .number(JSONNumber(literal: literal))])
+    }
+    static func n(_ s: String) -> JSONValue { .number(JSONNumber(literal: s)) }
+
+    @Test func spellingsTheUpstreamReadsAsTheForbiddenValueAreRefused() {
+        #expect(!Self.holds(.neq(1000), "1000.00000000000001"))
+        #expect(!Self.holds(.notIn([1, 2]), "2.0000000000000001"))
+        #expect(!Self.holds(.neq(Self.n("1234567890123456768")), "1234567890123456769.0"))
+        #expect(!Self.holds(.neq(Self.n("1234567890123456768")), "12345678901234567e2"))
+        // JavaScript reads this integer literal as …768 too.
+        #expect(!Self.holds(.neq(Self.n("1234567890123456768")), "1234567890123456769"))
+        #expect(Self.holds(.neq(1000), "999"))
+        #expect(Self.holds(.neq(1000), "1000.5"))
+    }
+
+    @Test func onlyValuesEveryReadingAllowsPass() {
+        let channel = Self.n("1234567890123456789")
+        #expect(Self.holds(.in([channel]), "1234567890123456789"))
+        // Exactly equal, but Python reads the float as …768: another channel.
+        #expect(!Self.holds(.in([channel]), "1234567890123456789.0"))
+        #expect(!Self.holds(.in([channel]), "12345678901234567890e-1"))
+        #expect(!Self.holds(.eq(channel), "1234567890123456768.0"))
+        #expect(Self.holds(.eq(1), "1.0"))
+        #expect(Self.holds(.eq(Self.n("0.1")), "0.1"))
+        #expect(Self.holds(.eq(Self.n("0.1")), "1e-1"))
+        // 4095.99999999999999 is 4096 to a double reader.
+        #expect(!Self.holds(.lt(JSONNumber(4096)), "4095.99999999999999"))
+        #expect(Self.holds(.lt(JSONNumber(4096)), "4095.5"))
+        #expect(!Self.holds(.lte(JSONNumber(10)), "1e400"))
+        #expect(Self.holds(.gte(JSONNumber(10)), "1e400"))
+    }
+
+    @Test func largeIntegralDoublesCompareByTheirExactDigits() {
+        #expect(NumberReading.integerDigits(of: 1234567890123456789.0) == "1234567890123456768")
+        #expect(NumberReading.integerDigits(of: 9_007_199_254_740_992.0) == "9007199254740992")
+        #expect(NumberReading.integerDigits(of: -1e20) == "-100000000000000000000")
+        #expect(NumberReading.python.compare(JSONNumber(literal: "1234567890123456768"), JSONNumber(literal: "1234567890123456789.0")) == 0)
+        #expect(NumberReading.python.compare(JSONNumber(literal: "1234567890123456769"), JSONNumber(literal: "1234567890123456789.0")) == 1)
+    }
+}

@@ -47,21 +47,23 @@ public struct ArgumentRule: Sendable {
             return false
         }
         switch op {
-        case .eq(let expected): return value == expected
-        case .neq(let expected): return value.hasSameType(as: expected) && value != expected
-        case .in(let options): return options.contains(value)
-        case .notIn(let options): return options.contains { value.hasSameType(as: $0) } && !options.contains(value)
-        case .lt(let bound): return value.numberValue.map { $0 < bound } ?? false
-        case .lte(let bound): return value.numberValue.map { $0 <= bound } ?? false
-        case .gt(let bound): return value.numberValue.map { $0 > bound } ?? false
-        case .gte(let bound): return value.numberValue.map { $0 >= bound } ?? false
+        // Numbers must satisfy the rule however the upstream reads them (`NumberReading`).
+        case .eq(let expected): return value.equalsUnderEveryReading(expected)
+        case .neq(let expected): return value.hasSameType(as: expected) && !value.equalsUnderSomeReading(expected)
+        case .in(let options): return options.contains { value.equalsUnderEveryReading($0) }
+        case .notIn(let options):
+            return options.contains { value.hasSameType(as: $0) } && !options.contains { value.equalsUnderSomeReading($0) }
+        case .lt(let bound): return Self.ordered(value, bound) { $0 < 0 }
+        case .lte(let bound): return Self.ordered(value, bound) { $0 <= 0 }
+        case .gt(let bound): return Self.ordered(value, bound) { $0 > 0 }
+        case .gte(let bound): return Self.ordered(value, bound) { $0 >= 0 }
         case .regex(let regex): return value.stringValue.map(regex.matches) ?? false
         case .contains(let needle):
             switch value {
             case .string(let s):
                 guard case .string(let sub) = needle else { return false }
                 return s.containsExactly(sub)
-            case .array(let elements): return elements.contains(needle)
+            case .array(let elements): return elements.contains { $0.equalsUnderEveryReading(needle) }
             default: return false
             }
         case .exists(let expected): return expected
@@ -72,6 +74,12 @@ public struct ArgumentRule: Sendable {
             default: return false
             }
         }
+    }
+
+    /// A number in order with `bound` under every reading.
+    private static func ordered(_ value: JSONValue, _ bound: JSONNumber, _ holds: (Int) -> Bool) -> Bool {
+        guard case .number(let n) = value else { return false }
+        return NumberReading.allCases.allSatisfy { reading in reading.compare(n, bound).map(holds) ?? false }
     }
 
     public enum Lookup: Sendable, Equatable {
