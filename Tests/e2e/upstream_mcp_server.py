@@ -11,6 +11,11 @@ upstream really ran a call whatever toolgate answered.
 `transfer(amount, tag, force, opts)` has typed parameters, so the SDK validates its arguments leniently (pydantic's
 lax mode, after parsing JSON held in strings): it records the values it actually ran with, after that coercion, and
 GET /_transfers returns {tag: [{"amount": ..., "force": ..., "opts": ...}, ...]}, so a test can see what ran.
+
+`post_message(channel_id, text, tag)`, `fetch_report(apiKey, tag)` (apiKey has a default, used when the key is
+absent: unknown keys are ignored), `run_command(command, tag)` (records the command, never runs it) and
+`scale(replicas, force, tag)` likewise record the coerced values they ran with: GET /_runs returns
+{tag: [{"tool": ..., <parameter>: <value>, ...}, ...]}.
 """
 
 from __future__ import annotations
@@ -90,6 +95,45 @@ def transfer(amount: int, tag: str = "", force: bool = False, opts: dict[str, An
 async def transfers(request: Request) -> Response:
     # json.dumps, not JSONResponse: a record may hold NaN or Infinity (Python's JSON reads and writes them).
     return Response(json.dumps({tag: list(records) for tag, records in _transfers.items()}),
+                    media_type="application/json")
+
+
+_runs: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+
+DEFAULT_API_KEY = "Key-admin"
+
+
+@mcp.tool()
+def post_message(channel_id: int, text: str = "", tag: str = "") -> str:
+    """Record the channel (an int, after the SDK's coercion) a message would go to (GET /_runs)."""
+    _runs[tag].append({"tool": "post_message", "channel_id": channel_id, "text": text})
+    return f"posted to channel {channel_id}"
+
+
+@mcp.tool()
+def fetch_report(apiKey: str = DEFAULT_API_KEY, tag: str = "") -> str:  # noqa: N803 (the key is the contract)
+    """Record the API key the report would be fetched with; without `apiKey` it is the default (GET /_runs)."""
+    _runs[tag].append({"tool": "fetch_report", "apiKey": apiKey})
+    return f"report fetched with {apiKey}"
+
+
+@mcp.tool()
+def run_command(command: str, tag: str = "") -> str:
+    """Record the command a shell would run (it is never run) (GET /_runs)."""
+    _runs[tag].append({"tool": "run_command", "command": command})
+    return f"would run {len(command)} characters"
+
+
+@mcp.tool()
+def scale(replicas: int, force: bool = False, tag: str = "") -> str:
+    """Record the replica count and force flag a deployment would be scaled with (GET /_runs)."""
+    _runs[tag].append({"tool": "scale", "replicas": replicas, "force": force})
+    return f"scaled to {replicas} (force={force})"
+
+
+@mcp.custom_route("/_runs", methods=["GET"])
+async def runs(request: Request) -> Response:
+    return Response(json.dumps({tag: list(records) for tag, records in _runs.items()}),
                     media_type="application/json")
 
 
