@@ -28,6 +28,7 @@ let package = Package(
         .target(
             name: "ToolgateCore",
             dependencies: [
+                "CPCRE2",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -40,6 +41,12 @@ let package = Package(
             exclude: ["README.md"],
             sources: ["RedisScript.swift"],
             resources: [.embedInCode("acquire.lua"), .embedInCode("refund.lua")]
+        ),
+        // Policy `regex` rules: PCRE2 on Unicode scalars, with match, depth and heap limits (CompiledRegex).
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
         ),
         // System libraries for the adapters: Redis through hiredis, upstream HTTP through libcurl.
         .systemLibrary(

@@ -39,7 +39,13 @@ extension MCPProxy {
             return .answer(ToolCallDenial.unknownTool(id: id, name: call.name), retryAfter: nil)
         case .denied(let message):
             return deny(ToolCallDenial(reason: .denied, rule: rule, message: message))
-        case .invalidArguments(let message):
+        case .invalidArguments(let message, let undecided):
+            if undecided {
+                metrics.argumentCheckUndecided(tool: decision.metricTool)
+                logger.warning(
+                    "argument rule could not be decided within the regex engine's bounds; denied",
+                    metadata: ["tool": "\(call.name.prefix(128))", "rule": "\(rule)"])
+            }
             return deny(ToolCallDenial(reason: .invalidArguments, rule: rule, message: message))
         case .approvalRequired:
             return deny(

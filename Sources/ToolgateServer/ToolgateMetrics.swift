@@ -69,6 +69,11 @@ public final class ToolgateMetrics: Sendable {
         counter("toolgate_upstream_requests_total", [("status", status)]).increment()
     }
 
+    /// Calls denied because a `regex` rule could not be decided within the engine's bounds.
+    public func argumentCheckUndecided(tool: String) {
+        counter("toolgate_argument_checks_undecided_total", [("tool", tool)]).increment()
+    }
+
     /// Upstream events dropped because their data was not JSON (they could hide a tool list).
     public func upstreamEventsDropped(_ count: Int) {
         counter("toolgate_upstream_events_dropped_total", []).increment(by: Int64(count))

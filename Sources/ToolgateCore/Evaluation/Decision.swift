@@ -5,8 +5,9 @@ public struct Decision: Sendable {
         case unknownTool
         /// `action: deny`: a visible refusal with the entry's reason.
         case denied(message: String)
-        /// An argument rule failed, or a cost argument is unusable.
-        case invalidArguments(message: String)
+        /// An argument rule failed, or a cost argument is unusable. `undecided`: a `regex` rule the engine could
+        /// not decide within its bounds, failed closed.
+        case invalidArguments(message: String, undecided: Bool = false)
         /// Allowed once a human approves; `limits` still apply afterwards.
         case approvalRequired(ApprovalSettings)
         /// Allowed, subject to `limits`.

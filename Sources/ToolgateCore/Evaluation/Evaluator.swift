@@ -31,7 +31,8 @@ public struct Evaluator: Sendable {
         for owner in [entry, policy.wildcard] {
             guard let owner else { continue }
             if let failed = owner.arguments.first(where: { !$0.holds(for: call.arguments) }) {
-                return decision(.invalidArguments(message: failed.failureMessage))
+                return decision(
+                    .invalidArguments(message: failed.failureMessage, undecided: failed.wasUndecided(for: call.arguments)))
             }
         }
 

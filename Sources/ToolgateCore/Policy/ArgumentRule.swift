@@ -57,7 +57,7 @@ public struct ArgumentRule: Sendable {
         case .lte(let bound): return Self.ordered(value, bound) { $0 <= 0 }
         case .gt(let bound): return Self.ordered(value, bound) { $0 > 0 }
         case .gte(let bound): return Self.ordered(value, bound) { $0 >= 0 }
-        case .regex(let regex): return value.stringValue.map(regex.matches) ?? false
+        case .regex(let regex): return value.stringValue.map { regex.match($0) == .matched } ?? false
         case .contains(let needle):
             switch value {
             case .string(let s):
@@ -74,6 +74,13 @@ public struct ArgumentRule: Sendable {
             default: return false
             }
         }
+    }
+
+    /// Whether a failed check was a `regex` the engine could not decide within its bounds (the rule failed
+    /// closed); the proxy logs and counts such calls, since a policy may need a simpler pattern.
+    public func wasUndecided(for arguments: JSONValue) -> Bool {
+        guard case .regex(let regex) = op, case .found(.string(let s)) = Self.lookUp(path, in: arguments) else { return false }
+        return regex.match(s) == .limitExceeded
     }
 
     /// A number in order with `bound` under every reading.
