@@ -55,5 +55,27 @@ enum AdversarialBenchmark {
         print()
         print(String(format: "combining marks / plain at 1 MiB: %.2f (same size: near 1 means no blow-up)", adversarial / normal))
         print(String(format: "combining marks 1 MiB / 64 KiB: %.1f (size ratio 16: linear)", adversarial / small))
+
+        print()
+        print("| regex rule | value | outcome | ms |")
+        print("|---|---|---|---:|")
+        let cases: [(String, String, String)] = [
+            (#"^(\w+\s?)*$"#, "\"a\" × 30 + \"!\"", String(repeating: "a", count: 30) + "!"),
+            (#"^(\w+\s?)*$"#, "\"a\" × 1 MiB + \"!\"", String(repeating: "a", count: 1 << 20) + "!"),
+            (#"[a-z]*\d"#, "\"a\" × 1 MiB", String(repeating: "a", count: 1 << 20)),
+            (#"^[^;&|`$\n]*$"#, "1 MiB of \"ab \"", String(repeating: "ab ", count: (1 << 20) / 3)),
+        ]
+        for (pattern, label, subject) in cases {
+            let regex = try CompiledRegex(pattern)
+            var rounds: [Double] = []
+            var outcome = CompiledRegex.Outcome.notMatched
+            for _ in 0..<5 {
+                let start = ContinuousClock.now
+                outcome = regex.match(subject)
+                let elapsed = ContinuousClock.now - start
+                rounds.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
+            }
+            print("| `\(pattern)` | \(label) | \(outcome) | \(String(format: "%.3f", rounds.sorted()[2])) |")
+        }
     }
 }
