@@ -116,6 +116,35 @@ extension SharedRedisTests {
             #expect(!(try await store.acquire(LimitRequest(callID: "z", charges: [fixed])).admitted))
         }
 
+        /// State stays small (DESIGN.md section 7): 50,000 admitted calls in a day-long window leave one key, the
+        /// counter itself, whose log holds one member per call plus its running total; no per-call key.
+        @Test func aDayLongWindowAfterFiftyThousandCallsHoldsNoPerCallKeys() async throws {
+            let database = 7
+            let client = try TestRedis.client(database: database)
+            defer { client.shutdown() }
+            _ = try await client.send(["FLUSHDB"])
+            let prefix = TestRedis.uniquePrefix("day")
+            let store = RedisLimitStore(client: client, keyPrefix: prefix, logger: Logger(label: "test"))
+            let key = prefix + ":{global:_}:calls"
+            let charge = Self.charge(key, .sliding, window: 86_400, max: 1_000_000)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<64 {
+                    group.addTask {
+                        for i in stride(from: lane, to: 50_000, by: 64) {
+                            let outcome = try await store.acquire(LimitRequest(callID: "c\(i)", charges: [charge]))
+                            precondition(outcome.admitted)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await client.send(["DBSIZE"]) == .integer(1))
+            #expect(try await client.send(["ZCARD", key]) == .integer(50_001))
+            let last = try await store.acquire(LimitRequest(callID: "last", charges: [charge]))
+            #expect(last.results[0].remaining == 1_000_000 - 50_001)
+            _ = try await client.send(["FLUSHDB"])
+        }
+
         @Test func anUnreachableRedisIsUnavailableNotAHang() async throws {
             var configuration = RedisClient.Configuration(url: try RedisURL(parsing: "redis://127.0.0.1:1"))
             configuration.operationTimeout = .milliseconds(100)

@@ -90,6 +90,26 @@ import Testing
         #expect(!store.acquireNow(LimitRequest(callID: "c", charges: [Self.charge("k", max: 1, window: 60, algorithm: .fixed)])).admitted)
     }
 
+    /// No per-call record: after 50,000 admitted calls in a day-long window the store holds one counter, whose
+    /// sliding log has one entry per call; refunds leave only short-lived markers.
+    @Test func aDayLongWindowAfterFiftyThousandCallsHoldsOnlyItsCounter() throws {
+        let clock = ManualWallClock(micros: Self.t0)
+        let store = InMemoryLimitStore(clock: clock)
+        let charge = Self.charge("calls", max: 1_000_000, window: 86_400)
+        var receipts: [LimitReceipt] = []
+        for i in 0..<50_000 {
+            clock.advance(micros: 1_000)
+            let outcome = store.acquireNow(LimitRequest(callID: "c\(i)", charges: [charge]))
+            #expect(outcome.admitted)
+            if i % 10_000 == 0 { receipts.append(try #require(outcome.receipt)) }
+        }
+        #expect(store.keyCount == 1)
+        #expect(store.slidingEntryCount == 50_000)
+        for receipt in receipts { #expect(store.refundNow(receipt)) }
+        #expect(store.slidingEntryCount == 50_000 - receipts.count)
+        #expect(store.keyCount == 1 + receipts.count)  // the counter and the refund markers
+    }
+
     @Test func callsWithoutChargesAreAdmittedAndLeaveNothing() {
         let store = InMemoryLimitStore(clock: ManualWallClock(micros: Self.t0))
         let outcome = store.acquireNow(LimitRequest(callID: "x", charges: []))

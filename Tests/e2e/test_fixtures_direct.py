@@ -32,7 +32,8 @@ from helpers import (
     tool_call,
 )
 
-UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress", "sleepy", "transfer"}
+UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress", "sleepy", "transfer", "post_message",
+                  "fetch_report", "run_command", "scale"}
 
 
 def test_mcp_upstream_handshake_era(mcp_upstream):

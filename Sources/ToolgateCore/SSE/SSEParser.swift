@@ -50,13 +50,16 @@ public struct SSEParser: Sendable {
         var valueStart = colon.map { $0 + 1 } ?? line.endIndex
         if valueStart < line.endIndex, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
         let value = String(decoding: line[valueStart..<line.endIndex], as: UTF8.self)
-        switch name {
-        case "data":
+        // Field names compare by their bytes: an upstream's line is as long as an event may be, and canonical
+        // equivalence would cost time quadratic in a run of combining marks.
+        if name.isExactly("data") {
             dataLines.append(Substring(value))
-        case "event": current.event = value
-        case "id": if !value.contains("\u{0}") { current.id = value }
-        case "retry": if let n = Int(value), n >= 0 { current.retry = n }
-        default: break
+        } else if name.isExactly("event") {
+            current.event = value
+        } else if name.isExactly("id") {
+            if !value.utf8.contains(0) { current.id = value }
+        } else if name.isExactly("retry") {
+            if let n = Int(value), n >= 0 { current.retry = n }
         }
     }
 
