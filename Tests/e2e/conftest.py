@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -323,6 +324,33 @@ def raw_upstream(_raw_upstream_process: RawUpstream) -> RawUpstream:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Redis
+
+
+@pytest.fixture(scope="session")
+def redis_port(session_procs: ProcessGroup) -> int:
+    """A Redis for tests that run on both stores: TOOLGATE_TEST_REDIS_PORT if set (scripts/test.sh starts one),
+    else a redis-server of our own for the session. Each test keeps to its own `--key-prefix`."""
+    env_port = os.environ.get("TOOLGATE_TEST_REDIS_PORT")
+    if env_port:
+        return int(env_port)
+    if shutil.which("redis-server") is None:
+        pytest.skip("no TOOLGATE_TEST_REDIS_PORT and no redis-server on PATH")
+    port = free_port()
+    proc = session_procs.start("redis-e2e", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                             "--save", "", "--appendonly", "no"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return port
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"redis-server did not start on {port}:\n{proc.log()}", pytrace=False)
+
+
 # toolgate
 
 

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import signal
-import socket
 import time
 import uuid
 from typing import Any
@@ -26,8 +23,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ProcessGroup
-from helpers import assert_rate_limited_denial, final_response, free_port, http_client, post, tool_call
+from helpers import assert_rate_limited_denial, final_response, http_client, post, tool_call
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600}
 
@@ -54,29 +50,6 @@ def policy(algorithm: str, window: str, description: str = "") -> dict[str, Any]
 
 
 # --- stores ---------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_port(session_procs: ProcessGroup) -> int:
-    """TOOLGATE_TEST_REDIS_PORT if set, else a redis-server of our own for this module."""
-    env_port = os.environ.get("TOOLGATE_TEST_REDIS_PORT")
-    if env_port:
-        return int(env_port)
-    if shutil.which("redis-server") is None:
-        pytest.skip("no TOOLGATE_TEST_REDIS_PORT and no redis-server on PATH")
-    port = free_port()
-    proc = session_procs.start("redis-counter-changes", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                                         "--save", "", "--appendonly", "no"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return port
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"redis-server did not start on {port}:\n{proc.log()}", pytrace=False)
 
 
 @pytest.fixture(params=["memory", "redis", "memory-fail-open", "redis-fail-open"])

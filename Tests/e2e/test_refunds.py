@@ -10,9 +10,6 @@ on Redis (TOOLGATE_TEST_REDIS_PORT, or a redis-server of our own), each Redis ru
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import threading
 import time
 import uuid
@@ -20,7 +17,6 @@ import uuid
 import httpx2
 import pytest
 
-from conftest import ProcessGroup
 from helpers import (
     HANDSHAKE_VERSION,
     final_response,
@@ -45,29 +41,6 @@ SLEEPY_POLICY = {
 
 
 # --- stores ---------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_port(session_procs: ProcessGroup) -> int:
-    """TOOLGATE_TEST_REDIS_PORT if set, else a redis-server of our own for this module."""
-    env_port = os.environ.get("TOOLGATE_TEST_REDIS_PORT")
-    if env_port:
-        return int(env_port)
-    if shutil.which("redis-server") is None:
-        pytest.skip("no TOOLGATE_TEST_REDIS_PORT and no redis-server on PATH")
-    port = free_port()
-    proc = session_procs.start("redis-refunds", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                                 "--save", "", "--appendonly", "no"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return port
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"redis-server did not start on {port}:\n{proc.log()}", pytrace=False)
 
 
 @pytest.fixture(params=["memory", "redis"])
