@@ -34,6 +34,7 @@ public struct CounterKey: Sendable {
 
     /// First 32 hex characters of SHA-256.
     public static func subjectHash(_ subject: String) -> String {
+        WorkMeter.charge(subject.utf8.count)
         let digest = SHA256.hash(data: Array(subject.utf8))
         return String(Array(digest).prefix(16).hexString)
     }

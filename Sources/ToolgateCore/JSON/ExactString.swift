@@ -7,13 +7,19 @@ extension String {
     /// Scalar-for-scalar equality.
     @inlinable
     public func isExactly(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && utf8.elementsEqual(other.utf8)
+        guard utf8.count == other.utf8.count else {
+            WorkMeter.charge(1)
+            return false
+        }
+        WorkMeter.charge(utf8.count + 1)
+        return utf8.elementsEqual(other.utf8)
     }
 
     /// Whether `needle`'s scalars occur in order inside this string (an empty needle always does). Knuth–Morris–
     /// Pratt on the bytes: linear in both lengths, whatever they hold.
     public func containsExactly(_ needle: String) -> Bool {
         let n = Array(needle.utf8)
+        WorkMeter.charge(n.count + utf8.count + 1)
         if n.isEmpty { return true }
         var failure = [Int](repeating: 0, count: n.count)
         var k = 0
@@ -42,6 +48,7 @@ public struct ExactKey: Hashable, Sendable {
 
     public func hash(into hasher: inout Hasher) {
         var text = text
+        WorkMeter.charge(text.utf8.count + 1)
         text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }

@@ -41,6 +41,8 @@ public struct JSONParser {
     private func error(_ message: String) -> JSONParseError { JSONParseError(offset: index, message: message) }
 
     private mutating func skipWhitespace() {
+        let start = index
+        defer { WorkMeter.charge(index - start + 1) }
         while index < input.count {
             switch input[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
@@ -50,6 +52,7 @@ public struct JSONParser {
     }
 
     private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+        WorkMeter.charge(1)
         guard index < input.count else { throw error("unexpected end of input") }
         switch input[index] {
         case UInt8(ascii: "{"): return try parseObject()
@@ -71,6 +74,7 @@ public struct JSONParser {
             throw error("invalid literal")
         }
         index += count
+        WorkMeter.charge(count)
     }
 
     private mutating func enter() throws(JSONParseError) {
@@ -169,6 +173,7 @@ public struct JSONParser {
             guard index < input.count, isDigit(input[index]) else { throw error("invalid number") }
             while index < input.count, isDigit(input[index]) { index += 1 }
         }
+        WorkMeter.charge(index - start)
         return JSONNumber(literal: String(decoding: UnsafeBufferPointer(rebasing: input[start..<index]), as: UTF8.self))
     }
 
@@ -177,6 +182,7 @@ public struct JSONParser {
     private mutating func parseString() throws(JSONParseError) -> String {
         index += 1  // opening quote
         let start = index
+        defer { WorkMeter.charge(index - start + 1) }
         // Fast path: no escapes.
         while index < input.count {
             let byte = input[index]

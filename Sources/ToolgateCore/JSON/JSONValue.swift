@@ -50,7 +50,8 @@ public enum JSONValue: Sendable, Equatable {
     /// Exact equality: strings by their scalars (never canonical equivalence), numbers as exact decimals,
     /// objects regardless of member order.
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
+        WorkMeter.charge(1)
+        return switch (lhs, rhs) {
         case (.null, .null): true
         case (.bool(let a), .bool(let b)): a == b
         case (.number(let a), .number(let b)): a == b
@@ -102,10 +103,14 @@ public struct JSONNumber: Sendable, CustomStringConvertible {
     public init(_ value: Int) { self.literal = String(value) }
     public init(_ value: Int64) { self.literal = String(value) }
 
-    public var doubleValue: Double { Double(literal) ?? .nan }
+    public var doubleValue: Double {
+        WorkMeter.charge(literal.utf8.count)
+        return Double(literal) ?? .nan
+    }
 
     /// The exact integer, when the literal is one (`3`, `3.0`, `3e2`, `300e-2`) and fits in 64 bits.
     public var int64Value: Int64? {
+        WorkMeter.charge(literal.utf8.count)
         if let exact = Int64(literal) { return exact }
         return ExactDecimal(literal).int64Value
     }
@@ -117,11 +122,13 @@ extension JSONNumber: Equatable, Comparable {
     /// Exact decimal equality, never through doubles: `1`, `1.0` and `1e0` are equal, and
     /// `1234567890123456768.0` is not `1234567890123456789`.
     public static func == (lhs: JSONNumber, rhs: JSONNumber) -> Bool {
+        WorkMeter.charge(lhs.literal.utf8.count + rhs.literal.utf8.count)
         if let l = Int64(lhs.literal), let r = Int64(rhs.literal) { return l == r }
         return ExactDecimal(lhs.literal).compare(ExactDecimal(rhs.literal)) == 0
     }
 
     public static func < (lhs: JSONNumber, rhs: JSONNumber) -> Bool {
+        WorkMeter.charge(lhs.literal.utf8.count + rhs.literal.utf8.count)
         if let l = Int64(lhs.literal), let r = Int64(rhs.literal) { return l < r }
         return ExactDecimal(lhs.literal).compare(ExactDecimal(rhs.literal)) < 0
     }
@@ -140,6 +147,7 @@ struct ExactDecimal {
 
     /// `literal` follows the JSON number grammar (the parser checked it).
     init(_ literal: String) {
+        WorkMeter.charge(literal.utf8.count)
         var bytes = Array(literal.utf8)[...]
         var negative = false
         if bytes.first == UInt8(ascii: "-") {
@@ -193,6 +201,7 @@ struct ExactDecimal {
     private static func compareMagnitude(_ a: ExactDecimal, _ b: ExactDecimal) -> Int {
         if a.digits.isEmpty || b.digits.isEmpty { return a.digits.isEmpty ? (b.digits.isEmpty ? 0 : -1) : 1 }
         if a.point != b.point { return a.point < b.point ? -1 : 1 }
+        WorkMeter.charge(min(a.digits.count, b.digits.count))
         for (x, y) in zip(a.digits, b.digits) where x != y { return x < y ? -1 : 1 }
         return a.digits.count == b.digits.count ? 0 : (a.digits.count < b.digits.count ? -1 : 1)
     }

@@ -40,6 +40,7 @@ public enum JSONWriter {
 
     public static func writeString(_ string: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        WorkMeter.charge(string.utf8.count + 1)
         for byte in string.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])

@@ -51,6 +51,7 @@ public enum NumberReading: CaseIterable, Sendable {
         var limbs: [UInt64] = [d.significandBitPattern | (1 << 52)]  // base 10^9, little-endian
         limbs = toBase1e9(limbs[0])
         for _ in 0..<(Int(d.exponent) - 52) {
+            WorkMeter.charge(limbs.count)
             var carry: UInt64 = 0
             for i in limbs.indices {
                 let v = limbs[i] * 2 + carry
@@ -81,7 +82,8 @@ public enum NumberReading: CaseIterable, Sendable {
 extension JSONNumber {
     /// No fraction and no exponent: Python keeps such a literal as an exact integer.
     public var isIntegerLiteral: Bool {
-        !literal.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+        WorkMeter.charge(literal.utf8.count)
+        return !literal.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
     }
 }
 
@@ -97,6 +99,7 @@ extension JSONValue {
     }
 
     private func equals(_ other: JSONValue, every: Bool) -> Bool {
+        WorkMeter.charge(1)
         switch (self, other) {
         case (.number(let a), .number(let b)):
             let results = NumberReading.allCases.map { $0.compare(a, b) == 0 }

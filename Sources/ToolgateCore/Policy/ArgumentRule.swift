@@ -69,7 +69,9 @@ public struct ArgumentRule: Sendable {
         case .exists(let expected): return expected
         case .maxLength(let limit):
             switch value {
-            case .string(let s): return s.unicodeScalars.count <= limit
+            case .string(let s):
+                WorkMeter.charge(s.utf8.count)
+                return s.unicodeScalars.count <= limit
             case .array(let a): return a.count <= limit
             default: return false
             }
@@ -118,7 +120,10 @@ public struct ArgumentRule: Sendable {
     }
 
     private static func looksLikeContainer(_ text: String) -> Bool {
-        guard let first = text.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else { return false }
+        var skipped = 0
+        defer { WorkMeter.charge(skipped + 1) }
+        guard let first = text.utf8.first(where: { skipped += 1; return $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D })
+        else { return false }
         return first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
     }
 

@@ -51,7 +51,9 @@ public struct CompiledRegex: Sendable {
 
     /// Whether the pattern matches anywhere in `string`, or the limits stopped PCRE2 first.
     public func match(_ string: String) -> Outcome {
-        compiled.match(string)
+        // The DFA takes one step per subject byte for each state of this (policy-sized) pattern.
+        WorkMeter.charge(string.utf8.count + 1)
+        return compiled.match(string)
     }
 
 

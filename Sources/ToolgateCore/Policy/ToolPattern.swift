@@ -27,6 +27,7 @@ public struct ToolPattern: Sendable, Hashable, CustomStringConvertible {
         let first = segments[0]
         let last = segments[segments.count - 1]
         guard bytes.count >= first.count + last.count else { return false }
+        WorkMeter.charge(first.count + last.count + 1)
         guard bytes.starts(with: first) else { return false }
         guard bytes[(bytes.count - last.count)...].elementsEqual(last) else { return false }
         // Middle segments in order, leftmost match first, within the part between prefix and suffix.
@@ -43,7 +44,11 @@ public struct ToolPattern: Sendable, Hashable, CustomStringConvertible {
         guard to - from >= needle.count else { return nil }
         var i = from
         while i + needle.count <= to {
-            if haystack[i] == needle[0], haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            WorkMeter.charge(1)
+            if haystack[i] == needle[0] {
+                WorkMeter.charge(needle.count)
+                if haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            }
             i += 1
         }
         return nil
