@@ -91,8 +91,9 @@ final class HTTP1RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 }
 
-/// Puts an `HTTP1RequestHeadGuard` in front of Hummingbird's HTTP/1 → HTTP types conversion. Hummingbird adds
-/// extra handlers after that conversion, so this one places the guard before it and steps aside.
+/// Puts an `HTTP1RequestHeadGuard` and a `ClientDepartureWatch` in front of Hummingbird's HTTP/1 → HTTP types
+/// conversion. Hummingbird adds extra handlers after that conversion, so this one places them before it and steps
+/// aside.
 final class HTTP1RequestHeadGuardInstaller: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
@@ -101,6 +102,7 @@ final class HTTP1RequestHeadGuardInstaller: ChannelInboundHandler, RemovableChan
         do {
             let codec = try pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self)
             try pipeline.addHandler(HTTP1RequestHeadGuard(), position: .before(codec.handler))
+            try pipeline.addHandler(ClientDepartureWatch(), position: .before(codec.handler))
         } catch {
             context.fireErrorCaught(error)
         }

@@ -12,12 +12,14 @@ extension MCPProxy {
     ) async -> Response {
         let upstreamRequest = UpstreamRequest(
             method: method, url: configuration.upstreamURL,
-            headers: ProxyHeaders.upstream(from: request.headers, adding: configuration.upstreamHeaders), body: body)
+            headers: ProxyHeaders.upstream(from: request.headers, adding: configuration.upstreamHeaders), body: body,
+            agent: context.agent)
         let started = ContinuousClock.now
         let response: UpstreamResponse
         do {
             response = try await upstream.send(upstreamRequest)
         } catch {
+            context.agent?.clearDeparture()
             metrics.upstreamRequest(status: error.code.metricLabel)
             if RefundRule.refunds(afterTransportFailure: error) { await refund(context.receipts) }
             logger.warning("upstream failed", metadata: ["error": "\(error.message)", "requestSent": "\(error.requestSent)"])
@@ -33,11 +35,14 @@ extension MCPProxy {
             plan: context.plan, status: response.status, contentType: response.header("content-type"),
             filter: policy.snapshot.toolListFilter, maximumJSONBytes: Self.maximumBufferedBody)
         if relay.mode == .json {
+            defer { context.agent?.clearDeparture() }
             return await relayJSON(response, relay: &relay, headers: headers, receipts: context.receipts)
         }
         let receipts = context.receipts
         let streaming = relay
+        let agent = context.agent
         return Response(status: HTTPResponse.Status(code: response.status), headers: headers, body: ResponseBody { writer in
+            defer { agent?.clearDeparture() }
             try await self.stream(response.body, relay: streaming, receipts: receipts, to: &writer)
         })
     }

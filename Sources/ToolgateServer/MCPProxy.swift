@@ -40,7 +40,8 @@ struct MCPProxy: Sendable {
             uniqueKeysWithValues: names.map { ($0, Identity(grant: $0, agent: configuration.agentID)) })
     }
 
-    func handle(_ request: Request) async -> Response {
+    /// `agent`: the connection the request came on; work for it stops when it leaves.
+    func handle(_ request: Request, agent: (any AgentPresence)? = nil) async -> Response {
         metrics.inflightRequests.increment()
         defer { metrics.inflightRequests.decrement() }
         if let rejection = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
@@ -61,9 +62,10 @@ struct MCPProxy: Sendable {
             return response
         }
         switch request.method {
-        case .post: return await post(request, identity: identity)
-        case .get: return await forward(request, method: .get, body: [], identity: identity, context: ForwardContext())
-        case .delete: return await forward(request, method: .delete, body: [], identity: identity, context: ForwardContext())
+        case .post: return await post(request, identity: identity, agent: agent)
+        case .get: return await forward(request, method: .get, body: [], identity: identity, context: ForwardContext(agent: agent))
+        case .delete:
+            return await forward(request, method: .delete, body: [], identity: identity, context: ForwardContext(agent: agent))
         default:
             return Self.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
         }
@@ -88,7 +90,7 @@ struct MCPProxy: Sendable {
         return identity.with(session: session)
     }
 
-    private func post(_ request: Request, identity: Identity) async -> Response {
+    private func post(_ request: Request, identity: Identity, agent: (any AgentPresence)?) async -> Response {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
@@ -116,7 +118,7 @@ struct MCPProxy: Sendable {
             {
                 return Self.httpError(.badRequest, mismatch.code, mismatch.message)
             }
-            var context = ForwardContext()
+            var context = ForwardContext(agent: agent)
             if let id = message.id, case .request = message.kind { context.plan.requestIDs = [id] }
             switch (message.kind, message.known) {
             case (.notification, .toolsCall):
@@ -138,18 +140,19 @@ struct MCPProxy: Sendable {
             }
             return await forward(request, method: .post, body: bytes, identity: identity, context: context)
         case .batch(let messages):
-            return await batch(request, messages: messages, original: bytes, identity: identity, exchange)
+            return await batch(request, messages: messages, original: bytes, identity: identity, exchange, agent: agent)
         }
     }
 
     /// Each element is enforced on its own; toolgate answers the refused ones, forwards the rest, and
     /// merges the answers into one array.
     private func batch(
-        _ request: Request, messages: [JSONRPCMessage], original: [UInt8], identity: Identity, _ exchange: Exchange
+        _ request: Request, messages: [JSONRPCMessage], original: [UInt8], identity: Identity, _ exchange: Exchange,
+        agent: (any AgentPresence)?
     ) async -> Response {
         var answers: [JSONValue] = []
         var forwarded: [JSONValue] = []
-        var context = ForwardContext()
+        var context = ForwardContext(agent: agent)
         var retryAfter: Int?
         for message in messages {
             if case .notification = message.kind, message.known == .toolsCall {
@@ -206,6 +209,8 @@ struct ForwardContext: Sendable {
     /// The body holds `initialize`: a session id in the answer is one the upstream issued to this grant.
     var initializes = false
     var retryAfter: Int?
+    /// The agent's connection: when it leaves, the upstream exchange is stopped.
+    var agent: (any AgentPresence)?
 }
 
 extension MCPProxy {

@@ -24,10 +24,10 @@ public enum ToolgateServer {
     ) -> some ApplicationProtocol {
         let proxy = MCPProxy(
             configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger)
-        let router = Router()
-        router.post("/mcp") { request, _ in await proxy.handle(request) }
-        router.get("/mcp") { request, _ in await proxy.handle(request) }
-        router.delete("/mcp") { request, _ in await proxy.handle(request) }
+        let router = Router(context: ProxyRequestContext.self)
+        router.post("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
+        router.get("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
+        router.delete("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
         for method in [HTTPRequest.Method.put, .patch, .head, .options] {
             router.on("/mcp", method: method) { _, _ in
                 MCPProxy.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")

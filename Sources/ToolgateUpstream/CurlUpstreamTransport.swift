@@ -62,13 +62,17 @@ public final class CurlUpstreamTransport: UpstreamTransport {
     /// curl easy handles not yet freed: requests in flight plus bodies not yet read to the end or cancelled.
     public var openTransfers: Int { multi.openHandles.load(ordering: .relaxed) }
 
-    /// Returns when the response head has arrived. Cancelling the awaiting task cancels the request (`.cancelled`).
+    /// Returns when the response head has arrived. Cancelling the awaiting task cancels the request (`.cancelled`),
+    /// and so does the agent's departure (`request.agent`), then or while the body is read; the caller clears the
+    /// departure action when the exchange ends.
     public func send(_ request: UpstreamRequest) async throws(UpstreamError) -> UpstreamResponse {
         guard !Task.isCancelled else { throw .cancelled(request.url) }
         let transfer = try CurlTransfer(request: request, configuration: configuration, multi: multi)
         guard multi.enqueue(.start(transfer)) else {
             throw .cancelled(request.url, "request not sent: the transport shut down")
         }
+        let url = request.url
+        request.agent?.onDeparture { transfer.cancel(.failure(.cancelled(url, "cancelled: the agent went away"))) }
         let head = try await transfer.awaitHead().get()
         return UpstreamResponse(status: head.status, headers: head.headers, body: StreamingBody(transfer))
     }

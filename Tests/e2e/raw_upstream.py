@@ -36,6 +36,9 @@ requests of other kinds are answered normally. The modes:
   every 0.2 s. When a write fails (the reader closed the connection) or blocks for 30 s, or after 60 s,
   an entry {"kind": "endless_stream_ended", "reason", "error", "bytes", "seconds"} is appended to the
   event log (GET /_events on the side port; /_reset clears it).
+- "hang": read the request, then send nothing. The wait ends when the peer closes the connection or after
+  `seconds` (default 60); an entry {"kind": "hang_ended", "reason": "peer_closed" or "gave_up", "seconds"} is
+  appended to the event log.
 - "get_replay" (on "GET"): answer GET /mcp with an SSE stream that replays a notifications/message, a
   stored tools/list answer (every tool) and a batch holding another, then ends.
 
@@ -372,8 +375,27 @@ class McpHandler(BaseHTTPRequestHandler):
             self._sse_event(_answer(message))
         elif name == "sse_endless":
             self._send_endless(int(mode.get("event_bytes", 65536)), int(mode.get("max_bytes", 64 << 20)))
+        elif name == "hang":
+            self._hang(float(mode.get("seconds", 60)))
         else:
             self._send(500, f"unknown mode {name!r}".encode(), "text/plain")
+
+    def _hang(self, seconds: float) -> None:
+        started = time.monotonic()
+        reason = "gave_up"
+        self.connection.settimeout(0.05)
+        while time.monotonic() - started < seconds:
+            try:
+                if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                    reason = "peer_closed"
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                reason = "peer_closed"
+                break
+        _note({"kind": "hang_ended", "reason": reason, "seconds": round(time.monotonic() - started, 3)})
+        self.close_connection = True
 
     def _send_endless(self, event_bytes: int, max_bytes: int) -> None:
         started = time.monotonic()

@@ -11,7 +11,8 @@ reformat numbers (`1234567890123456768.0` becomes `1.2345678901234568e+18`) and 
 
 1. Canonical-equivalence cost: a base letter followed by 100,000 alternating U+0316 U+0301 pairs (400 KB) as a
    tool name, a `method`, an argument key, an `eq` or `in` value is answered quickly, and while two such requests
-   are in flight `/healthz` and a normal call still answer; a client that leaves does not leave work behind.
+   are in flight `/healthz` and a normal call still answer; a client that leaves does not leave work behind, and
+   the upstream exchange of a client that leaves while toolgate waits for the answer is stopped.
 2. Catastrophic regex: `^(\w+\s?)*$` against `"a" * 30 + "!"` is answered (denied) in bounded time.
 3. `regex` on Unicode scalars: CR LF is two code points, a combining mark does not hide `;`, NUL or `/`.
 4. Coercion beyond strings: `neq`/`not_in` hold only for a value of the policy value's JSON type.
@@ -39,6 +40,7 @@ import pytest
 
 from helpers import (
     HANDSHAKE_VERSION,
+    SEED_POLICY,
     final_response,
     modern_headers,
     modern_meta,
@@ -564,3 +566,39 @@ def test_bombs_whose_client_left_leave_no_work_behind(mcp_upstream_json, toolgat
     assert_ran(normal, "the normal call")
     assert runs(mcp_upstream_json, ok_tag) == [{"tool": "fetch_report", "apiKey": "Key-public"}]
     assert tg.stop() is not None, "toolgate did not exit on SIGTERM within 10 s; it had to be killed"
+
+
+@pytest.mark.parametrize("leave", ["close", "shutdown-write"])
+def test_upstream_exchange_stops_when_the_agent_leaves(raw_upstream, toolgate, leave):
+    """A call is forwarded to an upstream that never answers; the agent closes its connection (or only its
+    sending side, the FIN a closing client sends first). toolgate stops the exchange at once: the upstream sees its
+    connection closed long before any toolgate timeout would have ended it, and toolgate then serves calls as
+    before."""
+    tg = toolgate(raw_upstream.url, SEED_POLICY)
+    raw_upstream.set_mode("tools/call", "hang", times=1, seconds=30)
+    body = json.dumps(tool_call(7, "imageBackgroundRemoval", {"image": "x"})).encode()
+    headers = [("Host", f"127.0.0.1:{tg.port}"), ("Content-Type", "application/json"),
+               ("Accept", "application/json, text/event-stream"), ("MCP-Protocol-Version", HANDSHAKE_VERSION)]
+    s = socket.create_connection(("127.0.0.1", tg.port), timeout=10.0)
+    try:
+        s.sendall(raw_post("/mcp", body, headers))
+        deadline = time.monotonic() + 10
+        while not any(r["method"] == "POST" for r in raw_upstream.seen()):
+            assert time.monotonic() < deadline, "the call never reached the upstream"
+            time.sleep(0.05)
+        left_at = time.monotonic()
+        if leave == "close":
+            s.close()
+        else:
+            s.shutdown(socket.SHUT_WR)
+        while not [e for e in raw_upstream.events() if e["kind"] == "hang_ended"]:
+            assert time.monotonic() - left_at < 10, "the upstream exchange went on 10 s after the agent left"
+            time.sleep(0.05)
+    finally:
+        s.close()
+    ended = [e for e in raw_upstream.events() if e["kind"] == "hang_ended"]
+    assert ended[0]["reason"] == "peer_closed", ended
+    with httpx2.Client(timeout=10.0) as http:
+        answer = post(http, tg.url, tool_call(8, "imageBackgroundRemoval", {"image": "y"}),
+                      {"MCP-Protocol-Version": HANDSHAKE_VERSION})
+    assert answer.status_code == 200, answer.text

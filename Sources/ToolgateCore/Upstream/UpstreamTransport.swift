@@ -30,12 +30,15 @@ public struct UpstreamRequest: Sendable {
     /// Sent as given: the caller has already removed hop-by-hop headers, `Authorization` and `Accept-Encoding`.
     public var headers: [HTTPHeader]
     public var body: [UInt8]
+    /// The agent waiting for the answer: when it leaves, the transport stops the exchange.
+    public var agent: (any AgentPresence)?
 
-    public init(method: Method, url: String, headers: [HTTPHeader], body: [UInt8] = []) {
+    public init(method: Method, url: String, headers: [HTTPHeader], body: [UInt8] = [], agent: (any AgentPresence)? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.agent = agent
     }
 }
 
