@@ -90,23 +90,26 @@ public final class RedisClient: Sendable {
     /// Commands that would break a shared connection (MULTI/EXEC, SELECT, AUTH, SUBSCRIBE, ...) fail with
     /// `.protocolError` without being sent. Cancelling the calling task does not cut the call short; the
     /// operation timeout bounds it.
+    ///
+    /// `asking`: written right after `ASKING` on the same connection, as a cluster's `ASK` redirect requires.
     public func send(
-        _ arguments: [[UInt8]], onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+        _ arguments: [[UInt8]], asking: Bool = false, onLateReply: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws(RedisError) -> RedisValue {
         let command = try RedisCommand(arguments)
         let connection = try route()
         connection.pending.add(1, ordering: .relaxed)
         let result = await withCheckedContinuation { continuation in
-            connection.submit(.command(command, .init(continuation: continuation, onLateReply: onLateReply)))
+            let caller = RedisConnection.Caller(continuation: continuation, onLateReply: onLateReply)
+            connection.submit(asking ? .askingCommand(command, caller) : .command(command, caller))
         }
         return try result.get()
     }
 
     /// The same, with each argument sent as its UTF-8 bytes.
     public func send(
-        _ arguments: [String], onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+        _ arguments: [String], asking: Bool = false, onLateReply: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws(RedisError) -> RedisValue {
-        try await send(arguments.map { Array($0.utf8) }, onLateReply: onLateReply)
+        try await send(arguments.map { Array($0.utf8) }, asking: asking, onLateReply: onLateReply)
     }
 
     /// True while at least one connection is up and its last health check (PING) answered within the operation

@@ -50,6 +50,8 @@ final class RedisConnection: @unchecked Sendable {
 
     enum Request: Sendable {
         case command(RedisCommand, Caller)
+        /// The same, written right after `ASKING` with nothing between (a cluster's `ASK` redirect).
+        case askingCommand(RedisCommand, Caller)
         /// An explicit health check; the probe learns whether PONG came back within the operation timeout.
         case ping(@Sendable (Bool) -> Void)
     }
@@ -63,6 +65,8 @@ final class RedisConnection: @unchecked Sendable {
         case healthCheck(probe: (@Sendable (Bool) -> Void)?)
         case expiredHealthCheck(background: Bool)
         case handshake(step: String, last: Bool)
+        /// The reply to `ASKING`, which only prepares the command after it.
+        case discarded
     }
 
     private enum Phase {
@@ -199,9 +203,12 @@ final class RedisConnection: @unchecked Sendable {
         switch (phase, request) {
         case (.ready, .command(let command, let caller)):
             append(command, for: .caller(caller), timeout: settings.operationTimeout)
+        case (.ready, .askingCommand(let command, let caller)):
+            append(RedisCommand(internal: ["ASKING"]), for: .discarded, timeout: nil)
+            append(command, for: .caller(caller), timeout: settings.operationTimeout)
         case (.ready, .ping(let probe)):
             append(RedisCommand(internal: ["PING"]), for: .healthCheck(probe: probe), timeout: settings.operationTimeout)
-        case (.connecting, .command), (.handshaking, .command):
+        case (.connecting, .command), (.handshaking, .command), (.connecting, .askingCommand), (.handshaking, .askingCommand):
             if status == .starting {
                 held.append(request)
             } else {
@@ -214,7 +221,7 @@ final class RedisConnection: @unchecked Sendable {
 
     private func reject(_ request: Request, with error: RedisError) {
         switch request {
-        case .command(_, let caller):
+        case .command(_, let caller), .askingCommand(_, let caller):
             pending.subtract(1, ordering: .relaxed)
             caller.continuation.resume(returning: .failure(error))
         case .ping(let probe):
@@ -366,6 +373,8 @@ final class RedisConnection: @unchecked Sendable {
             probe?(answered)
         case .expiredHealthCheck(let background):
             if background { backgroundCheckOutstanding = false }
+        case .discarded:
+            break
         case .handshake(let step, let last):
             if case .error(let message) = value {
                 disconnect(.connectionFailed, Self.handshakeFailure(step: step, message: message), now: now)
@@ -402,7 +411,7 @@ final class RedisConnection: @unchecked Sendable {
                     healthyValue.store(false, ordering: .relaxed)
                     waiter = .expiredHealthCheck(background: probe == nil)
                     probe?(false)
-                case .late, .expiredHealthCheck, .handshake:
+                case .late, .expiredHealthCheck, .handshake, .discarded:
                     break
                 }
             }
@@ -533,7 +542,7 @@ final class RedisConnection: @unchecked Sendable {
                 pending.subtract(1, ordering: .relaxed)
             case .healthCheck(let probe):
                 probe?(false)
-            case .expiredHealthCheck, .handshake:
+            case .expiredHealthCheck, .handshake, .discarded:
                 break
             }
         }

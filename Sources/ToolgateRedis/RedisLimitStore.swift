@@ -5,15 +5,24 @@ import ToolgateCore
 /// Limits shared by a fleet: every decision is one `EVALSHA` of `lua/acquire.lua`, which checks and consumes
 /// all of a call's limits atomically with Redis `TIME`, so host clocks never matter. What a call consumed
 /// comes back as a receipt that the sidecar keeps; Redis holds only the counters.
+///
+/// On a Redis Cluster a script runs on one slot's master, so a call whose limits span slots is reserve-then-refund
+/// (DESIGN.md section 7): slot by slot in ascending slot order, stopping at the first denial and refunding what the
+/// earlier slots consumed. Meanwhile other calls may see the reservation, which errs toward denying.
 public final class RedisLimitStore: LimitStore {
-    let client: RedisClient
+    public let deployment: RedisDeployment
     let keyPrefix: String
     let logger: Logger
 
-    public init(client: RedisClient, keyPrefix: String, logger: Logger) {
-        self.client = client
+    public init(deployment: RedisDeployment, keyPrefix: String, logger: Logger) {
+        self.deployment = deployment
         self.keyPrefix = keyPrefix
         self.logger = logger
+    }
+
+    /// A standalone Redis through this client.
+    public convenience init(client: RedisClient, keyPrefix: String, logger: Logger) {
+        self.init(deployment: RedisDeployment(client: client, logger: logger), keyPrefix: keyPrefix, logger: logger)
     }
 
     /// The refund marker lives in the first counter's slot: `<prefix>:{<scope>:<subject>}:refund:<call id>`.
@@ -26,6 +35,56 @@ public final class RedisLimitStore: LimitStore {
     }
 
     public func acquire(_ request: LimitRequest) async throws(LimitStoreError) -> LimitOutcome {
+        guard deployment.isCluster else { return try await acquireInOneScript(request) }
+        let groups = Self.slotGroups(request.charges.indices.map { (index: $0, key: request.charges[$0].key) })
+        if groups.count <= 1 { return try await acquireInOneScript(request) }
+        // Reserve-then-refund, ascending slot order.
+        var results = request.charges.map { LimitResult(passed: true, remaining: $0.max, retryAfterMicros: 0) }
+        var consumed: [LimitReceipt] = []
+        var decidedAt: Int64 = 0
+        for group in groups {
+            let part = LimitRequest(callID: request.callID, charges: group.map { request.charges[$0] })
+            let outcome: LimitOutcome
+            do {
+                outcome = try await acquireInOneScript(part)
+            } catch {
+                await refundAll(consumed)
+                throw error
+            }
+            decidedAt = max(decidedAt, outcome.decidedAtMicros)
+            for (position, index) in group.enumerated() { results[index] = outcome.results[position] }
+            guard outcome.admitted else {
+                await refundAll(consumed)
+                return LimitOutcome(admitted: false, results: results, decidedAtMicros: decidedAt)
+            }
+            if let receipt = outcome.receipt { consumed.append(receipt) }
+        }
+        let items = consumed.flatMap(\.items)
+        let receipt = items.isEmpty ? nil : LimitReceipt(callID: request.callID, decidedAtMicros: decidedAt, items: items)
+        return LimitOutcome(admitted: true, results: results, decidedAtMicros: decidedAt, receipt: receipt)
+    }
+
+    /// Indices grouped by cluster slot, groups in ascending slot order, each keeping the given order.
+    static func slotGroups(_ keys: [(index: Int, key: String)]) -> [[Int]] {
+        var bySlot: [Int: [Int]] = [:]
+        for (index, key) in keys { bySlot[ClusterSlot.of(key), default: []].append(index) }
+        return bySlot.keys.sorted().map { bySlot[$0]! }
+    }
+
+    private func refundAll(_ receipts: [LimitReceipt]) async {
+        for receipt in receipts {
+            do {
+                try await refund(receipt)
+            } catch {
+                logger.warning(
+                    "could not give back a reservation on Redis Cluster; it expires with its window",
+                    metadata: ["callID": "\(receipt.callID)", "error": "\(error.message)"])
+            }
+        }
+    }
+
+    /// One `EVALSHA`: on a cluster every key is in one slot.
+    private func acquireInOneScript(_ request: LimitRequest) async throws(LimitStoreError) -> LimitOutcome {
         let keys = request.charges.map(\.key)
         var arguments = [request.callID, String(request.charges.count)]
         arguments.reserveCapacity(2 + request.charges.count * 5)
@@ -49,6 +108,29 @@ public final class RedisLimitStore: LimitStore {
     @discardableResult
     public func refund(_ receipt: LimitReceipt) async throws(LimitStoreError) -> Bool {
         guard !receipt.items.isEmpty else { return false }
+        if deployment.isCluster {
+            let groups = Self.slotGroups(receipt.items.indices.map { (index: $0, key: receipt.items[$0].key) })
+            if groups.count > 1 {
+                // One refund per slot, each with its own marker in that slot; all are tried.
+                var refunded = false
+                var failure: LimitStoreError?
+                for group in groups {
+                    let part = LimitReceipt(
+                        callID: receipt.callID, decidedAtMicros: receipt.decidedAtMicros, items: group.map { receipt.items[$0] })
+                    do {
+                        refunded = try await refundInOneScript(part) || refunded
+                    } catch {
+                        failure = error
+                    }
+                }
+                if let failure { throw failure }
+                return refunded
+            }
+        }
+        return try await refundInOneScript(receipt)
+    }
+
+    private func refundInOneScript(_ receipt: LimitReceipt) async throws(LimitStoreError) -> Bool {
         var keys = [markerKey(receipt)]
         var arguments = [
             receipt.callID, String(receipt.items.count), String(Int64(receipt.longestWindowSeconds) * 1_000),
@@ -78,11 +160,11 @@ public final class RedisLimitStore: LimitStore {
     ) async throws(LimitStoreError) -> RedisValue {
         let tail = [String(keys.count)] + keys + arguments
         do {
-            let reply = try await client.send(["EVALSHA", script.sha1] + tail, onLateReply: onLateReply)
+            let reply = try await deployment.send(["EVALSHA", script.sha1] + tail, slotKey: keys.first, onLateReply: onLateReply)
             if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
                 logger.info("loading Redis script", metadata: ["script": "\(script.fileName)"])
                 let source = String(decoding: script.bytes, as: UTF8.self)
-                return try await client.send(["EVAL", source] + tail, onLateReply: onLateReply)
+                return try await deployment.send(["EVAL", source] + tail, slotKey: keys.first, onLateReply: onLateReply)
             }
             return reply
         } catch {

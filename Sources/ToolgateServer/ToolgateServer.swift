@@ -51,13 +51,20 @@ public enum ToolgateServer {
             } else {
                 status = "ready"
             }
+            var store: JSONObject = [
+                "kind": .string(storeStatus.kind), "connected": .bool(connected),
+                "warnings": .array(storeStatus.warnings.map { .string($0) }),
+            ]
+            if let cluster = storeStatus.cluster {
+                store["cluster"] = [
+                    "nodes": .number(JSONNumber(cluster.nodes)), "masters": .number(JSONNumber(cluster.masters)),
+                    "slotsCovered": .number(JSONNumber(cluster.slotsCovered)),
+                ]
+            }
             let body: JSONValue = [
                 "status": .string(status),
                 "policy": ["sha256": .string(policy.snapshot.policy.sha256)],
-                "store": [
-                    "kind": .string(storeStatus.kind), "connected": .bool(connected),
-                    "warnings": .array(storeStatus.warnings.map { .string($0) }),
-                ],
+                "store": .object(store),
             ]
             return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, body)
         }

@@ -19,8 +19,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
-    @Option(help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store).")
-    var redis: String?
+    @Option(
+        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
+    var redis: [String] = []
     @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
     @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
     var failMode: String?
@@ -65,8 +66,10 @@ struct ServeSettings {
     var server: ServerConfiguration
     var upstream: CurlUpstreamTransport.Configuration
     var logLevel: Logger.Level
-    /// Nil: the embedded in-memory store.
+    /// Nil: the embedded in-memory store. Its `url` is the first of `redisSeeds`.
     var redis: RedisClient.Configuration?
+    /// Every `--redis`: one standalone server (or a cluster node found out at start), or several cluster seeds.
+    var redisSeeds: [RedisURL] = []
 
     init(
         policyPath: String, policy: Policy, server: ServerConfiguration, upstream: CurlUpstreamTransport.Configuration,
@@ -148,14 +151,24 @@ struct ServeSettings {
             guard let ms = Int(text), ms > 0 else { throw usage("--redis-timeout must be a positive number of milliseconds, got \"\(text)\"") }
             redisTimeout = .milliseconds(ms)
         }
-        if let text = env.value(command.redis, flag: "redis") {
+        let redisTexts = env.values(command.redis, flag: "redis")
+        var seeds: [RedisURL] = []
+        for text in redisTexts {
             do {
-                var configuration = RedisClient.Configuration(url: try RedisURL(parsing: text))
-                configuration.operationTimeout = redisTimeout
-                redis = configuration
+                seeds.append(try RedisURL(parsing: text))
             } catch {
                 throw usage("--redis: \(error.message)")
             }
+        }
+        if seeds.count > 1, let withDatabase = seeds.first(where: { $0.database != 0 }) {
+            throw usage(
+                "--redis: a Redis Cluster has only database 0, but redis://\(withDatabase.host):\(withDatabase.port)/\(withDatabase.database) names database \(withDatabase.database)")
+        }
+        redisSeeds = seeds
+        if let first = seeds.first {
+            var configuration = RedisClient.Configuration(url: first)
+            configuration.operationTimeout = redisTimeout
+            redis = configuration
         } else {
             redis = nil
         }

@@ -19,12 +19,15 @@ enum ToolgateProcess {
         let storeStatus: any StoreStatus
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let redis = settings.redis {
-            let client = RedisClient(configuration: redis, logger: logger)
-            let status = RedisStoreStatus(client: client, logger: logger)
-            store = RedisLimitStore(client: client, keyPrefix: settings.server.keyPrefix, logger: logger)
+            let deployment = RedisDeployment(
+                seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger)
+            let status = RedisStoreStatus(deployment: deployment, logger: logger)
+            store = RedisLimitStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
             storeStatus = status
             storeServices.append(.init(service: status, successTerminationBehavior: .ignore))
-            logger.info("limit store: redis", metadata: ["redis": "\(redis.url.host):\(redis.url.port)/\(redis.url.database)"])
+            logger.info(
+                "limit store: redis",
+                metadata: ["redis": "\(deployment.description)", "database": "\(redis.url.database)"])
         } else {
             store = InMemoryLimitStore(clock: SystemWallClock())
             storeStatus = MemoryStoreStatus()

@@ -6,6 +6,27 @@ public protocol StoreStatus: Sendable {
     var isConnected: Bool { get }
     /// Conditions an operator must know about, such as an eviction policy that can silently reset limits.
     var warnings: [String] { get }
+    /// For a Redis Cluster: what toolgate knows of it. Nil for anything else.
+    var cluster: ClusterSummary? { get }
+}
+
+extension StoreStatus {
+    public var cluster: ClusterSummary? { nil }
+}
+
+/// A Redis Cluster as `/readyz` shows it.
+public struct ClusterSummary: Sendable, Equatable {
+    /// Masters and replicas the cluster lists as reachable (`CLUSTER NODES`, less those flagged failed).
+    public var nodes: Int
+    public var masters: Int
+    /// Of the 16,384 slots, how many have a master.
+    public var slotsCovered: Int
+
+    public init(nodes: Int, masters: Int, slotsCovered: Int) {
+        self.nodes = nodes
+        self.masters = masters
+        self.slotsCovered = slotsCovered
+    }
 }
 
 public struct MemoryStoreStatus: StoreStatus {

@@ -1,0 +1,126 @@
+import Logging
+import Synchronization
+
+/// The Redis toolgate talks to: one standalone server, or a Redis Cluster. Several `--redis` URLs are seeds of a
+/// cluster; one URL is found out: a standalone client is used until the server says it is a cluster node
+/// (`cluster_enabled:1` in `INFO cluster`, or a `MOVED`/`CROSSSLOT` reply), then toolgate switches to cluster mode.
+public final class RedisDeployment: Sendable {
+    enum Mode {
+        case standalone(RedisClient)
+        case cluster(RedisClusterClient)
+    }
+
+    private let mode: Mutex<Mode>
+    let configuration: RedisClient.Configuration
+    let seeds: [RedisURL]
+    let logger: Logger
+
+    /// `configuration.url` is ignored in favour of `seeds` (`configuration` gives timeouts and connection counts).
+    public init(seeds: [RedisURL], configuration: RedisClient.Configuration, logger: Logger) {
+        precondition(!seeds.isEmpty, "--redis needs at least one URL")
+        var template = configuration
+        template.url = seeds[0]
+        self.configuration = template
+        self.seeds = seeds
+        self.logger = logger
+        if seeds.count > 1 {
+            mode = Mutex(.cluster(RedisClusterClient(seeds: seeds, template: template, logger: logger)))
+        } else {
+            mode = Mutex(.standalone(RedisClient(configuration: template, logger: logger)))
+        }
+    }
+
+    /// A standalone Redis reached through this client, never switched to cluster mode (tests and benchmarks).
+    public init(client: RedisClient, logger: Logger) {
+        configuration = client.configuration
+        seeds = [client.configuration.url]
+        self.logger = logger
+        mode = Mutex(.standalone(client))
+    }
+
+    private var current: Mode { mode.withLock { $0 } }
+
+    public var isCluster: Bool { if case .cluster = current { true } else { false } }
+
+    public var cluster: RedisClusterClient? { if case .cluster(let c) = current { c } else { nil } }
+
+    /// A command for the node that owns `slotKey`'s slot (any node when nil; on standalone Redis, the server).
+    public func send(
+        _ arguments: [String], slotKey: String?, onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+    ) async throws(RedisError) -> RedisValue {
+        switch current {
+        case .standalone(let client):
+            let reply = try await client.send(arguments, onLateReply: onLateReply)
+            if case .error(let message) = reply,
+                message.hasPrefix("MOVED ") || message.hasPrefix("ASK ") || message.hasPrefix("CROSSSLOT")
+            {
+                becomeCluster(because: message)
+                throw RedisError(
+                    code: .connectionFailed, message: "Redis at \(seeds[0].host):\(seeds[0].port) is a cluster node; switching to cluster mode")
+            }
+            return reply
+        case .cluster(let cluster):
+            return try await cluster.send(
+                arguments.map { Array($0.utf8) }, slot: slotKey.map { ClusterSlot.of($0) }, onLateReply: onLateReply)
+        }
+    }
+
+    /// Asks a standalone server whether it is a cluster node. Nil when it did not answer (ask again later).
+    public func detectCluster() async -> Bool? {
+        guard case .standalone(let client) = current else { return true }
+        guard let reply = try? await client.send(["INFO", "cluster"]), let text = reply.string else { return nil }
+        if text.contains("cluster_enabled:1") {
+            becomeCluster(because: "INFO cluster says cluster_enabled:1")
+            return true
+        }
+        return false
+    }
+
+    private func becomeCluster(because reason: String) {
+        let old = mode.withLock { mode -> RedisClient? in
+            guard case .standalone(let client) = mode else { return nil }
+            mode = .cluster(RedisClusterClient(seeds: seeds, template: configuration, logger: logger))
+            return client
+        }
+        guard let old else { return }
+        logger.info("Redis is a cluster: using cluster mode", metadata: ["reason": "\(reason)"])
+        // Calls already on the old client finish first (bounded by the operation timeout).
+        Task {
+            try? await Task.sleep(for: .seconds(2))
+            old.shutdown()
+        }
+    }
+
+    public var isHealthy: Bool {
+        switch current {
+        case .standalone(let client): client.isHealthy
+        case .cluster(let cluster): cluster.isHealthy
+        }
+    }
+
+    public func ping() async -> Bool {
+        switch current {
+        case .standalone(let client): await client.ping()
+        case .cluster(let cluster): await cluster.ping()
+        }
+    }
+
+    public func shutdown() {
+        switch current {
+        case .standalone(let client): client.shutdown()
+        case .cluster(let cluster): cluster.shutdown()
+        }
+    }
+
+    public var statistics: RedisClient.Statistics {
+        switch current {
+        case .standalone(let client): client.statistics
+        case .cluster(let cluster): cluster.statistics
+        }
+    }
+
+    /// Where a message should say Redis is.
+    public var description: String {
+        seeds.map { "\($0.host):\($0.port)" }.joined(separator: ",") + (isCluster ? " (cluster)" : "")
+    }
+}
