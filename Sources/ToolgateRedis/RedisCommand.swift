@@ -60,6 +60,29 @@ struct RedisCommand: Sendable {
         bytes.append(0)
         self.bytes = bytes
         lengths = arguments.map(\.count)
+        // RESP: `*<count>\r\n`, then `$<length>\r\n<bytes>\r\n` per argument, as hiredis formats it.
+        encodedLength = lengths.reduce(Self.decimalDigits(lengths.count) + 3) { $0 + Self.decimalDigits($1) + 5 + $1 }
+    }
+
+    /// The arguments as text, for tests and diagnostics.
+    var argumentTexts: [String] {
+        var offset = 0
+        return lengths.map { length in
+            defer { offset += length }
+            return String(decoding: bytes[offset..<(offset + length)], as: UTF8.self)
+        }
+    }
+
+    /// Bytes this command takes in the output stream: what the reply queue counts to know when it was sent.
+    let encodedLength: Int
+
+    private static func decimalDigits(_ n: Int) -> Int {
+        var digits = 1, rest = n
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return digits
     }
 
     /// Formats the command into the context's output buffer; nothing is written to the socket yet.
