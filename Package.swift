@@ -40,7 +40,10 @@ let package = Package(
             path: "lua",
             exclude: ["README.md"],
             sources: ["RedisScript.swift"],
-            resources: [.embedInCode("acquire.lua"), .embedInCode("refund.lua")]
+            resources: [
+                .embedInCode("acquire.lua"), .embedInCode("refund.lua"), .embedInCode("approval_start.lua"),
+                .embedInCode("approval_decide.lua"),
+            ]
         ),
         // Policy `regex` rules: PCRE2 on Unicode scalars, with match, depth and heap limits (CompiledRegex).
         .systemLibrary(

@@ -5,6 +5,8 @@ import Crypto
 public enum RedisScript: String, CaseIterable, Sendable {
     case acquire
     case refund
+    case approvalStart = "approval_start"
+    case approvalDecide = "approval_decide"
 
     public var fileName: String { rawValue + ".lua" }
 
@@ -12,6 +14,8 @@ public enum RedisScript: String, CaseIterable, Sendable {
         switch self {
         case .acquire: PackageResources.acquire_lua
         case .refund: PackageResources.refund_lua
+        case .approvalStart: PackageResources.approval_start_lua
+        case .approvalDecide: PackageResources.approval_decide_lua
         }
     }
 

@@ -47,11 +47,8 @@ extension MCPProxy {
                     metadata: ["tool": "\(call.name.prefix(128))", "rule": "\(rule)"])
             }
             return deny(ToolCallDenial(reason: .invalidArguments, rule: rule, message: message))
-        case .approvalRequired:
-            return deny(
-                ToolCallDenial(
-                    reason: .approvalRequired, rule: rule,
-                    message: "tool \(call.name) needs a human's approval, and this sidecar has no approval store yet"))
+        case .approvalRequired(let settings):
+            if let denial = await awaitApproval(call, settings: settings, exchange: exchange, rule: rule) { return deny(denial) }
         case .allowed:
             break
         }
@@ -98,6 +95,58 @@ extension MCPProxy {
             "tool call admitted",
             metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
         return .forward(receipt: outcome.receipt)
+    }
+
+    /// DESIGN.md section 6: use an approval given for exactly this call, or ask for one and wait up to
+    /// `approval.wait`. Nil: approved (and used up), proceed to the limits; otherwise the denial to answer.
+    private func awaitApproval(
+        _ call: ToolCall, settings: ApprovalSettings, exchange: Exchange, rule: String
+    ) async -> ToolCallDenial? {
+        let binding = ApprovalBinding(
+            grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: policy.snapshot.policy.sha256)
+        let deadline = ContinuousClock.now + .seconds(settings.waitSeconds)
+        var lastID: String?
+        while true {
+            let start: ApprovalStart
+            do {
+                start = try await approvals.store.start(binding, newID: Approval.newID(for: binding), ttlSeconds: settings.ttlSeconds)
+            } catch {
+                // Never approved by default, whatever the fail mode: no human said yes.
+                logger.error("approval store failed; denying", metadata: ["error": "\(error)"])
+                return ToolCallDenial(
+                    reason: .storeUnavailable, rule: rule,
+                    message: "the approval store is unavailable; try again shortly")
+            }
+            switch start {
+            case .consumed(let id):
+                logger.info("approved call proceeds", metadata: ["tool": "\(call.name)", "approvalId": "\(id)"])
+                return nil
+            case .denied(let id):
+                return ToolCallDenial(
+                    reason: .approvalDenied, rule: rule, message: "a human denied this call to \(call.name)", approvalID: id)
+            case .pending(let approval):
+                lastID = approval.id
+                if approval.state == .pending, ContinuousClock.now < deadline {
+                    logger.info(
+                        "tool call waits for approval",
+                        metadata: ["tool": "\(call.name)", "grant": "\(binding.grant)", "approvalId": "\(approval.id)"])
+                }
+            }
+            guard ContinuousClock.now < deadline, let id = lastID else { break }
+            switch await approvals.wait(for: id, until: deadline, agent: exchange.agent) {
+            case .approved, .gone: continue  // use it (or, if an identical call used it first, ask again)
+            case .denied:
+                return ToolCallDenial(
+                    reason: .approvalDenied, rule: rule, message: "a human denied this call to \(call.name)", approvalID: id)
+            case .timedOut:
+                break
+            }
+            break
+        }
+        return ToolCallDenial(
+            reason: .approvalRequired, rule: rule,
+            message: "tool \(call.name) needs a human's approval: ask an approver to approve \(lastID ?? "it"), then retry the identical call",
+            approvalID: lastID)
     }
 
     /// 128 random bits: unique per call across the fleet, and the sliding log's member.

@@ -20,12 +20,16 @@ struct MCPProxy: Sendable {
     let storeFailureLog = LogThrottle()
     /// Sessions the upstream issued, per grant: the only ids `session` scope counts.
     let sessions: SessionTable
+    /// Where calls to `action: approve` tools wait for a human.
+    let approvals: ApprovalGate
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
-        metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable()
+        metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable(), approvals: ApprovalGate? = nil
     ) {
         self.sessions = sessions
+        self.approvals =
+            approvals ?? ApprovalGate(store: InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         self.configuration = configuration
         self.policy = policy
         self.store = store
@@ -109,7 +113,7 @@ struct MCPProxy: Sendable {
         }
         let exchange = Exchange(
             identity: identity, era: ProtocolEra(protocolVersionHeader: request.headers[Self.protocolVersion]),
-            format: ResponseFormat(accept: request.headers[.accept]))
+            format: ResponseFormat(accept: request.headers[.accept]), agent: agent)
         switch body {
         case .single(let message):
             if let mismatch = MCPHeaderCheck.mismatch(
@@ -198,6 +202,8 @@ struct Exchange: Sendable {
     let identity: Identity
     let era: ProtocolEra
     let format: ResponseFormat
+    /// The agent's connection: a wait for approval ends when it leaves.
+    var agent: (any AgentPresence)? = nil
 }
 
 /// What forwarding must do besides passing bytes.

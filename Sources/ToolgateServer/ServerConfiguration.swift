@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var failMode: FailMode
     /// A client connection that sends nothing for this long while no response streams to it is closed.
     public var clientIdleTimeout: Duration
+    /// `--admin-token-file`'s token: enables `/admin/*` for callers presenting it. Nil: nothing under `/admin`.
+    public var adminToken: String?
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],

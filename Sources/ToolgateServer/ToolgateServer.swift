@@ -20,10 +20,13 @@ public enum ToolgateServer {
     public static func makeApplication(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeStatus: any StoreStatus,
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
-        onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+        approvals: (any ApprovalStore)? = nil, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
+        let gate = ApprovalGate(
+            store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         let proxy = MCPProxy(
-            configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger)
+            configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
+            approvals: gate)
         let router = Router(context: ProxyRequestContext.self)
         router.post("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
         router.get("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
@@ -31,6 +34,14 @@ public enum ToolgateServer {
         for method in [HTTPRequest.Method.put, .patch, .head, .options] {
             router.on("/mcp", method: method) { _, _ in
                 MCPProxy.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
+            }
+        }
+        if let token = configuration.adminToken {
+            let admin = AdminAPI(access: AdminAccess(token: token), gate: gate, logger: logger)
+            router.get("/admin/approvals") { request, _ in await admin.list(request) }
+            router.post("/admin/approvals/:id") { request, context in
+                let raw = context.parameters.get("id") ?? ""
+                return await admin.decide(request, id: raw.removingPercentEncoding ?? raw)
             }
         }
         router.get("/metrics") { _, _ in

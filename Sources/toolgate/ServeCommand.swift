@@ -28,6 +28,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("redis-timeout"), help: "Per-operation Redis timeout in milliseconds (default 100).") var redisTimeout: String?
     @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
     @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
+    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token; enables /admin (approvals API and page).")
+    var adminTokenFile: String?
     @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
     var upstreamHeaders: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 4194304); larger gets HTTP 413.") var maxBodyBytes: String?
@@ -200,6 +202,23 @@ struct ServeSettings {
             allowedOrigins: env.values(command.allowedOrigins, flag: "allowed-origin"),
             allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants, failMode: failMode,
             clientIdleTimeout: try seconds(command.clientIdleTimeout, "client-idle-timeout", default: 60))
+        if let path = env.value(command.adminTokenFile, flag: "admin-token-file") {
+            server.adminToken = try Self.readAdminToken(path)
+        }
+    }
+
+    /// The first line of the file, trimmed; at least 16 characters, since it guards every approval.
+    static func readAdminToken(_ path: String) throws(Failure) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(lines: ["\(path): cannot read the admin token file (--admin-token-file)"], exitCode: 64)
+        }
+        let token = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map { $0.trimmingWhitespace } ?? ""
+        guard token.utf8.count >= 16 else {
+            throw Failure(
+                lines: ["\(path): the admin token must be at least 16 characters (for example: openssl rand -hex 32 > \(path))"],
+                exitCode: 64)
+        }
+        return token
     }
 
     /// `127.0.0.1:8931`, `[::1]:0`, `0.0.0.0:8080`.

@@ -17,12 +17,14 @@ enum ToolgateProcess {
         let upstream = CurlUpstreamTransport(configuration: settings.upstream)
         let store: any LimitStore
         let storeStatus: any StoreStatus
+        let approvals: any ApprovalStore
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let redis = settings.redis {
             let deployment = RedisDeployment(
                 seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger)
             let status = RedisStoreStatus(deployment: deployment, logger: logger)
             store = RedisLimitStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
+            approvals = RedisApprovalStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
             storeStatus = status
             storeServices.append(.init(service: status, successTerminationBehavior: .ignore))
             logger.info(
@@ -31,10 +33,11 @@ enum ToolgateProcess {
         } else {
             store = InMemoryLimitStore(clock: SystemWallClock())
             storeStatus = MemoryStoreStatus()
+            approvals = InMemoryApprovalStore(clock: SystemWallClock())
         }
         let app = ToolgateServer.makeApplication(
             configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
-            metrics: metrics, readiness: readiness, logger: logger, onListening: onListening)
+            metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, onListening: onListening)
         let reloader = PolicyReloader(path: settings.policyPath, state: policy, metrics: metrics, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

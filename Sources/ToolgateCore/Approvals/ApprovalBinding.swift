@@ -1,0 +1,31 @@
+import Crypto
+
+/// What one approval is for (DESIGN.md section 6): this grant calling this tool with exactly these arguments under
+/// this policy. Approving one call never approves another with other arguments, or after the policy changed.
+public struct ApprovalBinding: Sendable, Equatable {
+    public let grant: String
+    public let tool: String
+    /// `CanonicalJSON` of the arguments: what the approver is shown, and what is hashed.
+    public let canonicalArguments: String
+    public let policySHA256: String
+
+    public init(grant: String, tool: String, arguments: JSONValue, policySHA256: String) {
+        self.grant = grant
+        self.tool = tool
+        self.canonicalArguments = CanonicalJSON.string(arguments)
+        self.policySHA256 = policySHA256
+    }
+
+    /// SHA-256 of the canonical arguments, hex.
+    public var argumentsSHA256: String { SHA256.hash(data: Array(canonicalArguments.utf8)).hexString }
+
+    /// The binding as one key, first 32 hex characters of SHA-256 over its parts, each length-prefixed so no two
+    /// bindings share a text. Outside values never shape a store key: only this hash does.
+    public var key: String {
+        var text: [UInt8] = []
+        for part in [grant, tool, argumentsSHA256, policySHA256] {
+            text += Array(String(part.utf8.count).utf8) + [UInt8(ascii: ":")] + Array(part.utf8)
+        }
+        return String(SHA256.hash(data: text).hexString.prefix(32))
+    }
+}

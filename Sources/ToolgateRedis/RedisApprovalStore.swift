@@ -1,0 +1,125 @@
+import Logging
+import RedisScripts
+import ToolgateCore
+
+/// Approvals shared by a fleet: every approval lives in Redis under `<prefix>:{approvals:_}:…`, one slot on a
+/// cluster, so each operation on one approval is one atomic script (`lua/approval_start.lua`,
+/// `lua/approval_decide.lua`) and listing reads one slot's keys. Approvals are made by people, so one slot carries
+/// them easily.
+public final class RedisApprovalStore: ApprovalStore {
+    public let deployment: RedisDeployment
+    let keyPrefix: String
+    let logger: Logger
+
+    public init(deployment: RedisDeployment, keyPrefix: String, logger: Logger) {
+        self.deployment = deployment
+        self.keyPrefix = keyPrefix
+        self.logger = logger
+    }
+
+    func recordKey(_ bindingKey: String) -> String { keyPrefix + ":{approvals:_}:" + bindingKey }
+    var indexKey: String { keyPrefix + ":{approvals:_}:index" }
+
+    public func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int) async throws(LimitStoreError) -> ApprovalStart {
+        let reply = try await evaluate(
+            .approvalStart, keys: [recordKey(binding.key), indexKey],
+            arguments: [
+                newID, binding.key, String(Int64(ttlSeconds) * 1_000), binding.grant, binding.tool, binding.canonicalArguments,
+                binding.policySHA256,
+            ])
+        guard case .array(let items?) = reply, items.count == 5, let status = items[0].string, let id = items[1].string,
+            let state = items[2].string.flatMap(Approval.State.init(rawValue:)), case .integer(let created) = items[3],
+            case .integer(let expires) = items[4]
+        else { throw RedisLimitStore.unexpected(reply, "approval_start.lua") }
+        switch status {
+        case "consumed": return .consumed(id: id)
+        case "denied": return .denied(id: id)
+        case "pending":
+            return .pending(
+                Approval(
+                    id: id, state: state, grant: binding.grant, tool: binding.tool, arguments: binding.canonicalArguments,
+                    policySHA256: binding.policySHA256, createdAtMillis: created, expiresAtMillis: expires))
+        default: throw RedisLimitStore.unexpected(reply, "approval_start.lua")
+        }
+    }
+
+    public func decide(id: String, approve: Bool) async throws(LimitStoreError) -> ApprovalDecisionOutcome {
+        guard Approval.isWellFormed(id: id) else { return .notFound }
+        let key = recordKey(Approval.bindingKey(ofID: id))
+        let reply = try await evaluate(.approvalDecide, keys: [key], arguments: [id, approve ? "approved" : "denied"])
+        guard case .array(let items?) = reply, items.count == 2, let status = items[0].string else {
+            throw RedisLimitStore.unexpected(reply, "approval_decide.lua")
+        }
+        if status == "not_found" { return .notFound }
+        // Read back for the caller to show; a record that expired in between reads as not found.
+        guard let approval = try await read(bindingKey: Approval.bindingKey(ofID: id)), approval.id == id else { return .notFound }
+        return status == "decided" ? .decided(approval) : .alreadyDecided(approval)
+    }
+
+    public func list() async throws(LimitStoreError) -> [Approval] {
+        let now = try await redisNowMillis()
+        let reply = try await send(["ZRANGEBYSCORE", indexKey, String(now + 1), "+inf"], slotKey: indexKey)
+        guard case .array(let members?) = reply else { throw RedisLimitStore.unexpected(reply, "ZRANGEBYSCORE") }
+        var approvals: [Approval] = []
+        for member in members {
+            guard let bindingKey = member.string, let approval = try await read(bindingKey: bindingKey) else { continue }
+            approvals.append(approval)
+        }
+        return approvals.sorted { a, b in
+            a.createdAtMillis != b.createdAtMillis ? a.createdAtMillis < b.createdAtMillis : a.id.utf8.lexicographicallyPrecedes(b.id.utf8)
+        }
+    }
+
+    public func states(ids: [String]) async throws(LimitStoreError) -> [String: Approval.State] {
+        var states: [String: Approval.State] = [:]
+        for id in ids where Approval.isWellFormed(id: id) {
+            let key = recordKey(Approval.bindingKey(ofID: id))
+            let reply = try await send(["HMGET", key, "id", "state"], slotKey: key)
+            guard case .array(let fields?) = reply, fields.count == 2 else { throw RedisLimitStore.unexpected(reply, "HMGET") }
+            if fields[0].string == id, let state = fields[1].string.flatMap(Approval.State.init(rawValue:)) { states[id] = state }
+        }
+        return states
+    }
+
+    private func read(bindingKey: String) async throws(LimitStoreError) -> Approval? {
+        let key = recordKey(bindingKey)
+        let fields = ["id", "state", "grant", "tool", "arguments", "policy", "created", "expires"]
+        let reply = try await send(["HMGET", key] + fields, slotKey: key)
+        guard case .array(let values?) = reply, values.count == fields.count else { throw RedisLimitStore.unexpected(reply, "HMGET") }
+        let texts = values.map(\.string)
+        guard let id = texts[0], let state = texts[1].flatMap(Approval.State.init(rawValue:)), let created = texts[6].flatMap({ Int64($0) }),
+            let expires = texts[7].flatMap({ Int64($0) })
+        else { return nil }
+        return Approval(
+            id: id, state: state, grant: texts[2] ?? "", tool: texts[3] ?? "", arguments: texts[4] ?? "", policySHA256: texts[5] ?? "",
+            createdAtMillis: created, expiresAtMillis: expires)
+    }
+
+    private func redisNowMillis() async throws(LimitStoreError) -> Int64 {
+        let reply = try await send(["TIME"], slotKey: indexKey)
+        guard case .array(let parts?) = reply, parts.count == 2, let seconds = parts[0].string.flatMap({ Int64($0) }),
+            let micros = parts[1].string.flatMap({ Int64($0) })
+        else { throw RedisLimitStore.unexpected(reply, "TIME") }
+        return seconds * 1_000 + micros / 1_000
+    }
+
+    /// A Redis error reply comes back as `.error`; callers find it does not have the shape they expect.
+    private func send(_ arguments: [String], slotKey: String) async throws(LimitStoreError) -> RedisValue {
+        do {
+            return try await deployment.send(arguments, slotKey: slotKey)
+        } catch {
+            throw LimitStoreError(code: error.code == .timeout ? .timeout : .unavailable, message: "redis: \(error.message)")
+        }
+    }
+
+    /// `EVALSHA`, and `EVAL` on `NOSCRIPT`.
+    private func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) async throws(LimitStoreError) -> RedisValue {
+        let tail = [String(keys.count)] + keys + arguments
+        let reply = try await send(["EVALSHA", script.sha1] + tail, slotKey: keys[0])
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            return try await send(["EVAL", String(decoding: script.bytes, as: UTF8.self)] + tail, slotKey: keys[0])
+        }
+        if case .error = reply { throw RedisLimitStore.unexpected(reply, script.fileName) }
+        return reply
+    }
+}
