@@ -91,3 +91,122 @@ struct AdminAPI: Sendable {
         return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1_000))
     }
 }
+
+/// The approver's page and its form endpoints: `/admin/` (sign-in form, or the list), `/admin/login`,
+/// `/admin/logout`, `/admin/decide`. Signed in by a cookie (HttpOnly, SameSite=Strict, path /admin); every POST
+/// that changes something also carries the CSRF value (form field or `X-Toolgate-CSRF`) and, when the browser sends
+/// one, an `Origin` of this very host.
+struct AdminPageRoutes: Sendable {
+    let api: AdminAPI
+    var access: AdminAccess { api.access }
+
+    /// Twelve hours: a working day's approvals without signing in again.
+    static let sessionSeconds = 12 * 3_600
+
+    func page(_ request: Request) async -> Response {
+        guard access.isAuthorized(request.headers, allowCookie: true) else {
+            return html(.ok, AdminPage.login(error: nil), nonce: nil)
+        }
+        let approvals: [Approval]
+        do {
+            approvals = try await api.gate.store.list()
+        } catch {
+            return html(.serviceUnavailable, AdminPage.login(error: "the approval store is unavailable: \(error.message)"), nonce: nil)
+        }
+        var notice: String?
+        if let id = request.uri.queryParameters["decided"].map(String.init), let state = request.uri.queryParameters["state"] {
+            notice = "\(id.prefix(64)): \(state.prefix(16))"
+        }
+        let nonce = Self.nonce()
+        let now = Int64(Date().timeIntervalSince1970 * 1_000)
+        return html(.ok, AdminPage.approvals(approvals, nowMillis: now, csrf: access.csrfValue, nonce: nonce, notice: notice), nonce: nonce)
+    }
+
+    struct LoginForm: Decodable { let token: String }
+    struct DecideForm: Decodable {
+        let id: String
+        let decision: String
+        let csrf: String?
+    }
+    struct LogoutForm: Decodable { let csrf: String? }
+
+    func login(_ request: Request) async -> Response {
+        guard let form: LoginForm = await Self.form(request), access.accepts(form.token.trimmingWhitespace) else {
+            api.logger.warning("admin sign-in refused")
+            return html(.unauthorized, AdminPage.login(error: "That is not the admin token."), nonce: nil)
+        }
+        var response = Self.redirect("/admin/")
+        response.headers[.setCookie] =
+            "\(AdminAccess.cookieName)=\(access.sessionValue); Path=/admin; HttpOnly; SameSite=Strict; Max-Age=\(Self.sessionSeconds)"
+        return response
+    }
+
+    func logout(_ request: Request) async -> Response {
+        let form: LogoutForm? = await Self.form(request)
+        guard sameOrigin(request), AdminAccess.matches(form?.csrf ?? "", access.csrfValue) else { return forbidden() }
+        var response = Self.redirect("/admin/")
+        response.headers[.setCookie] = "\(AdminAccess.cookieName)=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"
+        return response
+    }
+
+    func decide(_ request: Request) async -> Response {
+        guard access.isAuthorized(request.headers, allowCookie: true) else { return AdminAPI.unauthorized() }
+        guard let form: DecideForm = await Self.form(request) else {
+            return AdminAPI.json(.badRequest, ["error": "expected the form fields id, decision and csrf"])
+        }
+        let csrf = request.headers[Self.csrfHeader] ?? form.csrf ?? ""
+        guard sameOrigin(request), AdminAccess.matches(csrf, access.csrfValue) else { return forbidden() }
+        guard form.decision.isExactly("approve") || form.decision.isExactly("deny") else {
+            return AdminAPI.json(.badRequest, ["error": "decision must be approve or deny"])
+        }
+        let response = await api.decide(id: form.id, approve: form.decision.isExactly("approve"))
+        if (request.headers[.accept] ?? "").contains("application/json") { return response }
+        // A plain form: back to the list, saying what happened.
+        let state = response.status == .ok ? (form.decision.isExactly("approve") ? "approved" : "denied") : "not decided (\(response.status.code))"
+        let query = "decided=\(Self.queryEscaped(form.id))&state=\(Self.queryEscaped(state))"
+        return Self.redirect("/admin/?" + query)
+    }
+
+    static let csrfHeader = HTTPField.Name("X-Toolgate-CSRF")!
+
+    /// A browser's `Origin`, when sent, must name this host: another site's form never reaches a decision.
+    private func sameOrigin(_ request: Request) -> Bool {
+        guard let origin = request.headers[.origin] else { return true }
+        guard let host = request.head.authority, let schemeEnd = origin.range(of: "://") else { return false }
+        return origin[schemeEnd.upperBound...].lowercased().isExactly(host.lowercased())
+    }
+
+    private func forbidden() -> Response {
+        AdminAPI.json(.forbidden, ["error": "this request did not come from the approvals page (CSRF check failed): reload the page"])
+    }
+
+    private func html(_ status: HTTPResponse.Status, _ text: String, nonce: String?) -> Response {
+        Response(
+            status: status,
+            headers: [
+                .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                .contentSecurityPolicy: AdminPage.contentSecurityPolicy(nonce: nonce ?? Self.nonce()),
+                HTTPField.Name("X-Frame-Options")!: "DENY", HTTPField.Name("Referrer-Policy")!: "no-referrer",
+                HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+            ],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])
+    }
+
+    static func form<T: Decodable>(_ request: Request) async -> T? {
+        guard let buffer = try? await request.body.collect(upTo: 64 * 1024) else { return nil }
+        return try? URLEncodedFormDecoder().decode(T.self, from: String(buffer: buffer))
+    }
+
+    static func nonce() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    static func queryEscaped(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+    }
+}

@@ -38,7 +38,13 @@ public enum ToolgateServer {
         }
         if let token = configuration.adminToken {
             let admin = AdminAPI(access: AdminAccess(token: token), gate: gate, logger: logger)
-            router.get("/admin/approvals") { request, _ in await admin.list(request) }
+            let page = AdminPageRoutes(api: admin)
+            // The page's own refreshes use its cookie; a GET changes nothing.
+            router.get("/admin/approvals") { request, _ in await admin.list(request, cookieAllowed: true) }
+            router.get("/admin/") { request, _ in await page.page(request) }
+            router.post("/admin/login") { request, _ in await page.login(request) }
+            router.post("/admin/logout") { request, _ in await page.logout(request) }
+            router.post("/admin/decide") { request, _ in await page.decide(request) }
             router.post("/admin/approvals/:id") { request, context in
                 let raw = context.parameters.get("id") ?? ""
                 return await admin.decide(request, id: raw.removingPercentEncoding ?? raw)
