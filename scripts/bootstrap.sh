@@ -3,7 +3,7 @@
 # Idempotent: installs nothing when everything is already there.
 set -euo pipefail
 
-packages=(libhiredis-dev libcurl4-openssl-dev libpcre2-dev redis-server redis-tools python3-venv pkg-config faketime)
+packages=(libhiredis-dev libcurl4-openssl-dev libpcre2-dev redis-server redis-tools python3-venv pkg-config faketime chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
