@@ -169,7 +169,9 @@ struct AdminPageRoutes: Sendable {
 
     static let csrfHeader = HTTPField.Name("X-Toolgate-CSRF")!
 
-    /// A browser's `Origin`, when sent, must name this host: another site's form never reaches a decision.
+    /// A browser's `Origin`, when sent, must name this host: another site's form never reaches a decision. The page
+    /// is served with `Referrer-Policy: same-origin`, under which browsers send the real origin on the page's own form
+    /// posts; `null` (what a cross-site or sandboxed form sends) is refused.
     private func sameOrigin(_ request: Request) -> Bool {
         guard let origin = request.headers[.origin] else { return true }
         guard let host = request.head.authority, let schemeEnd = origin.range(of: "://") else { return false }
@@ -186,7 +188,7 @@ struct AdminPageRoutes: Sendable {
             headers: [
                 .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
                 .contentSecurityPolicy: AdminPage.contentSecurityPolicy(nonce: nonce ?? Self.nonce()),
-                HTTPField.Name("X-Frame-Options")!: "DENY", HTTPField.Name("Referrer-Policy")!: "no-referrer",
+                HTTPField.Name("X-Frame-Options")!: "DENY", HTTPField.Name("Referrer-Policy")!: "same-origin",
                 HTTPField.Name("X-Content-Type-Options")!: "nosniff",
             ],
             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))

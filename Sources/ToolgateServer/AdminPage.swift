@@ -137,7 +137,7 @@ enum AdminPage {
         .card h2 { font-size: 1.05rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
         .grant, .meta, .footnote, .empty { color: var(--muted); }
         .meta { font-size: .85rem; overflow-wrap: anywhere; }
-        pre { background: #8881; padding: .6rem; border-radius: .4rem; overflow-x: auto; font-size: .85rem; max-height: 40vh; }
+        pre { background: #8881; padding: .6rem; border-radius: .4rem; overflow: auto; font-size: .85rem; max-height: 60vh; }
         label { display: block; margin-bottom: .4rem; }
         input[type=password] { width: 100%; padding: .6rem; font-size: 1rem; margin-bottom: .8rem; }
         .actions { display: flex; gap: .6rem; }
