@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 command -v redis-benchmark >/dev/null
+swift build -c release --product toolgate-bench >&2
+bench="$(swift build -c release --show-bin-path)/toolgate-bench"
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
@@ -62,8 +64,8 @@ command("PEXPIRE", key, 3600000)
 PY
 }
 
-echo "| script | algorithm | calls in the window | admitted: µs per EVALSHA | denied (full): µs per EVALSHA | Redis keys | memory, bytes |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| script | algorithm | calls in the window | admitted: µs per EVALSHA | denied (full): µs per EVALSHA | toolgate decisions/s (full, 16 callers) | Redis keys | memory, bytes |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for version in new old; do
   for algorithm in sliding fixed token_bucket; do
     for n in 1000 10000 100000; do
@@ -86,9 +88,15 @@ for version in new old; do
       cli config resetstat >/dev/null
       run "$version" "$key" "$algorithm" "$n" 2000
       denied=$(usec_per_call)
+      # The same full counter through toolgate's Redis store (new script only: the old one had another layout).
+      rate=-
+      if [ "$version" = new ]; then
+        rate=$(TOOLGATE_BENCH_KEY="$key" TOOLGATE_BENCH_ALGORITHM="$algorithm" TOOLGATE_BENCH_MAX="$n" \
+          "$bench" redis "$port" 2 16 | grep '^| toolgate' | awk -F'|' '{gsub(/ /, "", $4); print $4}')
+      fi
       cli flushall >/dev/null
       baseline=$(cli info memory | tr -d '\r' | grep '^used_memory:' | cut -d: -f2)
-      echo "| $version | $algorithm | $n | $admitted | $denied | $keys | $((memory - baseline)) |"
+      echo "| $version | $algorithm | $n | $admitted | $denied | $rate | $keys | $((memory - baseline)) |"
     done
   done
 done

@@ -8,14 +8,25 @@ struct CoreBenchmark {
     static func main() async throws {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "redis" {
-            // toolgate-bench redis PORT [SECONDS] [CONCURRENCY...]
-            guard arguments.count >= 2, let port = Int(arguments[1]) else {
-                print("usage: toolgate-bench redis PORT [SECONDS] [CONCURRENCY...]")
+            // toolgate-bench redis PORT[,PORT...] [SECONDS] [CONCURRENCY...]: several ports are cluster seeds.
+            // TOOLGATE_BENCH_LIMITS=2 gives each call a second limit in another slot (a cross-slot call on a cluster).
+            let ports = arguments.count >= 2 ? arguments[1].split(separator: ",").compactMap { Int($0) } : []
+            guard !ports.isEmpty else {
+                print("usage: toolgate-bench redis PORT[,PORT...] [SECONDS] [CONCURRENCY...]")
                 return
             }
             let seconds = arguments.count > 2 ? Double(arguments[2]) ?? 10 : 10
             let levels = arguments.count > 3 ? arguments[3...].compactMap { Int($0) } : [1, 16, 64]
-            try await RedisStoreBenchmark.run(port: port, seconds: seconds, concurrencies: levels)
+            // TOOLGATE_BENCH_KEY (with _ALGORITHM and _MAX): every call charges that one counter (window one hour),
+            // admitted or not: what benchmarks/redis-state.sh measures on a counter it filled.
+            let environment = ProcessInfo.processInfo.environment
+            let limits = Int(environment["TOOLGATE_BENCH_LIMITS"] ?? "1") ?? 1
+            let single = environment["TOOLGATE_BENCH_KEY"].map { key in
+                (key, LimitAlgorithm(rawValue: environment["TOOLGATE_BENCH_ALGORITHM"] ?? "sliding") ?? .sliding,
+                 Int(environment["TOOLGATE_BENCH_MAX"] ?? "") ?? 1_000)
+            }
+            try await RedisStoreBenchmark.run(
+                ports: ports, seconds: seconds, concurrencies: levels, limitsPerCall: limits, single: single)
             return
         }
         if arguments.first == "adversarial" {

@@ -5,24 +5,45 @@ import ToolgateRedis
 
 /// Decisions per second through the Redis store, in process (no HTTP): 1,000 subjects, every call allowed,
 /// a token bucket per subject. `benchmarks/redis.sh` runs `redis-benchmark` with EVALSHA of the same script
-/// at the same concurrency beside it.
+/// at the same concurrency beside it; `benchmarks/redis-cluster.sh` runs it on a cluster and on one Redis.
+/// With `limitsPerCall` 2, each call also charges a global counter, which on a cluster sits in another slot.
 enum RedisStoreBenchmark {
-    static func run(port: Int, seconds: Double, concurrencies: [Int]) async throws {
-        var configuration = RedisClient.Configuration(url: try RedisURL(parsing: "redis://127.0.0.1:\(port)"))
+    static func run(
+        ports: [Int], seconds: Double, concurrencies: [Int], limitsPerCall: Int = 1,
+        single: (key: String, algorithm: LimitAlgorithm, max: Int)? = nil
+    ) async throws {
+        let seeds = ports.map { RedisURL(host: "127.0.0.1", port: $0) }
+        var configuration = RedisClient.Configuration(url: seeds[0])
         configuration.operationTimeout = .seconds(2)
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let client = RedisClient(configuration: configuration, logger: logger)
-        defer { client.shutdown() }
-        let store = RedisLimitStore(client: client, keyPrefix: "bench", logger: logger)
-        let charges = (0..<1_000).map { subject in
+        let deployment = RedisDeployment(seeds: seeds, configuration: configuration, logger: logger)
+        defer { deployment.shutdown() }
+        if seeds.count == 1 { _ = await deployment.detectCluster() }
+        let store = RedisLimitStore(deployment: deployment, keyPrefix: "bench", logger: logger)
+        let minute = Window(seconds: 60, text: "minute")
+        let global = LimitCharge(
+            key: "bench:{global:_}:all", counter: "all", rule: "t", scope: .global, window: minute, max: 1_000_000_000,
+            algorithm: .tokenBucket, cost: 1)
+        var charges = (0..<1_000).map { subject in
             [LimitCharge(
                 key: "bench:{grant:\(subject)}:calls", counter: "calls", rule: "t", scope: .grant,
-                window: Window(seconds: 60, text: "minute"), max: 1_000_000_000, algorithm: .tokenBucket, cost: 1)]
+                window: minute, max: 1_000_000_000, algorithm: .tokenBucket, cost: 1)] + (limitsPerCall > 1 ? [global] : [])
         }
-        _ = try await store.acquire(LimitRequest(callID: "warm", charges: charges[0]))
-        print("| client | concurrency | decisions/s |")
+        if let single {
+            let charge = LimitCharge(
+                key: single.key, counter: "c", rule: "t", scope: .global, window: Window(seconds: 3_600, text: "hour"),
+                max: single.max, algorithm: single.algorithm, cost: 1)
+            charges = Array(repeating: [charge], count: 1_000)
+        } else {
+            _ = try await store.acquire(LimitRequest(callID: "warm", charges: charges[0]))
+        }
+        let label = (deployment.isCluster ? "cluster (\(ports.count) seeds)" : "standalone")
+            + (single.map { ", one \($0.algorithm.rawValue) counter" } ?? ", \(limitsPerCall) limit(s) per call")
+        print("| store | concurrency | decisions/s |")
         print("|---|---:|---:|")
+        let everyCall = charges
+        let mustAdmit = single == nil
         for concurrency in concurrencies {
             let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
             let started = ContinuousClock.now
@@ -32,8 +53,8 @@ enum RedisStoreBenchmark {
                         var n = 0
                         while ContinuousClock.now < deadline {
                             let outcome = try await store.acquire(
-                                LimitRequest(callID: "t\(task)-\(n)", charges: charges[(task * 7919 + n) % 1_000]))
-                            precondition(outcome.admitted, "benchmark limits must admit every call")
+                                LimitRequest(callID: "t\(task)-\(n)", charges: everyCall[(task * 7919 + n) % 1_000]))
+                            precondition(!mustAdmit || outcome.admitted, "benchmark limits must admit every call")
                             n += 1
                         }
                         return n
@@ -43,7 +64,7 @@ enum RedisStoreBenchmark {
             }
             let elapsed = ContinuousClock.now - started
             let s = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("| toolgate RedisLimitStore | \(concurrency) | \(Int(Double(done) / s)) |")
+            print("| toolgate RedisLimitStore, \(label) | \(concurrency) | \(Int(Double(done) / s)) |")
         }
     }
 }
