@@ -17,6 +17,8 @@ public final class RedisClusterClient: Sendable {
         var reachableNodes: Int?
         var clients: [ClusterNode: RedisClient] = [:]
         var refreshing = false
+        /// A refresh asked for too soon after the last one runs when the spacing has passed, not never.
+        var followUpScheduled = false
         var lastRefresh: ContinuousClock.Instant?
         var lastFailure = "the slot map has not been loaded yet"
         var closed = false
@@ -155,14 +157,27 @@ public final class RedisClusterClient: Sendable {
 
     /// Starts a refresh in the background unless one is running or one ran within `refreshSpacing`.
     func requestRefresh() {
-        let start = state.withLock { state -> Bool in
-            guard !state.closed, !state.refreshing else { return false }
-            if let last = state.lastRefresh, last + Self.refreshSpacing > .now { return false }
+        enum Plan { case none, now, after(Duration) }
+        let plan = state.withLock { state -> Plan in
+            guard !state.closed, !state.refreshing else { return .none }
+            if let last = state.lastRefresh, last + Self.refreshSpacing > .now {
+                guard !state.followUpScheduled else { return .none }
+                state.followUpScheduled = true
+                return .after(ContinuousClock.now.duration(to: last + Self.refreshSpacing))
+            }
             state.refreshing = true
-            return true
+            return .now
         }
-        guard start else { return }
-        Task { await self.load() }
+        switch plan {
+        case .none: return
+        case .now: Task { await self.load() }
+        case .after(let delay):
+            Task {
+                try? await Task.sleep(for: delay)
+                self.state.withLock { $0.followUpScheduled = false }
+                self.requestRefresh()
+            }
+        }
     }
 
     /// Refreshes at once (unless a refresh is already running, which it then waits for, bounded by the connect

@@ -59,7 +59,14 @@ public final class RedisLimitStore: LimitStore {
             }
             if let receipt = outcome.receipt { consumed.append(receipt) }
         }
-        let items = consumed.flatMap(\.items)
+        // Each slot decided at its own time; a refund gives each slot back its own.
+        let items = consumed.flatMap { receipt in
+            receipt.items.map { item in
+                var item = item
+                item.decidedAtMicros = receipt.decidedAtMicros
+                return item
+            }
+        }
         let receipt = items.isEmpty ? nil : LimitReceipt(callID: request.callID, decidedAtMicros: decidedAt, items: items)
         return LimitOutcome(admitted: true, results: results, decidedAtMicros: decidedAt, receipt: receipt)
     }
@@ -115,8 +122,9 @@ public final class RedisLimitStore: LimitStore {
                 var refunded = false
                 var failure: LimitStoreError?
                 for group in groups {
+                    let items = group.map { receipt.items[$0] }
                     let part = LimitReceipt(
-                        callID: receipt.callID, decidedAtMicros: receipt.decidedAtMicros, items: group.map { receipt.items[$0] })
+                        callID: receipt.callID, decidedAtMicros: items[0].decidedAtMicros ?? receipt.decidedAtMicros, items: items)
                     do {
                         refunded = try await refundInOneScript(part) || refunded
                     } catch {

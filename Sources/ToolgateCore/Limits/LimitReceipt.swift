@@ -31,6 +31,9 @@ public struct ConsumedLimit: Sendable, Equatable {
     /// of a call from an earlier one must not touch it.
     public let incarnation: String
     public let detail: Detail
+    /// When this counter's store decided, if not at the receipt's time: a call across cluster slots is decided slot
+    /// by slot, and a refund must give each slot its own decision time.
+    public var decidedAtMicros: Int64?
 
     public enum Detail: Sendable, Equatable {
         /// The log entry `<callID>:<cost>` at the decision time.
