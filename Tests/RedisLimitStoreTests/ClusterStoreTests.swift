@@ -485,4 +485,54 @@ struct ClusterStoreTests {
         #expect(acrossSlots >= 20)
         if refunds { #expect(refundsCompared >= 5) }
     }
+
+    // MARK: Spend caps and approvals on a cluster
+
+    /// The spend cap of SpendCapTests (1000 a day: 400, 400 pass, 300 refused, 200 passes, 1 refused), with every
+    /// algorithm, on a cluster.
+    @Test func aSpendCapStopsAtTheRightTotal() async throws {
+        let cluster = try await TestRedisCluster.start()
+        defer { cluster.stop() }
+        let store = try await Self.store(on: cluster, seed: cluster.ports[0], prefix: "spend")
+        defer { store.deployment.shutdown() }
+        for algorithm in LimitAlgorithm.allCases {
+            let admitted = try await SharedRedisTests.SpendCapTests.run(store, algorithm, prefix: "spend-\(algorithm.rawValue)")
+            #expect(admitted == SharedRedisTests.SpendCapTests.amounts.map(\.1), "\(algorithm)")
+        }
+    }
+
+    /// Approvals live in one slot of the cluster, whichever node the deployment was seeded with: asked for, listed,
+    /// decided, seen and used once, through two deployments seeded on different masters (two sidecars).
+    @Test func approvalsWorkAcrossTwoSidecars() async throws {
+        let cluster = try await TestRedisCluster.start()
+        defer { cluster.stop() }
+        let a = try await Self.store(on: cluster, seed: cluster.ports[0], prefix: "appr")
+        let b = try await Self.store(on: cluster, seed: cluster.ports[2], prefix: "appr")
+        defer {
+            a.deployment.shutdown()
+            b.deployment.shutdown()
+        }
+        let storeA = RedisApprovalStore(deployment: a.deployment, keyPrefix: "appr", logger: Self.logger)
+        let storeB = RedisApprovalStore(deployment: b.deployment, keyPrefix: "appr", logger: Self.logger)
+        let binding = ApprovalBinding(grant: "g", tool: "deploy", arguments: ["env": "prod"], policySHA256: "p")
+        guard case .pending(let request) = try await storeA.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60) else {
+            Issue.record("no request opened")
+            return
+        }
+        #expect(try await storeB.list().map(\.id) == [request.id])
+        #expect(try await storeB.decide(id: request.id, approve: true) == .decided(
+            Approval(
+                id: request.id, state: .approved, grant: "g", tool: "deploy", arguments: #"{"env":"prod"}"#, policySHA256: "p",
+                createdAtMillis: request.createdAtMillis, expiresAtMillis: request.expiresAtMillis)))
+        #expect(try await storeA.states(ids: [request.id]) == [request.id: .approved])
+        #expect(try await storeA.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60) == .consumed(id: request.id))
+        if case .pending(let next) = try await storeB.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60) {
+            #expect(next.id != request.id)
+        } else {
+            Issue.record("a used approval passed again")
+        }
+        // Every approval key is in the one {approvals:_} slot.
+        let slot = ClusterSlot.of("appr:{approvals:_}:index")
+        #expect(ClusterSlot.of(storeA.recordKey(binding.key)) == slot)
+    }
 }
