@@ -75,6 +75,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Upstream HTTP client: one libcurl multi handle on its own thread, bridged to async/await.
@@ -101,10 +102,19 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        // The demo's policy, examples/policy.json, embedded so `toolgate demo` runs from any directory.
+        .target(
+            name: "DemoPolicy",
+            path: "examples",
+            exclude: ["seed-policy.json"],
+            sources: ["DemoPolicy.swift"],
+            resources: [.embedInCode("policy.json")]
+        ),
         .executableTarget(
             name: "toolgate",
             dependencies: [
                 "ToolgateCore",
+                "DemoPolicy",
                 "ToolgateServer",
                 "ToolgateUpstream",
                 "ToolgateRedis",
@@ -112,6 +122,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

@@ -72,7 +72,9 @@ extension MCPProxy {
                         metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
                 }
                 return deny(
-                    ToolCallDenial(reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again shortly"))
+                    ToolCallDenial(
+                        reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again in a second",
+                        retryAfterSeconds: 1))
             case .open:
                 if let suppressed = storeFailureLog.admit() {
                     logger.warning(
@@ -115,7 +117,7 @@ extension MCPProxy {
                 logger.error("approval store failed; denying", metadata: ["error": "\(error)"])
                 return ToolCallDenial(
                     reason: .storeUnavailable, rule: rule,
-                    message: "the approval store is unavailable; try again shortly")
+                    message: "the approval store is unavailable; try again in a second", retryAfterSeconds: 1)
             }
             switch start {
             case .consumed(let id):

@@ -21,6 +21,7 @@ extension MCPProxy {
         } catch {
             context.agent?.clearDeparture()
             metrics.upstreamRequest(status: error.code.metricLabel)
+            upstreamObservation.record(status: error.code.metricLabel, speaksMCP: false)
             if RefundRule.refunds(afterTransportFailure: error) { await refund(context.receipts) }
             logger.warning("upstream failed", metadata: ["error": "\(error.message)", "requestSent": "\(error.requestSent)"])
             return unreachableAnswer(error, context: context, format: ResponseFormat(accept: request.headers[.accept]))
@@ -34,7 +35,10 @@ extension MCPProxy {
         var relay = ResponseRelay(
             plan: context.plan, status: response.status, contentType: response.header("content-type"),
             filter: policy.snapshot.toolListFilter, maximumJSONBytes: Self.maximumBufferedBody)
-        if relay.mode == .json {
+        if relay.mode != .notJSONRPC {
+            upstreamObservation.record(status: String(response.status), speaksMCP: true)
+        }
+        if relay.mode == .json || relay.mode == .notJSONRPC {
             defer { context.agent?.clearDeparture() }
             return await relayJSON(response, relay: &relay, headers: headers, receipts: context.receipts)
         }
@@ -108,6 +112,18 @@ extension MCPProxy {
         }
         let end = ending ?? relay.finish()
         Self.report(end, relay: relay, logger: logger, metrics: metrics)
+        if end.replacedNotJSONRPC {
+            upstreamObservation.record(status: String(response.status), speaksMCP: false)
+            metrics.upstreamAnswerNotJSONRPC(status: String(response.status))
+            if let suppressed = notJSONRPCLog.admit() {
+                logger.error(
+                    "upstream answer is not JSON-RPC; the agent gets a JSON-RPC error instead",
+                    metadata: [
+                        "status": "\(response.status)", "contentType": "\(relay.contentType)", "upstream": "\(configuration.upstreamURL)",
+                        "suppressedSinceLastLine": "\(suppressed)",
+                    ])
+            }
+        }
         if end.refund { await refund(receipts) }
         var headers = headers
         if let contentType = end.contentType { headers[.contentType] = contentType }

@@ -15,19 +15,27 @@ struct MCPProxy: Sendable {
     let logger: Logger
     let originGuard: RequestOriginGuard
     /// One identity per grant, so subject hashes are computed once; requests only add their session.
-    let identities: [String: Identity]
+    let identities: IdentityCache
     /// A store outage refuses every call; its log line is written once a second.
     let storeFailureLog = LogThrottle()
+    /// A misconfigured agent fails every request; its log line is written once a second.
+    let authFailureLog = LogThrottle()
     /// Sessions the upstream issued, per grant: the only ids `session` scope counts.
     let sessions: SessionTable
     /// Where calls to `action: approve` tools wait for a human.
     let approvals: ApprovalGate
+    /// The last upstream answer's status, for `/readyz`.
+    let upstreamObservation: UpstreamObservation
+    /// An upstream that is not an MCP endpoint fails every request; its log line is written once a second.
+    let notJSONRPCLog = LogThrottle()
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
-        metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable(), approvals: ApprovalGate? = nil
+        metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable(), approvals: ApprovalGate? = nil,
+        upstreamObservation: UpstreamObservation = UpstreamObservation()
     ) {
         self.sessions = sessions
+        self.upstreamObservation = upstreamObservation
         self.approvals =
             approvals ?? ApprovalGate(store: InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         self.configuration = configuration
@@ -39,9 +47,7 @@ struct MCPProxy: Sendable {
         originGuard = RequestOriginGuard(
             boundToLoopback: RequestOriginGuard.isLoopback(listenHost: configuration.listenHost),
             allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins)
-        let names = configuration.grants?.grants.map(\.name) ?? [ServerConfiguration.defaultGrant]
-        identities = Dictionary(
-            uniqueKeysWithValues: names.map { ($0, Identity(grant: $0, agent: configuration.agentID)) })
+        identities = IdentityCache(agent: configuration.agentID)
     }
 
     /// `agent`: the connection the request came on; work for it stops when it leaves.
@@ -60,6 +66,16 @@ struct MCPProxy: Sendable {
             return Self.httpError(.badRequest, .invalidRequest, "Mcp-Session-Id must appear at most once")
         }
         guard let identity = authenticate(request) else {
+            metrics.authFailure()
+            if let suppressed = authFailureLog.admit() {
+                // Never the token: only whether one came, and from where.
+                logger.warning(
+                    "refused a request without a known bearer token",
+                    metadata: [
+                        "authorization": "\(request.headers[.authorization] == nil ? "missing" : "unknown token")",
+                        "suppressedSinceLastLine": "\(suppressed)",
+                    ])
+            }
             var response = Self.httpError(
                 .unauthorized, .invalidRequest, "missing or unknown bearer token: send Authorization: Bearer <token>")
             response.headers[.wwwAuthenticate] = "Bearer"
@@ -77,7 +93,7 @@ struct MCPProxy: Sendable {
 
     private func authenticate(_ request: Request) -> Identity? {
         let grant: String
-        if let grants = configuration.grants {
+        if let grants = policy.snapshot.grants {
             guard let authorization = request.headers[.authorization] else { return nil }
             let parts = authorization.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased().isExactly("bearer") else { return nil }
@@ -86,7 +102,7 @@ struct MCPProxy: Sendable {
         } else {
             grant = ServerConfiguration.defaultGrant
         }
-        guard let identity = identities[grant] else { return nil }
+        let identity = identities.identity(grant: grant)
         // Only a session the upstream issued to this grant counts as one; anything else falls back to the grant.
         guard let session = request.headers[Self.sessionID], sessions.isSession(grant: grant, session: session) else {
             return identity

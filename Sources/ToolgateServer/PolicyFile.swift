@@ -14,4 +14,12 @@ public enum PolicyFile {
         }
         return Result { () throws(PolicyValidationError) in try Policy.parse(bytes, file: path) }
     }
+
+    /// A grants file (JSON, or YAML for `.yaml`/`.yml`), its `tokenEnv` entries read from `environment`.
+    public static func loadGrants(_ path: String, environment: [String: String]) -> Result<GrantTable, PolicyValidationError> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(PolicyValidationError(errors: [PolicyError(file: path, path: "", message: "cannot read file")]))
+        }
+        return Result { () throws(PolicyValidationError) in try GrantTable.parse(Array(data), file: path, environment: environment) }
+    }
 }

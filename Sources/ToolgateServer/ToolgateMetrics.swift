@@ -74,6 +74,16 @@ public final class ToolgateMetrics: Sendable {
         counter("toolgate_argument_checks_undecided_total", [("tool", tool)]).increment()
     }
 
+    /// Upstream answers that were not JSON-RPC (a wrong `--upstream` path's 404 page, say), replaced by errors.
+    public func upstreamAnswerNotJSONRPC(status: String) {
+        counter("toolgate_upstream_answers_not_jsonrpc_total", [("status", status)]).increment()
+    }
+
+    /// Requests refused for a missing or unknown bearer token.
+    public func authFailure() {
+        counter("toolgate_auth_failures_total", []).increment()
+    }
+
     /// Upstream events dropped because their data was not JSON (they could hide a tool list).
     public func upstreamEventsDropped(_ count: Int) {
         counter("toolgate_upstream_events_dropped_total", []).increment(by: Int64(count))

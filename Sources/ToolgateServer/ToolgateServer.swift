@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -24,9 +25,10 @@ public enum ToolgateServer {
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
             store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
+        let observation = UpstreamObservation()
         let proxy = MCPProxy(
             configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
-            approvals: gate)
+            approvals: gate, upstreamObservation: observation)
         let router = Router(context: ProxyRequestContext.self)
         router.post("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
         router.get("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
@@ -78,10 +80,17 @@ public enum ToolgateServer {
                     "slotsCovered": .number(JSONNumber(cluster.slotsCovered)),
                 ]
             }
+            var upstreamReport: JSONObject = ["url": .string(configuration.upstreamURL)]
+            if let last = observation.latest {
+                upstreamReport["lastStatus"] = .string(last.status)
+                upstreamReport["lastAnswerWasMCP"] = .bool(last.speaksMCP)
+                upstreamReport["lastAt"] = .string(AdminAPI.timestamp(Int64(last.at.timeIntervalSince1970 * 1_000)))
+            }
             let body: JSONValue = [
                 "status": .string(status),
                 "policy": ["sha256": .string(policy.snapshot.policy.sha256)],
                 "store": .object(store),
+                "upstream": .object(upstreamReport),
             ]
             return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, body)
         }

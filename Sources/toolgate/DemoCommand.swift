@@ -1,4 +1,5 @@
 import ArgumentParser
+import DemoPolicy
 import ExampleUpstream
 import Foundation
 import Logging
@@ -15,7 +16,7 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Run an example upstream and toolgate in front of it, and walk through allow, deny and rate limit."
     )
 
-    @Option(help: "Policy for the demo (default examples/policy.json).") var policy: String = "examples/policy.json"
+    @Option(help: "Policy for the demo (default: examples/policy.json, built in).") var policy: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -25,12 +26,17 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "toolgate-demo")
         let loaded: Policy
-        switch PolicyFile.load(policy) {
+        let result: Result<Policy, PolicyValidationError> =
+            if let policy { PolicyFile.load(policy) } else {
+                Result { () throws(PolicyValidationError) in try Policy.parse(DemoPolicy.bytes, file: DemoPolicy.fileName) }
+            }
+        switch result {
         case .success(let p): loaded = p
         case .failure(let error):
             for problem in error.errors { printError(problem.description) }
             throw ExitCode.failure
         }
+        let policyName = policy ?? DemoPolicy.fileName + " (built in)"
         let upstreamPort = PortPromise()
         let toolgatePort = PortPromise()
         let upstreamApp = ExampleMCPServer.makeApplication(logger: logger) { port in upstreamPort.fulfill(port) }
@@ -39,14 +45,14 @@ struct DemoCommand: AsyncParsableCommand {
         let upstreamURL = "http://127.0.0.1:\(await upstreamPort.value)/mcp"
 
         let settings = ServeSettings(
-            policyPath: policy, policy: loaded,
+            policyPath: policy ?? DemoPolicy.fileName, policy: loaded,
             server: ServerConfiguration(listenHost: "127.0.0.1", listenPort: 0, upstreamURL: upstreamURL, agentID: "demo-host"),
             upstream: .init(), logLevel: .warning)
         let toolgateGroup = ToolgateProcess.serviceGroup(settings, logger: logger) { _, port in toolgatePort.fulfill(port) }
         async let toolgateRun: Void = toolgateGroup.run()
         let base = "http://127.0.0.1:\(await toolgatePort.value)"
         print("example upstream MCP server: \(upstreamURL)")
-        print("toolgate:                    \(base)/mcp   (policy \(policy), sha256 \(loaded.sha256.prefix(12))…)\n")
+        print("toolgate:                    \(base)/mcp   (policy \(policyName), sha256 \(loaded.sha256.prefix(12))…)\n")
 
         var agent = DemoAgent(base: base)
         do {

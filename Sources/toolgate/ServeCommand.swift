@@ -57,7 +57,29 @@ struct ServeCommand: AsyncParsableCommand {
             handler.logLevel = settings.logLevel
             return handler
         }
-        try await ToolgateProcess.serviceGroup(settings, logger: Logger(label: "toolgate")).run()
+        do {
+            try await ToolgateProcess.serviceGroup(settings, logger: Logger(label: "toolgate")).run()
+        } catch {
+            printError(Self.explain(error, settings: settings))
+            throw ExitCode.failure
+        }
+    }
+
+    /// What went wrong, in terms of the flags: NIO names the system call, not the address or the flag.
+    static func explain(_ error: any Error, settings: ServeSettings) -> String {
+        let text = String(describing: error)
+        let address = "\(settings.server.listenHost):\(settings.server.listenPort)"
+        if text.contains("Address already in use") {
+            return "toolgate: cannot listen on \(address) (--listen): the address is already in use by another process; "
+                + "pick another port with --listen HOST:PORT (port 0 takes any free one)"
+        }
+        if text.contains("Cannot assign requested address") || text.contains("Address not available") {
+            return "toolgate: cannot listen on \(address) (--listen): this machine has no such address"
+        }
+        if text.contains("Permission denied") {
+            return "toolgate: cannot listen on \(address) (--listen): permission denied (ports below 1024 need privileges)"
+        }
+        return "toolgate: \(text)"
     }
 }
 
@@ -72,6 +94,9 @@ struct ServeSettings {
     var redis: RedisClient.Configuration?
     /// Every `--redis`: one standalone server (or a cluster node found out at start), or several cluster seeds.
     var redisSeeds: [RedisURL] = []
+    /// `--grants`, read again on SIGHUP with the policy; and the environment its `tokenEnv` entries read.
+    var grantsPath: String?
+    var environment: [String: String] = [:]
 
     init(
         policyPath: String, policy: Policy, server: ServerConfiguration, upstream: CurlUpstreamTransport.Configuration,
@@ -181,15 +206,13 @@ struct ServeSettings {
         logLevel = level
 
         var grants: GrantTable?
-        if let grantsPath = env.value(command.grants, flag: "grants") {
-            guard let data = FileManager.default.contents(atPath: grantsPath) else {
-                throw Failure(lines: ["\(grantsPath): cannot read file"], exitCode: 1)
+        environment = env.environment
+        if let path = env.value(command.grants, flag: "grants") {
+            switch PolicyFile.loadGrants(path, environment: env.environment) {
+            case .success(let table): grants = table
+            case .failure(let error): throw Failure(lines: error.errors.map(\.description), exitCode: 1)
             }
-            do {
-                grants = try GrantTable.parse(Array(data), file: grantsPath, environment: env.environment)
-            } catch {
-                throw Failure(lines: error.errors.map(\.description), exitCode: 1)
-            }
+            grantsPath = path
         }
         switch PolicyFile.load(policyPath) {
         case .success(let loaded): policy = loaded

@@ -12,7 +12,7 @@ enum ToolgateProcess {
     ) -> ServiceGroup {
         let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         metrics.policyInForce(sha256: settings.policy.sha256)
-        let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix)
+        let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix, grants: settings.server.grants)
         let readiness = ToolgateServer.Readiness()
         let upstream = CurlUpstreamTransport(configuration: settings.upstream)
         let store: any LimitStore
@@ -38,7 +38,9 @@ enum ToolgateProcess {
         let app = ToolgateServer.makeApplication(
             configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
             metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, onListening: onListening)
-        let reloader = PolicyReloader(path: settings.policyPath, state: policy, metrics: metrics, logger: logger)
+        let reloader = PolicyReloader(
+            path: settings.policyPath, state: policy, metrics: metrics, logger: logger, grantsPath: settings.grantsPath,
+            environment: settings.environment)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [

@@ -112,10 +112,31 @@ import Testing
         var json = relay(.init(requestIDs: [1]), "application/json")
         _ = try json.receive(Array(#"{"jsonrpc":"2.0","id":1,"res"#.utf8))
         #expect(json.fail("connection reset").abort)
-        var opaque = relay(.init(requestIDs: [1]), "text/plain")
+        // Opaque: nothing forwarded that needs an answer (a GET, a DELETE, notifications).
+        var opaque = relay(.init(), "text/plain")
         #expect(try opaque.receive([1, 2, 3]) == [1, 2, 3])
         #expect(opaque.fail("idle timeout").abort)
         #expect(!opaque.finish().abort)
+    }
+
+    /// A 404 page from a wrong `--upstream` path (or any answer to requests that is neither JSON nor an event
+    /// stream) reaches the agent as a JSON-RPC error per request naming the status, never as the page.
+    @Test func anAnswerToRequestsThatIsNotJSONRPCBecomesErrors() throws {
+        var r = ResponseRelay(plan: .init(requestIDs: [1, "b"]), status: 404, contentType: "text/plain", filter: filter)
+        #expect(r.mode == .notJSONRPC)
+        #expect(try r.receive(Array("Not Found".utf8)).isEmpty)
+        let end = r.finish()
+        #expect(end.replacedNotJSONRPC && !end.abort && !end.refund)
+        #expect(end.status == 200 && end.contentType == "application/json")
+        let answers = try JSONParser.parse(end.bytes).arrayValue ?? []
+        #expect(answers.compactMap { $0["id"] } == [1, "b"])
+        #expect(answers.allSatisfy { $0["error"]?["code"] == -32603 && ($0["error"]?["message"]?.stringValue ?? "").contains("HTTP 404 (text/plain)") })
+        // A JSON answer that does not parse, to requests, whatever its status: errors too.
+        var json = ResponseRelay(plan: .init(requestIDs: [1]), status: 502, contentType: "application/json", filter: filter)
+        _ = try json.receive(Array("<html>bad gateway</html>".utf8))
+        let jsonEnd = json.finish()
+        #expect(jsonEnd.replacedNotJSONRPC)
+        #expect(try JSONParser.parse(jsonEnd.bytes)["error"]?["message"]?.stringValue?.contains("HTTP 502") == true)
     }
 
     @Test func aJSONBodyPastTheLimitIsRefused() throws {

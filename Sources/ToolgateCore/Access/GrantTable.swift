@@ -38,9 +38,12 @@ public struct GrantTable: Sendable {
         func fail(_ path: String, _ message: String) { errors.append(PolicyError(file: file, path: path, message: message)) }
         let document: JSONValue
         do {
-            document = try JSONParser.parse(bytes)
-        } catch {
+            // Like policies: `.yaml`/`.yml` is YAML, anything else JSON.
+            document = try Policy.isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
+        } catch let error as JSONParseError {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description)])
+        } catch {
+            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
         }
         guard case .object(let root) = document else {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "must be an object, got \(document.typeName)")])

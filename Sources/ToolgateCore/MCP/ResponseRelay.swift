@@ -29,8 +29,12 @@ public struct ResponseRelay: Sendable {
         case eventStream
         /// `application/json`: read whole (bounded), then filtered, merged and judged.
         case json
-        /// Anything else, unless it answers `tools/list`: relayed as it comes.
+        /// Anything else, unless it answers `tools/list` or forwarded requests: relayed as it comes.
         case opaque
+        /// Requests were forwarded and the answer is neither JSON nor an event stream (a 404 page from a wrong
+        /// `--upstream` path, say): read (bounded), then replaced by a JSON-RPC error for each request, naming the
+        /// upstream's status (DESIGN.md section 3).
+        case notJSONRPC
     }
 
     /// How the relay ends.
@@ -46,11 +50,15 @@ public struct ResponseRelay: Sendable {
         public var contentType: String?
         /// Why the body was replaced or cut, for the log.
         public var problem: String?
+        /// The upstream's answer was not JSON-RPC and was replaced by errors: the proxy logs (throttled) and counts it.
+        public var replacedNotJSONRPC = false
     }
 
     public let plan: Plan
     public let status: Int
     public let mode: Mode
+    /// The upstream's content type as it said it, for messages.
+    public let contentType: String
     /// Largest JSON body read whole.
     public let maximumJSONBytes: Int
     private let filter: ToolListFilter
@@ -68,12 +76,15 @@ public struct ResponseRelay: Sendable {
         self.filter = filter
         self.maximumJSONBytes = maximumJSONBytes
         unansweredIDs = plan.requestIDs
+        self.contentType = contentType ?? ""
         let type = (contentType ?? "").lowercased()
         if type.hasPrefix("text/event-stream") {
             mode = .eventStream
         } else if type.hasPrefix("application/json") || type.contains("+json") || plan.listsTools {
             // An answer to tools/list is read and judged whatever type it claims: a lenient client might parse it.
             mode = .json
+        } else if !plan.requestIDs.isEmpty {
+            mode = .notJSONRPC
         } else {
             mode = .opaque
         }
@@ -95,6 +106,10 @@ public struct ResponseRelay: Sendable {
         switch mode {
         case .opaque:
             return chunk
+        case .notJSONRPC:
+            // Only its start is kept, for the log: the agent gets errors, never this body.
+            if buffered.count < 512 { buffered += chunk.prefix(512 - buffered.count) }
+            return []
         case .json:
             buffered += chunk
             guard buffered.count <= maximumJSONBytes else { throw .bodyTooLarge(maximumJSONBytes) }
@@ -145,6 +160,8 @@ public struct ResponseRelay: Sendable {
         switch mode {
         case .opaque:
             return Ending()
+        case .notJSONRPC:
+            return notJSONRPC()
         case .eventStream:
             // An event cut off without its blank line is discarded, as an event-stream client would.
             return unanswered(because: "upstream stream ended before the answer")
@@ -164,7 +181,21 @@ public struct ResponseRelay: Sendable {
             return ending
         case .json, .opaque:
             return Ending(abort: true, problem: reason)
+        case .notJSONRPC:
+            var ending = notJSONRPC()
+            ending.problem = (ending.problem ?? "") + "; then the body broke: " + reason
+            return ending
         }
+    }
+
+    private func notJSONRPC() -> Ending {
+        let type = contentType.isEmpty ? "no content type" : contentType
+        var ending = replaced(
+            problem: "upstream answered HTTP \(status) (\(type)) instead of JSON-RPC; is --upstream the MCP endpoint?")
+        // Only what the upstream's status itself proves: a request-validation refusal is a JSON-RPC error, which
+        // this is not, so no refund.
+        ending.refund = false
+        return ending
     }
 
     private func unanswered(because message: String) -> Ending {
@@ -181,18 +212,18 @@ public struct ResponseRelay: Sendable {
         if buffered.isEmpty {
             value = nil
         } else if !plan.listsTools && plan.localAnswers.isEmpty && !(400..<500).contains(status)
-            && !ToolListFilter.mayContainToolList(buffered)
+            && !ToolListFilter.mayContainToolList(buffered) && Self.startsLikeAContainer(buffered)
         {
-            // Nothing to filter, merge or judge: the bytes go as they came.
+            // Nothing to filter, merge or judge: the bytes go as they came. (A body that does not even start like
+            // a JSON object or array is judged below: it is no JSON-RPC answer.)
             ending.bytes = buffered
             return ending
         } else {
             value = try? JSONParser.parse(buffered)
-            if value == nil, (200..<300).contains(status) || plan.listsTools,
-                !(plan.requestIDs.isEmpty && plan.localAnswers.isEmpty)
-            {
-                // An answer that may hold a tool list and cannot be read is not passed on.
-                return replaced(problem: "upstream answered with a body that is not JSON")
+            if value == nil, !(plan.requestIDs.isEmpty && plan.localAnswers.isEmpty) {
+                // An answer that may hold a tool list and cannot be read is not passed on; nor is one the agent's
+                // client could not read as JSON-RPC.
+                return replaced(problem: "upstream answered HTTP \(status) with a body that is not JSON")
             }
         }
         ending.refund = RefundRule.refunds(status: status, body: value)
@@ -216,11 +247,17 @@ public struct ResponseRelay: Sendable {
         return ending
     }
 
+    private static func startsLikeAContainer(_ bytes: [UInt8]) -> Bool {
+        guard let first = bytes.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else { return false }
+        return first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+    }
+
     /// A -32603 error for every forwarded request, plus toolgate's own answers.
     private func replaced(problem: String) -> Ending {
         let errors = plan.requestIDs.map { JSONRPCResponse.error(id: $0, code: .internalError, message: problem) }
         let all = errors + plan.localAnswers
         let body: JSONValue = all.count == 1 && plan.localAnswers.isEmpty ? all[0] : .array(all)
-        return Ending(bytes: JSONWriter.bytes(body), status: 200, contentType: "application/json", problem: problem)
+        return Ending(
+            bytes: JSONWriter.bytes(body), status: 200, contentType: "application/json", problem: problem, replacedNotJSONRPC: true)
     }
 }

@@ -25,17 +25,23 @@ public struct ToolCallDenial: Sendable, Equatable {
     public let message: String
     public let limit: LimitDetails?
     public let approvalID: String?
+    /// When to try again, for a denial that is not a limit's (`store_unavailable`: DESIGN.md section 7).
+    public let retryAfter: Int?
 
-    public init(reason: Reason, rule: String, message: String, limit: LimitDetails? = nil, approvalID: String? = nil) {
+    public init(
+        reason: Reason, rule: String, message: String, limit: LimitDetails? = nil, approvalID: String? = nil,
+        retryAfterSeconds: Int? = nil
+    ) {
         self.reason = reason
         self.rule = rule
         self.message = message
         self.limit = limit
         self.approvalID = approvalID
+        self.retryAfter = retryAfterSeconds.map { Swift.max(1, $0) }
     }
 
-    /// `Retry-After` for the HTTP response, when the denial has one.
-    public var retryAfterSeconds: Int? { limit?.retryAfterSeconds }
+    /// `Retry-After` for the HTTP response, and `retryAfterSeconds` in the denial, when the denial has one.
+    public var retryAfterSeconds: Int? { limit?.retryAfterSeconds ?? retryAfter }
 
     /// The denial for a call whose store outcome was not admitted: the failing enforced limit with the
     /// largest retry-after.
@@ -68,6 +74,8 @@ public struct ToolCallDenial: Sendable, Equatable {
             denial["window"] = .string(limit.window.text)
             denial["windowSeconds"] = .number(JSONNumber(limit.window.seconds))
             denial["retryAfterSeconds"] = .number(JSONNumber(limit.retryAfterSeconds))
+        } else if let retryAfter {
+            denial["retryAfterSeconds"] = .number(JSONNumber(retryAfter))
         }
         if let approvalID { denial["approvalId"] = .string(approvalID) }
         var result = JSONObject([

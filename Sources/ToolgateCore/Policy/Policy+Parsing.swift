@@ -36,7 +36,7 @@ struct YAMLDocumentError: Error, CustomStringConvertible {
     let description: String
 }
 
-private func parseYAML(_ bytes: [UInt8]) throws -> JSONValue {
+func parseYAML(_ bytes: [UInt8]) throws -> JSONValue {
     guard let text = String(validating: bytes, as: UTF8.self) else {
         throw YAMLDocumentError(description: "invalid YAML: not valid UTF-8")
     }
