@@ -21,11 +21,11 @@ public enum ToolgateServer {
     public static func makeApplication(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeStatus: any StoreStatus,
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
-        approvals: (any ApprovalStore)? = nil, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+        approvals: (any ApprovalStore)? = nil, observation: UpstreamObservation = UpstreamObservation(),
+        onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
             store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
-        let observation = UpstreamObservation()
         let proxy = MCPProxy(
             configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
             approvals: gate, upstreamObservation: observation)
@@ -52,48 +52,10 @@ public enum ToolgateServer {
                 return await admin.decide(request, id: raw.removingPercentEncoding ?? raw)
             }
         }
-        router.get("/metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
-        }
-        router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
-        }
-        router.get("/readyz") { _, _ in
-            let connected = storeStatus.isConnected
-            let status: String
-            if readiness.isDraining {
-                status = "not_ready"
-            } else if !connected {
-                status = configuration.failMode == .open ? "degraded" : "not_ready"
-            } else {
-                status = "ready"
-            }
-            var store: JSONObject = [
-                "kind": .string(storeStatus.kind), "connected": .bool(connected),
-                "warnings": .array(storeStatus.warnings.map { .string($0) }),
-            ]
-            if let cluster = storeStatus.cluster {
-                store["cluster"] = [
-                    "nodes": .number(JSONNumber(cluster.nodes)), "masters": .number(JSONNumber(cluster.masters)),
-                    "slotsCovered": .number(JSONNumber(cluster.slotsCovered)),
-                ]
-            }
-            var upstreamReport: JSONObject = ["url": .string(configuration.upstreamURL)]
-            if let last = observation.latest {
-                upstreamReport["lastStatus"] = .string(last.status)
-                upstreamReport["lastAnswerWasMCP"] = .bool(last.speaksMCP)
-                upstreamReport["lastAt"] = .string(AdminAPI.timestamp(Int64(last.at.timeIntervalSince1970 * 1_000)))
-            }
-            let body: JSONValue = [
-                "status": .string(status),
-                "policy": ["sha256": .string(policy.snapshot.policy.sha256)],
-                "store": .object(store),
-                "upstream": .object(upstreamReport),
-            ]
-            return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, body)
-        }
+        let probes = ProbeEndpoints(
+            configuration: configuration, policy: policy, storeStatus: storeStatus, metrics: metrics, readiness: readiness,
+            observation: observation)
+        probes.add(to: router)
         let idle = configuration.clientIdleTimeout.components
         return Application(
             router: router,
@@ -109,6 +71,28 @@ public enum ToolgateServer {
                     "toolgate listening",
                     metadata: ["address": "\(configuration.listenHost):\(port)", "upstream": "\(configuration.upstreamURL)"])
                 await onListening(configuration.listenHost, port)
+            },
+            logger: logger)
+    }
+}
+
+extension ToolgateServer {
+    /// `--metrics-listen`: `/metrics`, `/healthz` and `/readyz` on a listener of their own (a pod's probes and
+    /// scrapes), while `/mcp` stays where it is, loopback for instance.
+    public static func makeProbesApplication(
+        host: String, port: Int, configuration: ServerConfiguration, policy: PolicyState, storeStatus: any StoreStatus,
+        metrics: ToolgateMetrics, readiness: Readiness, observation: UpstreamObservation, logger: Logger
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        ProbeEndpoints(
+            configuration: configuration, policy: policy, storeStatus: storeStatus, metrics: metrics, readiness: readiness,
+            observation: observation
+        ).add(to: router)
+        return Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                logger.info("probes and metrics listening", metadata: ["address": "\(host):\(channel.localAddress?.port ?? port)"])
             },
             logger: logger)
     }

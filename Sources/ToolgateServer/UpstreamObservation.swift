@@ -3,7 +3,9 @@ import Synchronization
 
 /// What the last exchange with the upstream showed, for `/readyz`: a wrong `--upstream` path answers 404 to every
 /// request while the process itself is healthy, and this is where an operator sees it.
-final class UpstreamObservation: Sendable {
+public final class UpstreamObservation: Sendable {
+    public init() {}
+
     struct Last: Sendable {
         /// The HTTP status, or the failure's kind (`unreachable`, `headers_timeout`, …).
         var status: String

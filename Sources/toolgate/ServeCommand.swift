@@ -19,6 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
+    @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
+    var metricsListen: String?
     @Option(
         help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
     var redis: [String] = []
@@ -68,16 +70,17 @@ struct ServeCommand: AsyncParsableCommand {
     /// What went wrong, in terms of the flags: NIO names the system call, not the address or the flag.
     static func explain(_ error: any Error, settings: ServeSettings) -> String {
         let text = String(describing: error)
-        let address = "\(settings.server.listenHost):\(settings.server.listenPort)"
+        var address = "\(settings.server.listenHost):\(settings.server.listenPort) (--listen)"
+        if let (host, port) = settings.metricsListen { address += " or \(host):\(port) (--metrics-listen)" }
         if text.contains("Address already in use") {
-            return "toolgate: cannot listen on \(address) (--listen): the address is already in use by another process; "
-                + "pick another port with --listen HOST:PORT (port 0 takes any free one)"
+            return "toolgate: cannot listen on \(address): the address is already in use by another process; "
+                + "pick another port (port 0 takes any free one)"
         }
         if text.contains("Cannot assign requested address") || text.contains("Address not available") {
-            return "toolgate: cannot listen on \(address) (--listen): this machine has no such address"
+            return "toolgate: cannot listen on \(address): this machine has no such address"
         }
         if text.contains("Permission denied") {
-            return "toolgate: cannot listen on \(address) (--listen): permission denied (ports below 1024 need privileges)"
+            return "toolgate: cannot listen on \(address): permission denied (ports below 1024 need privileges)"
         }
         return "toolgate: \(text)"
     }
@@ -94,6 +97,8 @@ struct ServeSettings {
     var redis: RedisClient.Configuration?
     /// Every `--redis`: one standalone server (or a cluster node found out at start), or several cluster seeds.
     var redisSeeds: [RedisURL] = []
+    /// `--metrics-listen`: a second listener for `/metrics`, `/healthz` and `/readyz`.
+    var metricsListen: (host: String, port: Int)?
     /// `--grants`, read again on SIGHUP with the policy; and the environment its `tokenEnv` entries read.
     var grantsPath: String?
     var environment: [String: String] = [:]
@@ -130,6 +135,12 @@ struct ServeSettings {
         let listen = env.value(command.listen, flag: "listen") ?? "127.0.0.1:8931"
         guard let (host, port) = Self.parseListen(listen) else {
             throw usage("--listen must be HOST:PORT with a port from 0 to 65535, got \"\(listen)\"")
+        }
+        if let text = env.value(command.metricsListen, flag: "metrics-listen") {
+            guard let (probeHost, probePort) = Self.parseListen(text) else {
+                throw usage("--metrics-listen must be HOST:PORT with a port from 0 to 65535, got \"\(text)\"")
+            }
+            metricsListen = (probeHost, probePort)
         }
         let keyPrefix = env.value(command.keyPrefix, flag: "key-prefix") ?? "toolgate"
         if let problem = CounterKey.problem(withPrefix: keyPrefix) { throw usage("--key-prefix: \(problem)") }

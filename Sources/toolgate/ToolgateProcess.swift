@@ -35,9 +35,24 @@ enum ToolgateProcess {
             storeStatus = MemoryStoreStatus()
             approvals = InMemoryApprovalStore(clock: SystemWallClock())
         }
+        let observation = UpstreamObservation()
         let app = ToolgateServer.makeApplication(
             configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
-            metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, onListening: onListening)
+            metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
+            onListening: onListening)
+        var probeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let (host, port) = settings.metricsListen {
+            probeServices.append(
+                .init(
+                    service: ToolgateServer.makeProbesApplication(
+                        host: host, port: port, configuration: settings.server, policy: policy, storeStatus: storeStatus,
+                        metrics: metrics, readiness: readiness, observation: observation, logger: logger)))
+        }
+        if settings.server.grants == nil, !RequestOriginGuard.isLoopback(listenHost: settings.server.listenHost) {
+            logger.warning(
+                "/mcp listens beyond loopback without --grants: anyone who can reach it is grant \"default\"; give a grants file (toolgate hash-token makes its digests)",
+                metadata: ["listen": "\(settings.server.listenHost):\(settings.server.listenPort)"])
+        }
         let reloader = PolicyReloader(
             path: settings.policyPath, state: policy, metrics: metrics, logger: logger, grantsPath: settings.grantsPath,
             environment: settings.environment)
@@ -47,7 +62,7 @@ enum ToolgateProcess {
                     .init(service: app),
                     .init(service: reloader, successTerminationBehavior: .ignore),
                     .init(service: DrainWatcher(readiness: readiness), successTerminationBehavior: .ignore),
-                ] + storeServices,
+                ] + storeServices + probeServices,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info(

@@ -9,6 +9,8 @@
 - SIGHUP reloads the grants file with the policy, atomically: both or neither.
 - A wrong upstream path (a 404 page, not JSON-RPC) reaches the agent as a JSON-RPC error naming the status, is
   logged and counted, and `/readyz` shows the last upstream status.
+- `--metrics-listen` serves /metrics, /healthz and /readyz apart from /mcp; /mcp beyond loopback without grants is
+  warned about at start.
 """
 
 from __future__ import annotations
@@ -180,3 +182,35 @@ def test_a_wrong_upstream_path_is_named_to_the_agent_and_the_operator(raw_upstre
     assert 'toolgate_upstream_answers_not_jsonrpc_total{status="404"} 1' in metrics, \
         [line for line in metrics.splitlines() if "not_jsonrpc" in line]
     assert ready["upstream"]["lastStatus"] == "404" and ready["upstream"]["lastAnswerWasMCP"] is False, ready
+
+
+# --- item 6: a listener for probes and metrics; a warning for /mcp open to the network without grants ---------------
+
+def test_metrics_listen_serves_probes_apart_from_mcp(raw_upstream, toolgate):
+    probes = free_port()
+    tg = toolgate(raw_upstream.url, SEED_POLICY, args=["--metrics-listen", f"127.0.0.1:{probes}"])
+    base = f"http://127.0.0.1:{probes}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with http_client() as http:
+                health = http.get(f"{base}/healthz")
+            break
+        except Exception:  # noqa: BLE001
+            assert time.monotonic() < deadline, tg.log()[-2000:]
+            time.sleep(0.1)
+    with http_client() as http:
+        assert health.status_code == 200
+        assert http.get(f"{base}/readyz").json()["status"] == "ready"
+        assert "toolgate_build_info" in http.get(f"{base}/metrics").text
+        assert http.post(f"{base}/mcp", json=tool_call(1, "imageBackgroundRemoval")).status_code == 404
+        assert raw_upstream.seen_posts() == []
+    assert f"127.0.0.1:{probes}" in tg.log() and "probes and metrics listening" in tg.log()
+
+
+def test_mcp_beyond_loopback_without_grants_is_warned_about(raw_upstream, toolgate):
+    tg = toolgate(raw_upstream.url, SEED_POLICY, listen_host="0.0.0.0")
+    deadline = time.monotonic() + 10
+    while "beyond loopback without --grants" not in tg.log():
+        assert time.monotonic() < deadline, tg.log()[-2000:]
+        time.sleep(0.1)
