@@ -40,20 +40,30 @@ extension MCPProxy {
         }
         if relay.mode == .json || relay.mode == .notJSONRPC {
             defer { context.agent?.clearDeparture() }
-            return await relayJSON(response, relay: &relay, headers: headers, receipts: context.receipts)
+            let answer = await relayJSON(response, relay: &relay, headers: headers, receipts: context.receipts)
+            noteTools(relay, laterPage: context.listsALaterPage)
+            return answer
         }
         let receipts = context.receipts
         let streaming = relay
         let agent = context.agent
+        let laterPage = context.listsALaterPage
         return Response(status: HTTPResponse.Status(code: response.status), headers: headers, body: ResponseBody { writer in
             defer { agent?.clearDeparture() }
-            try await self.stream(response.body, relay: streaming, receipts: receipts, to: &writer)
+            try await self.stream(response.body, relay: streaming, receipts: receipts, laterPage: laterPage, to: &writer)
         })
+    }
+
+    /// The upstream's whole tool list, when an answer carried it: the policy is held against it (once per policy).
+    private func noteTools(_ relay: ResponseRelay, laterPage: Bool) {
+        guard let tools = relay.upstreamTools else { return }
+        coverage.upstreamListed(tools, policy: policy.snapshot.policy, cursorPage: laterPage || relay.upstreamToolsContinue)
     }
 
     /// Event streams and opaque bodies go to the agent as they arrive.
     private func stream(
-        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], to writer: inout any ResponseBodyWriter
+        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], laterPage: Bool,
+        to writer: inout any ResponseBodyWriter
     ) async throws {
         var relay = initial
         let first = relay.start()
@@ -87,6 +97,7 @@ extension MCPProxy {
         }
         let end = ending ?? relay.finish()
         Self.report(end, relay: relay, logger: logger, metrics: metrics)
+        noteTools(relay, laterPage: laterPage)
         if end.refund { await refund(receipts) }
         if !end.bytes.isEmpty { try await writer.write(ByteBuffer(bytes: end.bytes)) }
         if end.abort { throw RelayAborted() }

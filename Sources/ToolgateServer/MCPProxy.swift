@@ -28,6 +28,8 @@ struct MCPProxy: Sendable {
     let upstreamObservation: UpstreamObservation
     /// An upstream that is not an MCP endpoint fails every request; its log line is written once a second.
     let notJSONRPCLog = LogThrottle()
+    /// The policy held against the tools the upstream lists, once per policy.
+    let coverage: PolicyCoverageReport
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
@@ -36,6 +38,7 @@ struct MCPProxy: Sendable {
     ) {
         self.sessions = sessions
         self.upstreamObservation = upstreamObservation
+        coverage = PolicyCoverageReport(logger: logger)
         self.approvals =
             approvals ?? ApprovalGate(store: InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         self.configuration = configuration
@@ -153,6 +156,7 @@ struct MCPProxy: Sendable {
                 }
             case (.request, .toolsList):
                 context.plan.listsTools = true
+                if let cursor = message.raw["params"]?["cursor"], cursor != .null { context.listsALaterPage = true }
             case (.request, .initialize):
                 context.initializes = true
             default:
@@ -233,6 +237,8 @@ struct ForwardContext: Sendable {
     var retryAfter: Int?
     /// The agent's connection: when it leaves, the upstream exchange is stopped.
     var agent: (any AgentPresence)?
+    /// A `tools/list` for a page after the first: its tools are not the whole list.
+    var listsALaterPage = false
 }
 
 extension MCPProxy {

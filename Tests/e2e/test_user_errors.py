@@ -11,6 +11,8 @@
   logged and counted, and `/readyz` shows the last upstream status.
 - `--metrics-listen` serves /metrics, /healthz and /readyz apart from /mcp; /mcp beyond loopback without grants is
   warned about at start.
+- Item 3: `toolgate check FILE --upstream URL [--strict]` names typos, argument paths that are not arguments and
+  uncovered tools; `serve` logs the same once an agent's `tools/list` shows the upstream's tools.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import signal
 import socket
 import subprocess
 import time
+
+import pytest
 
 from helpers import SEED_POLICY, free_port, http_client, post, tool_call
 
@@ -214,3 +218,47 @@ def test_mcp_beyond_loopback_without_grants_is_warned_about(raw_upstream, toolga
     while "beyond loopback without --grants" not in tg.log():
         assert time.monotonic() < deadline, tg.log()[-2000:]
         time.sleep(0.1)
+
+
+# --- item 3: the policy held against the real server --------------------------------------------------------------
+
+TYPO_POLICY = {"version": "1", "default": "deny", "tools": {
+    "transfr": {},
+    "echo": {"arguments": [{"path": "txet", "op": "max_length", "value": 10}]},
+}}
+
+
+@pytest.mark.parametrize("mode", ["json", "sse"])
+def test_check_upstream_names_typos_and_missing_arguments(request, tmp_path, mode):
+    upstream = request.getfixturevalue(f"mcp_upstream_{mode}")
+    binary = os.environ["TOOLGATE_BIN"]
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps(TYPO_POLICY))
+    out = subprocess.run([binary, "check", str(typo), "--upstream", upstream.url], capture_output=True, timeout=60)
+    err = out.stderr.decode()
+    assert out.returncode == 0, err
+    assert 'tools.transfr: the upstream has no tool "transfr" (did you mean "transfer"?)' in err, err
+    assert 'tools.echo.arguments[0].path: "txet" is not an argument of echo' in err, err
+    assert "default deny hides them" in err, err
+    strict = subprocess.run([binary, "check", str(typo), "--upstream", upstream.url, "--strict"], capture_output=True, timeout=60)
+    assert strict.returncode == 1, strict.stderr.decode()
+    unreachable = subprocess.run([binary, "check", str(typo), "--upstream", f"http://127.0.0.1:{free_port()}/mcp"],
+                                 capture_output=True, timeout=60)
+    assert unreachable.returncode == 1 and b"cannot reach" in unreachable.stderr, unreachable.stderr
+
+
+def test_serve_warns_when_the_upstreams_list_lacks_a_policy_tool(mcp_upstream_json, toolgate):
+    tg = toolgate(mcp_upstream_json.url, TYPO_POLICY)
+    with http_client() as http:
+        init = post(http, tg.url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        session = init.headers.get("mcp-session-id")
+        headers = {"Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"} if session else {}
+        post(http, tg.url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        listed = post(http, tg.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers)
+    assert listed.status_code == 200
+    deadline = time.monotonic() + 5
+    while 'the upstream has no tool \\"transfr\\"' not in tg.log() and "the upstream has no tool" not in tg.log():
+        assert time.monotonic() < deadline, tg.log()[-3000:]
+        time.sleep(0.05)
+    assert "transfr" in tg.log()

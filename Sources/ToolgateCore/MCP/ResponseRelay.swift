@@ -68,6 +68,11 @@ public struct ResponseRelay: Sendable {
     private var unansweredIDs: [JSONValue]
     /// Events dropped because their data was not JSON.
     public private(set) var droppedEvents = 0
+    /// The upstream's own tool list (before filtering), when the answer carried one: what the policy can be held
+    /// against without toolgate ever asking the upstream itself.
+    public private(set) var upstreamTools: [JSONValue]?
+    /// The list has more pages (`nextCursor`): `upstreamTools` is only part of it.
+    public private(set) var upstreamToolsContinue = false
     private var finished = false
 
     public init(plan: Plan, status: Int, contentType: String?, filter: ToolListFilter, maximumJSONBytes: Int = 32 << 20) {
@@ -134,6 +139,7 @@ public struct ResponseRelay: Sendable {
             return []
         }
         noteAnswers(in: message)
+        if plan.listsTools { noteTools(in: message) }
         guard let changed = filter.filter(body: message) else { return event.encoded() }
         var rewritten = event
         rewritten.data = JSONWriter.string(changed)
@@ -166,7 +172,15 @@ public struct ResponseRelay: Sendable {
             // An event cut off without its blank line is discarded, as an event-stream client would.
             return unanswered(because: "upstream stream ended before the answer")
         case .json:
+            if plan.listsTools, let value = try? JSONParser.parse(buffered) { noteTools(in: value) }
             return judgeJSON()
+        }
+    }
+
+    private mutating func noteTools(in body: JSONValue) {
+        for message in body.arrayValue ?? [body] {
+            if let tools = message["result"]?["tools"]?.arrayValue { upstreamTools = (upstreamTools ?? []) + tools }
+            if let next = message["result"]?["nextCursor"], next != .null { upstreamToolsContinue = true }
         }
     }
 
