@@ -4,10 +4,11 @@ import ToolgateCore
 
 /// The outcome of checking one `tools/call`.
 enum Enforcement: Sendable {
-    /// Forward it; `receipt` is what the call consumed, for a refund if the upstream refuses it up front.
-    case forward(receipt: LimitReceipt?)
+    /// Forward it; `receipt` is what the call consumed, for a refund if the upstream refuses it up front; `quota`
+    /// goes on the answer's headers.
+    case forward(receipt: LimitReceipt?, quota: RateLimitHeaders? = nil)
     /// Answer it here with this JSON-RPC response.
-    case answer(JSONValue, retryAfter: Int?)
+    case answer(JSONValue, retryAfter: Int?, quota: RateLimitHeaders? = nil)
 }
 
 extension MCPProxy {
@@ -23,7 +24,7 @@ extension MCPProxy {
         }
         let decision = policy.snapshot.evaluator.evaluate(call, identity: exchange.identity)
         let rule = decision.rule ?? Policy.wildcardKey
-        func deny(_ denial: ToolCallDenial) -> Enforcement {
+        func deny(_ denial: ToolCallDenial, quota: RateLimitHeaders? = nil) -> Enforcement {
             metrics.toolCall(tool: decision.metricTool, decision: .denied(denial.reason))
             logger.info(
                 "tool call denied",
@@ -31,7 +32,8 @@ extension MCPProxy {
                     "tool": "\(call.name)", "grant": "\(exchange.identity.grant)", "reason": "\(denial.reason.rawValue)",
                     "rule": "\(denial.rule)",
                 ])
-            return .answer(JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds)
+            return .answer(
+                JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds, quota: quota)
         }
         switch decision.verdict {
         case .unknownTool:
@@ -86,9 +88,11 @@ extension MCPProxy {
             }
         }
         metrics.storeDuration.recordInterval(since: storeStarted)
+        let quota = RateLimitHeaders.tightest(charges: decision.charges, outcome: outcome)
         guard outcome.admitted else {
-            if let denial = ToolCallDenial.rateLimited(charges: decision.charges, outcome: outcome) { return deny(denial) }
-            return deny(ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited"))
+            let denial = ToolCallDenial.rateLimited(charges: decision.charges, outcome: outcome)
+                ?? ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited")
+            return deny(denial, quota: quota)
         }
         let shadowFailed = zip(decision.charges, outcome.results).contains { $0.shadow && !$1.passed }
         metrics.toolCall(tool: decision.metricTool, decision: shadowFailed ? .shadowDenied : .allowed)
@@ -96,7 +100,7 @@ extension MCPProxy {
         logger.debug(
             "tool call admitted",
             metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
-        return .forward(receipt: outcome.receipt)
+        return .forward(receipt: outcome.receipt, quota: quota)
     }
 
     /// DESIGN.md section 6: use an approval given for exactly this call, or ask for one and wait up to

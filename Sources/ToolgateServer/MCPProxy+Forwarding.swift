@@ -32,6 +32,7 @@ extension MCPProxy {
 
         var headers = ProxyHeaders.downstream(from: response.headers)
         if let retryAfter = context.retryAfter, headers[.retryAfter] == nil { headers[.retryAfter] = String(retryAfter) }
+        context.quota?.apply(to: &headers)
         var relay = ResponseRelay(
             plan: context.plan, status: response.status, contentType: response.header("content-type"),
             filter: policy.snapshot.toolListFilter, maximumJSONBytes: Self.maximumBufferedBody)

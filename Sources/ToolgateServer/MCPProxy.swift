@@ -149,10 +149,11 @@ struct MCPProxy: Sendable {
                 return Self.httpError(.badRequest, .invalidRequest, Self.toolCallNotification)
             case (.request, .toolsCall):
                 switch await enforce(message, exchange) {
-                case .answer(let answer, let retryAfter):
-                    return Self.answer(answer, format: exchange.format, retryAfter: retryAfter)
-                case .forward(let receipt):
+                case .answer(let answer, let retryAfter, let quota):
+                    return Self.answer(answer, format: exchange.format, retryAfter: retryAfter, quota: quota)
+                case .forward(let receipt, let quota):
                     context.receipts = receipt.map { [$0] } ?? []
+                    context.quota = quota
                 }
             case (.request, .toolsList):
                 context.plan.listsTools = true
@@ -187,11 +188,11 @@ struct MCPProxy: Sendable {
                 switch message.known {
                 case .toolsCall?:
                     switch await enforce(message, exchange) {
-                    case .answer(let answer, let retry):
+                    case .answer(let answer, let retry, _):
                         answers.append(answer)
                         if let retry { retryAfter = max(retryAfter ?? 0, retry) }
                         continue
-                    case .forward(let receipt):
+                    case .forward(let receipt, _):
                         if let receipt { context.receipts.append(receipt) }
                     }
                 case .toolsList?: context.plan.listsTools = true
@@ -239,6 +240,18 @@ struct ForwardContext: Sendable {
     var agent: (any AgentPresence)?
     /// A `tools/list` for a page after the first: its tools are not the whole list.
     var listsALaterPage = false
+    /// The forwarded call's tightest limit, for the answer's `RateLimit` headers.
+    var quota: RateLimitHeaders?
+}
+
+extension RateLimitHeaders {
+    static let policyField = HTTPField.Name("RateLimit-Policy")!
+    static let stateField = HTTPField.Name("RateLimit")!
+
+    func apply(to fields: inout HTTPFields) {
+        fields[Self.policyField] = policy
+        fields[Self.stateField] = state
+    }
 }
 
 extension MCPProxy {
@@ -254,9 +267,10 @@ extension MCPProxy {
     }
 
     /// An answer toolgate makes itself, in the format the client accepts.
-    static func answer(_ value: JSONValue, format: ResponseFormat, retryAfter: Int?) -> Response {
+    static func answer(_ value: JSONValue, format: ResponseFormat, retryAfter: Int?, quota: RateLimitHeaders? = nil) -> Response {
         var extra: HTTPFields = [:]
         if let retryAfter { extra[.retryAfter] = String(retryAfter) }
+        quota?.apply(to: &extra)
         switch format {
         case .json:
             return jsonResponse(status: .ok, value, extra: extra)

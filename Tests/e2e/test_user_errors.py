@@ -13,6 +13,7 @@
   warned about at start.
 - Item 3: `toolgate check FILE --upstream URL [--strict]` names typos, argument paths that are not arguments and
   uncovered tools; `serve` logs the same once an agent's `tools/list` shows the upstream's tools.
+- Item 5: `RateLimit-Policy` and `RateLimit` headers for the call's tightest limit, on answers and denials.
 """
 
 from __future__ import annotations
@@ -262,3 +263,23 @@ def test_serve_warns_when_the_upstreams_list_lacks_a_policy_tool(mcp_upstream_js
         assert time.monotonic() < deadline, tg.log()[-3000:]
         time.sleep(0.05)
     assert "transfr" in tg.log()
+
+
+# --- item 5: quota an agent can see ------------------------------------------------------------------------------
+
+def test_ratelimit_headers_show_the_tightest_limit(raw_upstream, toolgate):
+    tg = toolgate(raw_upstream.url, SEED_POLICY)
+    seen = []
+    with http_client() as http:
+        for i in range(11):
+            response = post(http, tg.url, tool_call(i, "imageBackgroundRemoval", {"image": str(i)}))
+            seen.append((response.headers.get("RateLimit-Policy"), response.headers.get("RateLimit"), response.json()))
+    policy, state, _ = seen[0]
+    assert policy == '"imagebackgroundremoval_rate";q=10;w=60', policy
+    assert state == '"imagebackgroundremoval_rate";r=9;t=60', state
+    assert seen[9][1] == '"imagebackgroundremoval_rate";r=0;t=60', seen[9][1]
+    policy, state, body = seen[10]
+    assert body["result"]["_meta"]["toolgate/denial"]["reason"] == "rate_limited"
+    assert policy == '"imagebackgroundremoval_rate";q=10;w=60'
+    retry = body["result"]["_meta"]["toolgate/denial"]["retryAfterSeconds"]
+    assert state == f'"imagebackgroundremoval_rate";r=0;t={retry}', (state, retry)
