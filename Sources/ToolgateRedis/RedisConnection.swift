@@ -127,14 +127,17 @@ final class RedisConnection: @unchecked Sendable {
             }
             return true
         }
-        if !accepted {
-            switch request {
-            case .command(_, let caller), .askingCommand(_, let caller):
-                pending.subtract(1, ordering: .relaxed)
-                caller.continuation.resume(returning: .failure(.closed))
-            case .ping(let probe):
-                probe(false)
-            }
+        if !accepted { failClosed(request) }
+    }
+
+    /// A request that came after shutdown, or was still in the inbox when the thread ended.
+    private func failClosed(_ request: Request) {
+        switch request {
+        case .command(_, let caller), .askingCommand(_, let caller):
+            pending.subtract(1, ordering: .relaxed)
+            caller.continuation.resume(returning: .failure(.closed))
+        case .ping(let probe):
+            probe(false)
         }
     }
 
@@ -173,15 +176,7 @@ final class RedisConnection: @unchecked Sendable {
             return inbox.requests
         }
         perform(machine.close())
-        for request in leftovers {
-            switch request {
-            case .command(_, let caller), .askingCommand(_, let caller):
-                pending.subtract(1, ordering: .relaxed)
-                caller.continuation.resume(returning: .failure(.closed))
-            case .ping(let probe):
-                probe(false)
-            }
-        }
+        for request in leftovers { failClosed(request) }
         replyFunctions.deallocate()
         wakeup.closeBothEnds()
     }

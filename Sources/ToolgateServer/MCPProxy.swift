@@ -160,6 +160,12 @@ struct MCPProxy: Sendable {
                 if let cursor = message.raw["params"]?["cursor"], cursor != .null { context.listsALaterPage = true }
             case (.request, .initialize):
                 context.initializes = true
+            case (.request, .resourcesRead), (.request, .promptsGet):
+                if let refusal = ResourceAndPromptGate.refusal(for: message, policy: policy.snapshot.policy) {
+                    return Self.answer(refusal, format: exchange.format, retryAfter: nil)
+                }
+            case (.request, let known?) where known.isFilteredList:
+                context.plan.listsTools = true
             default:
                 break
             }
@@ -195,8 +201,13 @@ struct MCPProxy: Sendable {
                     case .forward(let receipt, _):
                         if let receipt { context.receipts.append(receipt) }
                     }
-                case .toolsList?: context.plan.listsTools = true
                 case .initialize?: context.initializes = true
+                case .resourcesRead?, .promptsGet?:
+                    if let refusal = ResourceAndPromptGate.refusal(for: message, policy: policy.snapshot.policy) {
+                        answers.append(refusal)
+                        continue
+                    }
+                case .toolsList?, .resourcesList?, .resourceTemplatesList?, .promptsList?: context.plan.listsTools = true
                 case nil: break
                 }
                 context.plan.requestIDs.append(id)

@@ -131,6 +131,32 @@ def scale(replicas: int, force: bool = False, tag: str = "") -> str:
     return f"scaled to {replicas} (force={force})"
 
 
+# Resources and prompts, for the policy's `resources` and `prompts` sections (test_resources_and_prompts.py).
+@mcp.resource("test://static/readme", name="readme", mime_type="text/plain")
+def readme() -> str:
+    return "the public readme"
+
+
+@mcp.resource("secret://keys", name="keys", mime_type="text/plain")
+def keys() -> str:
+    return "sk-live-do-not-leak"
+
+
+@mcp.resource("test://items/{item_id}", name="item", mime_type="text/plain")
+def item(item_id: str) -> str:
+    return f"item {item_id}"
+
+
+@mcp.prompt()
+def summarize(text: str) -> str:
+    return f"Summarize: {text}"
+
+
+@mcp.prompt()
+def internal_debug() -> str:
+    return "internal debugging instructions"
+
+
 @mcp.custom_route("/_runs", methods=["GET"])
 async def runs(request: Request) -> Response:
     return Response(json.dumps({tag: list(records) for tag, records in _runs.items()}),

@@ -86,6 +86,11 @@ public enum KnownMethod: Sendable, Equatable {
     case toolsCall
     case toolsList
     case initialize
+    case resourcesRead
+    case resourcesList
+    case resourceTemplatesList
+    case promptsGet
+    case promptsList
 
     public init?(exactly method: String) {
         if method.isExactly("tools/call") {
@@ -94,10 +99,23 @@ public enum KnownMethod: Sendable, Equatable {
             self = .toolsList
         } else if method.isExactly("initialize") {
             self = .initialize
+        } else if method.isExactly("resources/read") {
+            self = .resourcesRead
+        } else if method.isExactly("resources/list") {
+            self = .resourcesList
+        } else if method.isExactly("resources/templates/list") {
+            self = .resourceTemplatesList
+        } else if method.isExactly("prompts/get") {
+            self = .promptsGet
+        } else if method.isExactly("prompts/list") {
+            self = .promptsList
         } else {
             return nil
         }
     }
+
+    /// A list the policy may filter: its answer is judged whatever content type it claims.
+    public var isFilteredList: Bool { self == .toolsList || self == .resourcesList || self == .resourceTemplatesList || self == .promptsList }
 }
 
 /// A request body: one message or a batch (a JSON array, as in revision 2025-03-26).
@@ -138,6 +156,8 @@ public enum JSONRPCErrorCode: Int, Sendable {
     case internalError = -32603
     /// Per-request era: an `Mcp-*` header disagrees with the body.
     case headerMismatch = -32020
+    /// MCP's "Resource not found" (`resources/read`).
+    case resourceNotFound = -32002
 }
 
 public struct JSONRPCFailure: Error, Sendable, Equatable, CustomStringConvertible {

@@ -226,7 +226,7 @@ public struct ResponseRelay: Sendable {
         if buffered.isEmpty {
             value = nil
         } else if !plan.listsTools && plan.localAnswers.isEmpty && !(400..<500).contains(status)
-            && !ToolListFilter.mayContainToolList(buffered) && Self.startsLikeAContainer(buffered)
+            && !filter.mayContainList(buffered) && Self.startsLikeAContainer(buffered)
         {
             // Nothing to filter, merge or judge: the bytes go as they came. (A body that does not even start like
             // a JSON object or array is judged below: it is no JSON-RPC answer.)

@@ -1,30 +1,71 @@
 /// Removes from `tools/list` results the tools the policy keeps out (hidden, or not let in by
-/// `default: deny`). A tool under `action: deny` stays: it explains itself when called.
+/// `default: deny`). A tool under `action: deny` stays: it explains itself when called. With the policy's
+/// `resources` and `prompts` sections, resources (by `uri`), resource templates (by `uriTemplate`) and prompts (by
+/// `name`) they keep out leave their lists too.
 ///
-/// It fails closed: every message whose `result.tools` is an array is filtered, whatever its id, so an
-/// answer that arrives under another id, on the GET stream, or inside a batch is caught all the same.
+/// It fails closed: every message whose `result.tools` (or `resources`, `resourceTemplates`, `prompts`) is an
+/// array is filtered, whatever its id, so an answer that arrives under another id, on the GET stream, or inside a
+/// batch is caught all the same; an item without a string name or URI does not pass.
 public struct ToolListFilter: Sendable {
     public let isListed: @Sendable (String) -> Bool
+    public let resources: AccessList?
+    public let prompts: AccessList?
 
-    public init(isListed: @escaping @Sendable (String) -> Bool) { self.isListed = isListed }
+    public init(isListed: @escaping @Sendable (String) -> Bool, resources: AccessList? = nil, prompts: AccessList? = nil) {
+        self.isListed = isListed
+        self.resources = resources
+        self.prompts = prompts
+    }
 
-    public init(policy: Policy) { self.init(isListed: { policy.isListed($0) }) }
+    public init(policy: Policy) { self.init(isListed: { policy.isListed($0) }, resources: policy.resources, prompts: policy.prompts) }
 
     /// Filters one JSON-RPC message. Returns nil when nothing had to be removed, so the caller can forward
     /// the upstream's bytes untouched.
     public func filter(message: JSONValue) -> JSONValue? {
-        guard case .object(var object) = message, case .object(var result) = object["result"],
-            case .array(let tools) = result["tools"]
-        else { return nil }
-        // A tool without a string name cannot be checked, so it does not pass.
-        let kept = tools.filter { tool in
-            guard case .string(let name) = tool["name"] else { return false }
-            return isListed(name)
+        guard case .object(var object) = message, case .object(var result) = object["result"] else { return nil }
+        var changed = false
+        func keep(_ member: String, by field: String, _ allows: (String) -> Bool) {
+            guard case .array(let items) = result[member] else { return }
+            let kept = items.filter { item in
+                guard case .string(let name) = item[field] else { return false }
+                return allows(name)
+            }
+            guard kept.count != items.count else { return }
+            result[member] = .array(kept)
+            changed = true
         }
-        guard kept.count != tools.count else { return nil }
-        result["tools"] = .array(kept)
+        keep("tools", by: "name", isListed)
+        if let resources {
+            keep("resources", by: "uri", resources.allows)
+            keep("resourceTemplates", by: "uriTemplate", resources.allows)
+        }
+        if let prompts { keep("prompts", by: "name", prompts.allows) }
+        guard changed else { return nil }
         object["result"] = .object(result)
         return .object(object)
+    }
+
+    /// Whether raw JSON bytes may hold a list this filter changes: `mayContainToolList`, or, with a `resources` or
+    /// `prompts` section, one of those lists' keys.
+    public func mayContainList(_ bytes: some Collection<UInt8>) -> Bool {
+        if Self.mayContainToolList(bytes) { return true }
+        if resources != nil, Self.contains(bytes, "\"resources\"") || Self.contains(bytes, "\"resourceTemplates\"") { return true }
+        if prompts != nil, Self.contains(bytes, "\"prompts\"") { return true }
+        return false
+    }
+
+    private static func contains(_ bytes: some Collection<UInt8>, _ needle: String) -> Bool {
+        let pattern = Array(needle.utf8)
+        var matched = 0
+        for byte in bytes {
+            if byte == pattern[matched] {
+                matched += 1
+                if matched == pattern.count { return true }
+            } else {
+                matched = byte == pattern[0] ? 1 : 0
+            }
+        }
+        return false
     }
 
     /// Filters a body: one message or an array of them. Returns nil when the body needs no change.

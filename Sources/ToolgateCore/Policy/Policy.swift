@@ -9,6 +9,9 @@ public struct Policy: Sendable {
     public let wildcard: ToolEntry?
     /// Hex SHA-256 of the policy file's bytes.
     public let sha256: String
+    /// The optional `resources` and `prompts` sections; nil: they pass through untouched.
+    public let resources: AccessList?
+    public let prompts: AccessList?
 
     /// Tool names compare by their scalars (`ExactKey`): a name from outside is hashed in linear time, and
     /// KELVIN SIGN is not `K`.
@@ -20,8 +23,10 @@ public struct Policy: Sendable {
 
     public init(
         defaultAction: DefaultAction, description: String? = nil, hide: [String] = [], entries: [ToolEntry],
-        wildcard: ToolEntry? = nil, sha256: String = ""
+        wildcard: ToolEntry? = nil, sha256: String = "", resources: AccessList? = nil, prompts: AccessList? = nil
     ) {
+        self.resources = resources
+        self.prompts = prompts
         self.defaultAction = defaultAction
         self.description = description
         self.hide = hide.map(ToolPattern.init)

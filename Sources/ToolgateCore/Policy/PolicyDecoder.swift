@@ -12,7 +12,7 @@ struct PolicyDecoder {
 
     mutating func decode(_ root: JSONValue, sha256: String) -> Policy? {
         let path = PolicyPath.root
-        guard let object = object(root, path, allowed: ["version", "default", "description", "hide", "tools"]) else {
+        guard let object = object(root, path, allowed: ["version", "default", "description", "hide", "tools", "resources", "prompts"]) else {
             return nil
         }
         switch object["version"] {
@@ -52,10 +52,39 @@ struct PolicyDecoder {
             }
         }
         checkCounters(entries: entries, wildcard: wildcard)
+        let resources = object["resources"].flatMap { accessList($0, path.key("resources")) }
+        let prompts = object["prompts"].flatMap { accessList($0, path.key("prompts")) }
         guard errors.isEmpty else { return nil }
         return Policy(
             defaultAction: defaultAction, description: description, hide: hide, entries: entries,
-            wildcard: wildcard, sha256: sha256)
+            wildcard: wildcard, sha256: sha256, resources: resources, prompts: prompts)
+    }
+
+    /// `{"default": "allow"|"deny", "allow": [...], "deny": [...], "hide": [...]}`; `default` is required, so a
+    /// section never means something other than it says.
+    private mutating func accessList(_ value: JSONValue, _ path: PolicyPath) -> AccessList? {
+        guard let object = object(value, path, allowed: ["default", "allow", "deny", "hide"]) else { return nil }
+        var defaultAction: DefaultAction?
+        switch object["default"] {
+        case nil: fail(path.key("default"), "required; \"allow\" or \"deny\"")
+        case let value?:
+            if let text = string(value, path.key("default")) {
+                defaultAction = DefaultAction(rawValue: text)
+                if defaultAction == nil { fail(path.key("default"), "must be \"allow\" or \"deny\", got \"\(text)\"") }
+            }
+        }
+        var lists: [String: [String]] = [:]
+        for key in ["allow", "deny", "hide"] {
+            guard let listValue = object[key], let array = array(listValue, path.key(key)) else { continue }
+            var patterns: [String] = []
+            for (i, element) in array.enumerated() {
+                guard let pattern = string(element, path.key(key).index(i)) else { continue }
+                if pattern.isEmpty { fail(path.key(key).index(i), "must not be empty") } else { patterns.append(pattern) }
+            }
+            lists[key] = patterns
+        }
+        guard let defaultAction else { return nil }
+        return AccessList(defaultAction: defaultAction, allow: lists["allow"] ?? [], deny: lists["deny"] ?? [], hide: lists["hide"] ?? [])
     }
 
     // MARK: Entries
