@@ -49,7 +49,7 @@ struct CheckCommand: AsyncParsableCommand {
                 let count = policy.entries.count + (policy.wildcard == nil ? 0 : 1)
                 print("\(file): ok (\(count) tool \(count == 1 ? "entry" : "entries"), default \(policy.defaultAction.rawValue), sha256 \(policy.sha256))")
                 if policy.defaultAction == .deny, policy.resources == nil {
-                    print("\(file): note: no \"resources\" section, so resources (and, without a \"prompts\" section, prompts) pass through unchecked: \"default\": \"deny\" covers tools only")
+                    printError("\(file): note: no \"resources\" section, so resources (and, without a \"prompts\" section, prompts) pass through unchecked: \"default\": \"deny\" covers tools only")
                 }
                 if let tools {
                     let warnings = PolicyCoverage.warnings(policy: policy, file: file, tools: tools)
