@@ -111,8 +111,10 @@ final class TestRedisCluster: @unchecked Sendable {
         if removing { try? FileManager.default.removeItem(at: directory) }
     }
 
+    /// Generous: the rest of the suite runs in parallel, and a loaded 2-core machine can take seconds to spawn
+    /// redis-cli (a CI run once needed more than 10 s).
     private func waitForPong(_ port: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let process = processes[port], !process.isRunning {
                 throw Failure(description: "redis-server on \(port) exited with \(process.terminationStatus)")
@@ -120,7 +122,7 @@ final class TestRedisCluster: @unchecked Sendable {
             if (try? await cli(port, "PING")) == "PONG" { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw Failure(description: "redis-server on \(port) did not answer PING within 10 s")
+        throw Failure(description: "redis-server on \(port) did not answer PING within 30 s")
     }
 
     /// Every node says `cluster_state:ok` and knows every other node, and all agree on who owns which slot.
@@ -152,7 +154,7 @@ final class TestRedisCluster: @unchecked Sendable {
 
     /// `redis-cli -p <port> <arguments>` (raw output, trailing newline removed). An error reply throws.
     func cli(_ port: Int, _ arguments: [String]) async throws -> String {
-        let result = try await Self.run(Self.redisCLI!, ["-e", "-p", "\(port)"] + arguments, timeout: .seconds(10))
+        let result = try await Self.run(Self.redisCLI!, ["-e", "-p", "\(port)"] + arguments, timeout: .seconds(20))
         guard result.status == 0 else {
             throw Failure(description: "redis-cli -p \(port) \(arguments.joined(separator: " ")): \(result.output)")
         }
