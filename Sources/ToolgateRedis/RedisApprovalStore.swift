@@ -108,16 +108,17 @@ public final class RedisApprovalStore: ApprovalStore {
         do {
             return try await deployment.send(arguments, slotKey: slotKey)
         } catch {
-            throw LimitStoreError(code: error.code == .timeout ? .timeout : .unavailable, message: "redis: \(error.message)")
+            throw LimitStoreError(error)
         }
     }
 
-    /// `EVALSHA`, and `EVAL` on `NOSCRIPT`.
+    /// The script through `RedisDeployment.evaluate`; a Redis error reply is a failure.
     private func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) async throws(LimitStoreError) -> RedisValue {
-        let tail = [String(keys.count)] + keys + arguments
-        let reply = try await send(["EVALSHA", script.sha1] + tail, slotKey: keys[0])
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            return try await send(["EVAL", String(decoding: script.bytes, as: UTF8.self)] + tail, slotKey: keys[0])
+        let reply: RedisValue
+        do {
+            reply = try await deployment.evaluate(script, keys: keys, arguments: arguments)
+        } catch {
+            throw LimitStoreError(error)
         }
         if case .error = reply { throw RedisLimitStore.unexpected(reply, script.fileName) }
         return reply

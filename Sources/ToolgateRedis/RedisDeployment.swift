@@ -1,4 +1,5 @@
 import Logging
+import RedisScripts
 import Synchronization
 
 /// The Redis toolgate talks to: one standalone server, or a Redis Cluster. Several `--redis` URLs are seeds of a
@@ -63,6 +64,18 @@ public final class RedisDeployment: Sendable {
             return try await cluster.send(
                 arguments.map { Array($0.utf8) }, slot: slotKey.map { ClusterSlot.of($0) }, onLateReply: onLateReply)
         }
+    }
+
+    /// One of `lua/`'s scripts on the node that owns `keys[0]`'s slot: `EVALSHA`, and on `NOSCRIPT` (a restarted or
+    /// flushed Redis) `EVAL`, which runs the script and loads it. Error replies come back as `.error`.
+    public func evaluate(
+        _ script: RedisScript, keys: [String], arguments: [String], onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+    ) async throws(RedisError) -> RedisValue {
+        let tail = [String(keys.count)] + keys + arguments
+        let reply = try await send(["EVALSHA", script.sha1] + tail, slotKey: keys.first, onLateReply: onLateReply)
+        guard case .error(let message) = reply, message.hasPrefix("NOSCRIPT") else { return reply }
+        logger.info("loading Redis script", metadata: ["script": "\(script.fileName)"])
+        return try await send(["EVAL", String(decoding: script.bytes, as: UTF8.self)] + tail, slotKey: keys.first, onLateReply: onLateReply)
     }
 
     /// Asks a standalone server whether it is a cluster node. Nil when it did not answer (ask again later).

@@ -1,3 +1,5 @@
+import ToolgateCore
+
 /// A failure to get a reply from Redis. A Redis *error reply* is not one of these: it arrives as
 /// `RedisValue.error`, because the caller decides what it means (`NOSCRIPT` means "load the script and retry").
 public struct RedisError: Error, Sendable, CustomStringConvertible {
@@ -77,5 +79,12 @@ extension RedisError {
         if milliseconds < 1000 { return "\(milliseconds) ms" }
         if milliseconds % 1000 == 0 { return "\(milliseconds / 1000) s" }
         return "\(Double(milliseconds) / 1000) s"
+    }
+}
+
+extension LimitStoreError {
+    /// A Redis failure as the stores report it: a timeout stays a timeout, anything else is unavailability.
+    init(_ error: RedisError) {
+        self.init(code: error.code == .timeout ? .timeout : .unavailable, message: "redis: \(error.message)")
     }
 }

@@ -162,21 +162,14 @@ public final class RedisLimitStore: LimitStore {
         return n == 1
     }
 
-    /// `EVALSHA`, and on `NOSCRIPT` (a restarted or flushed Redis) `EVAL`, which runs the script and loads it.
+    /// The script through `RedisDeployment.evaluate`, its failures as the store's.
     private func evaluate(
         _ script: RedisScript, keys: [String], arguments: [String], onLateReply: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws(LimitStoreError) -> RedisValue {
-        let tail = [String(keys.count)] + keys + arguments
         do {
-            let reply = try await deployment.send(["EVALSHA", script.sha1] + tail, slotKey: keys.first, onLateReply: onLateReply)
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-                logger.info("loading Redis script", metadata: ["script": "\(script.fileName)"])
-                let source = String(decoding: script.bytes, as: UTF8.self)
-                return try await deployment.send(["EVAL", source] + tail, slotKey: keys.first, onLateReply: onLateReply)
-            }
-            return reply
+            return try await deployment.evaluate(script, keys: keys, arguments: arguments, onLateReply: onLateReply)
         } catch {
-            throw LimitStoreError(code: error.code == .timeout ? .timeout : .unavailable, message: "redis: \(error.message)")
+            throw LimitStoreError(error)
         }
     }
 

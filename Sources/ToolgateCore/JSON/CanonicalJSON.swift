@@ -3,38 +3,21 @@
 /// `JSONWriter` does), and numbers written by value rather than as sent: `1`, `1.0`, `1e0` and `10e-1` are all `1`,
 /// `0.5` and `5e-1` are `0.5`, and exponents appear only outside 1e-6 ... 1e21, as `1.5e+30`.
 public enum CanonicalJSON {
-    public static func bytes(_ value: JSONValue) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        write(value, into: &out)
-        return out
-    }
+    public static func bytes(_ value: JSONValue) -> [UInt8] { JSONWriter.bytes(canonical(value)) }
 
     public static func string(_ value: JSONValue) -> String { String(decoding: bytes(value), as: UTF8.self) }
 
-    private static func write(_ value: JSONValue, into out: inout [UInt8]) {
+    /// The same value with its members sorted and its numbers respelled; `JSONWriter` then writes it compactly.
+    static func canonical(_ value: JSONValue) -> JSONValue {
         switch value {
-        case .null: out.append(contentsOf: "null".utf8)
-        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .number(let n): out.append(contentsOf: number(n).utf8)
-        case .string(let s): JSONWriter.writeString(s, into: &out)
-        case .array(let elements):
-            out.append(UInt8(ascii: "["))
-            for (i, element) in elements.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                write(element, into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
+        case .null, .bool, .string: value
+        case .number(let n): .number(JSONNumber(literal: number(n)))
+        case .array(let elements): .array(elements.map(canonical))
         case .object(let object):
-            out.append(UInt8(ascii: "{"))
-            let members = object.members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            for (i, member) in members.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(member.key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                write(member.value, into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+            .object(
+                JSONObject(
+                    object.members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+                        .map { JSONObject.Member(key: $0.key, value: canonical($0.value)) }))
         }
     }
 
