@@ -5,8 +5,8 @@ import ToolgateCore
 /// The outcome of checking one `tools/call`.
 enum Enforcement: Sendable {
     /// Forward it; `receipt` is what the call consumed, for a refund if the upstream refuses it up front; `quota`
-    /// goes on the answer's headers.
-    case forward(receipt: LimitReceipt?, quota: RateLimitHeaders? = nil)
+    /// goes on the answer's headers; `call` is what an `input_required` answer's state is bound to.
+    case forward(receipt: LimitReceipt?, quota: RateLimitHeaders? = nil, call: ToolCall)
     /// Answer it here with this JSON-RPC response.
     case answer(JSONValue, retryAfter: Int?, quota: RateLimitHeaders? = nil)
 }
@@ -35,6 +35,7 @@ extension MCPProxy {
             return .answer(
                 JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds, quota: quota)
         }
+        let approval: ApprovalSettings?
         switch decision.verdict {
         case .unknownTool:
             metrics.toolCall(tool: decision.metricTool, decision: .unknownTool)
@@ -50,13 +51,23 @@ extension MCPProxy {
             }
             return deny(ToolCallDenial(reason: .invalidArguments, rule: rule, message: message))
         case .approvalRequired(let settings):
-            if let denial = await awaitApproval(call, settings: settings, exchange: exchange, rule: rule) { return deny(denial) }
+            approval = settings
         case .allowed:
-            break
+            approval = nil
+        }
+        if let state = call.requestState, approval != nil || !decision.charges.isEmpty,
+            await isFollowUpRound(call, requestState: state, exchange: exchange)
+        {
+            // DESIGN.md section 7: the call was approved and charged in its first round.
+            metrics.toolCall(tool: decision.metricTool, decision: .allowed)
+            return .forward(receipt: nil, call: call)
+        }
+        if let approval, let denial = await awaitApproval(call, settings: approval, exchange: exchange, rule: rule) {
+            return deny(denial)
         }
         guard !decision.charges.isEmpty else {
             metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-            return .forward(receipt: nil)
+            return .forward(receipt: nil, call: call)
         }
         let callID = Self.newCallID()
         let outcome: LimitOutcome
@@ -84,7 +95,7 @@ extension MCPProxy {
                         metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
                 }
                 metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-                return .forward(receipt: nil)
+                return .forward(receipt: nil, call: call)
             }
         }
         metrics.storeDuration.recordInterval(since: storeStarted)
@@ -100,7 +111,41 @@ extension MCPProxy {
         logger.debug(
             "tool call admitted",
             metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
-        return .forward(receipt: outcome.receipt, quota: quota)
+        return .forward(receipt: outcome.receipt, quota: quota, call: call)
+    }
+
+    /// Whether the call carries a `requestState` toolgate relayed to this grant for this tool and these arguments,
+    /// not used yet; it is used up here. A store failure reads as "no": the call is then charged as a new one.
+    private func isFollowUpRound(_ call: ToolCall, requestState: String, exchange: Exchange) async -> Bool {
+        let binding = RoundBinding(grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, requestState: requestState)
+        do {
+            let remembered = try await roundStates.take(binding)
+            metrics.round(remembered ? .followUp : .unrecognized)
+            if remembered {
+                logger.debug("follow-up round of a multi-round call; not charged again", metadata: ["tool": "\(call.name)"])
+            }
+            return remembered
+        } catch {
+            metrics.round(.lookupFailed)
+            logger.warning("could not look up a multi-round call's state; charging it as a new call", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Remembers each `requestState` relayed to the agent, before the agent can answer it. A failure only costs the
+    /// follow-up its free pass: it is charged like a new call.
+    func rememberRounds(_ rounds: [ResponseRelay.RelayedRound], grant: String) async {
+        for round in rounds {
+            let binding = RoundBinding(grant: grant, tool: round.tool, arguments: round.arguments, requestState: round.requestState)
+            do {
+                try await roundStates.remember(binding, ttlSeconds: RoundBinding.lifetimeSeconds)
+                metrics.round(.remembered)
+            } catch {
+                metrics.round(.rememberFailed)
+                logger.warning(
+                    "could not remember a multi-round call's state; its follow-up will be charged", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// DESIGN.md section 6: use an approval given for exactly this call, or ask for one and wait up to

@@ -41,7 +41,8 @@ extension MCPProxy {
         }
         if relay.mode == .json || relay.mode == .notJSONRPC {
             defer { context.agent?.clearDeparture() }
-            let answer = await relayJSON(response, relay: &relay, headers: headers, receipts: context.receipts)
+            let answer = await relayJSON(
+                response, relay: &relay, headers: headers, receipts: context.receipts, grant: identity.grant)
             noteTools(relay, laterPage: context.listsALaterPage)
             return answer
         }
@@ -49,9 +50,11 @@ extension MCPProxy {
         let streaming = relay
         let agent = context.agent
         let laterPage = context.listsALaterPage
+        let grant = identity.grant
         return Response(status: HTTPResponse.Status(code: response.status), headers: headers, body: ResponseBody { writer in
             defer { agent?.clearDeparture() }
-            try await self.stream(response.body, relay: streaming, receipts: receipts, laterPage: laterPage, to: &writer)
+            try await self.stream(
+                response.body, relay: streaming, receipts: receipts, grant: grant, laterPage: laterPage, to: &writer)
         })
     }
 
@@ -63,7 +66,7 @@ extension MCPProxy {
 
     /// Event streams and opaque bodies go to the agent as they arrive.
     private func stream(
-        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], laterPage: Bool,
+        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], grant: String, laterPage: Bool,
         to writer: inout any ResponseBodyWriter
     ) async throws {
         var relay = initial
@@ -87,6 +90,9 @@ extension MCPProxy {
                 ending = relay.fail(Self.describe(error))
                 break
             }
+            // Remembered before the agent sees the state, so an instant follow-up is recognised.
+            let rounds = relay.takeRelayedRounds()
+            if !rounds.isEmpty { await rememberRounds(rounds, grant: grant) }
             guard !out.isEmpty else { continue }
             do {
                 try await writer.write(ByteBuffer(bytes: out))
@@ -108,7 +114,7 @@ extension MCPProxy {
     /// A JSON answer is read whole before anything is sent, so it can be filtered, merged with toolgate's own
     /// answers, and judged for a refund; one that breaks on the way is aborted, never sent truncated.
     private func relayJSON(
-        _ response: UpstreamResponse, relay: inout ResponseRelay, headers: HTTPFields, receipts: [LimitReceipt]
+        _ response: UpstreamResponse, relay: inout ResponseRelay, headers: HTTPFields, receipts: [LimitReceipt], grant: String
     ) async -> Response {
         var ending: ResponseRelay.Ending?
         while ending == nil {
@@ -137,6 +143,8 @@ extension MCPProxy {
             }
         }
         if end.refund { await refund(receipts) }
+        let rounds = relay.takeRelayedRounds()
+        if !rounds.isEmpty, !end.abort { await rememberRounds(rounds, grant: grant) }
         var headers = headers
         if let contentType = end.contentType { headers[.contentType] = contentType }
         let status = HTTPResponse.Status(code: end.status ?? response.status)

@@ -30,12 +30,16 @@ struct MCPProxy: Sendable {
     let notJSONRPCLog = LogThrottle()
     /// The policy held against the tools the upstream lists, once per policy.
     let coverage: PolicyCoverageReport
+    /// `requestState`s relayed to agents, so a multi-round call is charged once (DESIGN.md section 7).
+    let roundStates: any RoundStateStore
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
         metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable(), approvals: ApprovalGate? = nil,
-        upstreamObservation: UpstreamObservation = UpstreamObservation()
+        upstreamObservation: UpstreamObservation = UpstreamObservation(),
+        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock())
     ) {
+        self.roundStates = roundStates
         self.sessions = sessions
         self.upstreamObservation = upstreamObservation
         coverage = PolicyCoverageReport(logger: logger)
@@ -151,9 +155,12 @@ struct MCPProxy: Sendable {
                 switch await enforce(message, exchange) {
                 case .answer(let answer, let retryAfter, let quota):
                     return Self.answer(answer, format: exchange.format, retryAfter: retryAfter, quota: quota)
-                case .forward(let receipt, let quota):
+                case .forward(let receipt, let quota, let call):
                     context.receipts = receipt.map { [$0] } ?? []
                     context.quota = quota
+                    if let id = message.id {
+                        context.plan.toolCalls = [.init(id: id, tool: call.name, arguments: call.arguments)]
+                    }
                 }
             case (.request, .toolsList):
                 context.plan.listsTools = true
@@ -198,8 +205,9 @@ struct MCPProxy: Sendable {
                         answers.append(answer)
                         if let retry { retryAfter = max(retryAfter ?? 0, retry) }
                         continue
-                    case .forward(let receipt, _):
+                    case .forward(let receipt, _, let call):
                         if let receipt { context.receipts.append(receipt) }
+                        context.plan.toolCalls.append(.init(id: id, tool: call.name, arguments: call.arguments))
                     }
                 case .initialize?: context.initializes = true
                 case .resourcesRead?, .promptsGet?:

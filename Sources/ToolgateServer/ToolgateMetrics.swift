@@ -79,6 +79,24 @@ public final class ToolgateMetrics: Sendable {
         counter("toolgate_upstream_answers_not_jsonrpc_total", [("status", status)]).increment()
     }
 
+    /// What happened to one round of a multi-round `tools/call` (DESIGN.md section 7).
+    public enum RoundEvent: String, Sendable {
+        /// An `input_required` answer's `requestState` was remembered.
+        case remembered
+        /// It could not be (store failure): the follow-up will be charged.
+        case rememberFailed = "remember_failed"
+        /// A follow-up carried a remembered state: not charged again.
+        case followUp = "follow_up"
+        /// A follow-up carried a state toolgate never relayed, or relayed and saw used: charged as a new call.
+        case unrecognized
+        /// The store could not say: charged as a new call.
+        case lookupFailed = "lookup_failed"
+    }
+
+    public func round(_ event: RoundEvent) {
+        counter("toolgate_tool_call_rounds_total", [("event", event.rawValue)]).increment()
+    }
+
     /// Requests refused for a missing or unknown bearer token.
     public func authFailure() {
         counter("toolgate_auth_failures_total", []).increment()

@@ -22,13 +22,14 @@ public enum ToolgateServer {
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeStatus: any StoreStatus,
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
         approvals: (any ApprovalStore)? = nil, observation: UpstreamObservation = UpstreamObservation(),
+        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()),
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
             store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         let proxy = MCPProxy(
             configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
-            approvals: gate, upstreamObservation: observation)
+            approvals: gate, upstreamObservation: observation, roundStates: roundStates)
         let router = Router(context: ProxyRequestContext.self)
         router.post("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
         router.get("/mcp") { request, context in await proxy.handle(request, agent: context.client) }

@@ -18,6 +18,7 @@ enum ToolgateProcess {
         let store: any LimitStore
         let storeStatus: any StoreStatus
         let approvals: any ApprovalStore
+        let roundStates: any RoundStateStore
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let redis = settings.redis {
             let deployment = RedisDeployment(
@@ -25,6 +26,7 @@ enum ToolgateProcess {
             let status = RedisStoreStatus(deployment: deployment, logger: logger)
             store = RedisLimitStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
             approvals = RedisApprovalStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
+            roundStates = RedisRoundStateStore(deployment: deployment, keyPrefix: settings.server.keyPrefix)
             storeStatus = status
             storeServices.append(.init(service: status, successTerminationBehavior: .ignore))
             logger.info(
@@ -34,12 +36,13 @@ enum ToolgateProcess {
             store = InMemoryLimitStore(clock: SystemWallClock())
             storeStatus = MemoryStoreStatus()
             approvals = InMemoryApprovalStore(clock: SystemWallClock())
+            roundStates = InMemoryRoundStateStore(clock: SystemWallClock())
         }
         let observation = UpstreamObservation()
         let app = ToolgateServer.makeApplication(
             configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
             metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
-            onListening: onListening)
+            roundStates: roundStates, onListening: onListening)
         var probeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let (host, port) = settings.metricsListen {
             probeServices.append(

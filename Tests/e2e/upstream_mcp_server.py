@@ -16,6 +16,9 @@ GET /_transfers returns {tag: [{"amount": ..., "force": ..., "opts": ...}, ...]}
 absent: unknown keys are ignored), `run_command(command, tag)` (records the command, never runs it) and
 `scale(replicas, force, tag)` likewise record the coerced values they ran with: GET /_runs returns
 {tag: [{"tool": ..., <parameter>: <value>, ...}, ...]}.
+
+`wizard(rounds, tag)` is a multi-round tool (2026-07-28 `input_required`): it asks one question per round before
+the last, carrying the round in its (SDK-sealed) `requestState`; each round it runs is recorded in /_runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -155,6 +159,31 @@ def summarize(text: str) -> str:
 @mcp.prompt()
 def internal_debug() -> str:
     return "internal debugging instructions"
+
+
+@mcp.tool()
+async def wizard(ctx: Context, rounds: int = 3, tag: str = "") -> str | InputRequiredResult:
+    """Needs one answer from the user per round before the last (2026-07-28 `input_required`).
+
+    The round reached travels in `requestState` (sealed by the SDK, so a forged one is refused by this server);
+    the answers so far travel with it. Each execution is recorded per tag: GET /_runs shows them.
+    """
+    state = json.loads(ctx.request_state) if ctx.request_state else {"round": 1, "answers": []}
+    answers = list(state["answers"])
+    for response in (ctx.input_responses or {}).values():
+        content = getattr(response, "content", None) or {}
+        answers.append(content.get("answer"))
+    _runs[tag].append({"tool": "wizard", "round": state["round"], "answers": answers})
+    if state["round"] < rounds:
+        question = ElicitRequest(params=ElicitRequestFormParams(
+            message=f"answer {state['round']} of {rounds - 1}?",
+            requested_schema={"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]},
+        ))
+        return InputRequiredResult(
+            input_requests={f"q{state['round']}": question},
+            request_state=json.dumps({"round": state["round"] + 1, "answers": answers}),
+        )
+    return f"wizard done after {rounds} rounds: {answers}"
 
 
 @mcp.custom_route("/_runs", methods=["GET"])

@@ -55,9 +55,12 @@ public struct ToolCall: Sendable {
     public let name: String
     /// The call's `arguments` object; `.object([])` when the call sent none.
     public let arguments: JSONValue
+    /// A follow-up round's `requestState` (2026-07-28 multi-round calls), when it is a string.
+    public let requestState: String?
 
-    public init(name: String, arguments: JSONValue = .object(JSONObject())) {
+    public init(name: String, arguments: JSONValue = .object(JSONObject()), requestState: String? = nil) {
         self.name = name
         self.arguments = arguments
+        self.requestState = requestState
     }
 }

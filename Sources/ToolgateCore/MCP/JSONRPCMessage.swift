@@ -73,9 +73,11 @@ public struct JSONRPCMessage: Sendable {
         guard case .string(let name) = params["name"] else {
             throw JSONRPCFailure(.invalidParams, "tools/call needs a string \"name\"")
         }
+        // Any other type is the upstream's to refuse; the call is then charged as a new one.
+        let state = params["requestState"]?.stringValue
         switch params["arguments"] {
-        case nil, .null: return ToolCall(name: name)
-        case .object(let arguments): return ToolCall(name: name, arguments: .object(arguments))
+        case nil, .null: return ToolCall(name: name, requestState: state)
+        case .object(let arguments): return ToolCall(name: name, arguments: .object(arguments), requestState: state)
         default: throw JSONRPCFailure(.invalidParams, "tools/call \"arguments\" must be an object")
         }
     }

@@ -6,7 +6,9 @@
 /// - **local-answer merging**: batch elements toolgate answered itself join the upstream's answers;
 /// - **early-end detection**: requests left unanswered when an event stream ends get a -32603 event each;
 ///   a JSON or opaque body that breaks is aborted, never passed off as complete;
-/// - **refund decision** (`RefundRule`): only an up-front 4xx refusal refunds.
+/// - **refund decision** (`RefundRule`): only an up-front 4xx refusal refunds;
+/// - **multi-round calls**: an `input_required` answer to a forwarded `tools/call` hands the agent a `requestState`
+///   the proxy remembers (`takeRelayedRounds`) before the agent can see it, so its follow-up is not charged again.
 public struct ResponseRelay: Sendable {
     /// What the proxy forwarded, as far as the answer is concerned.
     public struct Plan: Sendable {
@@ -16,12 +18,37 @@ public struct ResponseRelay: Sendable {
         public var listsTools = false
         /// Batch elements toolgate answered itself.
         public var localAnswers: [JSONValue] = []
+        /// The forwarded `tools/call` requests.
+        public var toolCalls: [ForwardedToolCall] = []
 
-        public init(requestIDs: [JSONValue] = [], listsTools: Bool = false, localAnswers: [JSONValue] = []) {
+        public init(
+            requestIDs: [JSONValue] = [], listsTools: Bool = false, localAnswers: [JSONValue] = [], toolCalls: [ForwardedToolCall] = []
+        ) {
             self.requestIDs = requestIDs
             self.listsTools = listsTools
             self.localAnswers = localAnswers
+            self.toolCalls = toolCalls
         }
+    }
+
+    /// A `tools/call` toolgate let through, by its id.
+    public struct ForwardedToolCall: Sendable, Equatable {
+        public let id: JSONValue
+        public let tool: String
+        public let arguments: JSONValue
+
+        public init(id: JSONValue, tool: String, arguments: JSONValue) {
+            self.id = id
+            self.tool = tool
+            self.arguments = arguments
+        }
+    }
+
+    /// An `input_required` answer relayed to the agent: the state its follow-up will carry.
+    public struct RelayedRound: Sendable, Equatable {
+        public let tool: String
+        public let arguments: JSONValue
+        public let requestState: String
     }
 
     public enum Mode: Sendable, Equatable {
@@ -66,6 +93,10 @@ public struct ResponseRelay: Sendable {
     private var buffered: [UInt8] = []
     /// Forwarded requests the upstream has not answered yet.
     private var unansweredIDs: [JSONValue]
+    /// Forwarded `tools/call`s whose first answer has not come yet; a second answer to one id changes nothing.
+    private var openToolCalls: [ForwardedToolCall]
+    /// `input_required` answers seen and not yet taken by the proxy.
+    private var relayedRounds: [RelayedRound] = []
     /// Events dropped because their data was not JSON.
     public private(set) var droppedEvents = 0
     /// The upstream's own tool list (before filtering), when the answer carried one: what the policy can be held
@@ -81,6 +112,7 @@ public struct ResponseRelay: Sendable {
         self.filter = filter
         self.maximumJSONBytes = maximumJSONBytes
         unansweredIDs = plan.requestIDs
+        openToolCalls = plan.toolCalls
         self.contentType = contentType ?? ""
         let type = (contentType ?? "").lowercased()
         if type.hasPrefix("text/event-stream") {
@@ -138,6 +170,7 @@ public struct ResponseRelay: Sendable {
             droppedEvents += 1
             return []
         }
+        noteRounds(in: message)
         noteAnswers(in: message)
         if plan.listsTools { noteTools(in: message) }
         guard let changed = filter.filter(body: message) else { return event.encoded() }
@@ -157,6 +190,27 @@ public struct ResponseRelay: Sendable {
                 unansweredIDs.remove(at: index)
             }
         }
+    }
+
+    /// Records the `requestState` of each first answer to a forwarded `tools/call` that is `input_required`.
+    private mutating func noteRounds(in body: JSONValue) {
+        guard !openToolCalls.isEmpty else { return }
+        for case .object(let object) in body.arrayValue ?? [body] where object["method"] == nil {
+            guard object["result"] != nil || object["error"] != nil, let id = object["id"],
+                let index = openToolCalls.firstIndex(where: { $0.id == id })
+            else { continue }
+            let call = openToolCalls.remove(at: index)
+            guard let result = object["result"], result["resultType"]?.stringValue == "input_required",
+                let state = result["requestState"]?.stringValue
+            else { continue }
+            relayedRounds.append(RelayedRound(tool: call.tool, arguments: call.arguments, requestState: state))
+        }
+    }
+
+    /// The `input_required` answers seen since the last call: the proxy remembers them before relaying further.
+    public mutating func takeRelayedRounds() -> [RelayedRound] {
+        defer { relayedRounds = [] }
+        return relayedRounds
     }
 
     /// The upstream's body ended cleanly.
@@ -220,13 +274,14 @@ public struct ResponseRelay: Sendable {
         return Ending(bytes: bytes)
     }
 
-    private func judgeJSON() -> Ending {
+    private mutating func judgeJSON() -> Ending {
         var ending = Ending()
         let value: JSONValue?
         if buffered.isEmpty {
             value = nil
         } else if !plan.listsTools && plan.localAnswers.isEmpty && !(400..<500).contains(status)
             && !filter.mayContainList(buffered) && Self.startsLikeAContainer(buffered)
+            && (plan.toolCalls.isEmpty || !buffered.containsBytes(of: "\"input_required\""))
         {
             // Nothing to filter, merge or judge: the bytes go as they came. (A body that does not even start like
             // a JSON object or array is judged below: it is no JSON-RPC answer.)
@@ -241,6 +296,7 @@ public struct ResponseRelay: Sendable {
             }
         }
         ending.refund = RefundRule.refunds(status: status, body: value)
+        if let value { noteRounds(in: value) }
         var out = value
         if let value, let changed = filter.filter(body: value) { out = changed }
         if !plan.localAnswers.isEmpty {

@@ -49,22 +49,10 @@ public struct ToolListFilter: Sendable {
     /// `prompts` section, one of those lists' keys.
     public func mayContainList(_ bytes: some Collection<UInt8>) -> Bool {
         if Self.mayContainToolList(bytes) { return true }
-        if resources != nil, Self.contains(bytes, "\"resources\"") || Self.contains(bytes, "\"resourceTemplates\"") { return true }
-        if prompts != nil, Self.contains(bytes, "\"prompts\"") { return true }
-        return false
-    }
-
-    private static func contains(_ bytes: some Collection<UInt8>, _ needle: String) -> Bool {
-        let pattern = Array(needle.utf8)
-        var matched = 0
-        for byte in bytes {
-            if byte == pattern[matched] {
-                matched += 1
-                if matched == pattern.count { return true }
-            } else {
-                matched = byte == pattern[0] ? 1 : 0
-            }
+        if resources != nil, bytes.containsBytes(of: "\"resources\"") || bytes.containsBytes(of: "\"resourceTemplates\"") {
+            return true
         }
+        if prompts != nil, bytes.containsBytes(of: "\"prompts\"") { return true }
         return false
     }
 
