@@ -158,6 +158,7 @@ let package = Package(
             dependencies: [
                 "ToolgateServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

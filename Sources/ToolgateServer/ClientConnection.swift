@@ -57,6 +57,12 @@ final class ClientConnection: AgentPresence {
         open.withLock { $0[ObjectIdentifier(channel)] }
     }
 
+    /// Stops the work of every exchange in flight, as if each agent had left: the end of a drain that timed out.
+    static func stopAllExchanges() {
+        let connections = open.withLock { Array($0.values) }
+        for connection in connections { connection.depart() }
+    }
+
     /// Open connections known here, for tests that check nothing is left behind.
     static var openCount: Int { open.withLock { $0.count } }
 }

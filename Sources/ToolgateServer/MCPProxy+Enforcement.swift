@@ -5,10 +5,11 @@ import ToolgateCore
 /// The outcome of checking one `tools/call`.
 enum Enforcement: Sendable {
     /// Forward it; `receipt` is what the call consumed, for a refund if the upstream refuses it up front; `quota`
-    /// goes on the answer's headers; `call` is what an `input_required` answer's state is bound to.
-    case forward(receipt: LimitReceipt?, quota: RateLimitHeaders? = nil, call: ToolCall)
+    /// goes on the answer's headers; `call` is what an `input_required` answer's state is bound to; `audit` is
+    /// completed with the upstream's status.
+    case forward(receipt: LimitReceipt?, quota: RateLimitHeaders? = nil, call: ToolCall, audit: CallAudit?)
     /// Answer it here with this JSON-RPC response.
-    case answer(JSONValue, retryAfter: Int?, quota: RateLimitHeaders? = nil)
+    case answer(JSONValue, retryAfter: Int?, quota: RateLimitHeaders? = nil, audit: CallAudit? = nil)
 }
 
 extension MCPProxy {
@@ -22,10 +23,33 @@ extension MCPProxy {
         } catch {
             return .answer(JSONRPCResponse.error(id: id, code: error.code, message: error.message), retryAfter: nil)
         }
-        let decision = policy.snapshot.evaluator.evaluate(call, identity: exchange.identity)
+        let snapshot = exchange.snapshot
+        let decision = snapshot.evaluator.evaluate(call, identity: exchange.identity)
         let rule = decision.rule ?? Policy.wildcardKey
+        let shadowAll = configuration.shadow
+        /// Counts the decision and, with an audit log, drafts its line.
+        func record(_ outcome: ToolgateMetrics.Decision, reason: String? = nil, counter: String? = nil, remaining: Int? = nil)
+            -> CallAudit?
+        {
+            metrics.toolCall(tool: decision.metricTool, decision: outcome)
+            guard auditLog != nil else { return nil }
+            return CallAudit(
+                timeMicros: SystemWallClock().nowMicros(), started: exchange.started, grant: exchange.identity.grant,
+                session: exchange.identity.session, agent: exchange.identity.agent, tool: call.name, rule: rule, decision: outcome.label,
+                reason: reason, counter: counter, remaining: remaining, arguments: call.arguments, policySHA256: snapshot.policy.sha256)
+        }
         func deny(_ denial: ToolCallDenial, quota: RateLimitHeaders? = nil) -> Enforcement {
-            metrics.toolCall(tool: decision.metricTool, decision: .denied(denial.reason))
+            let counter = denial.limit?.counter
+            let remaining = denial.limit == nil ? nil : 0
+            if shadowAll {
+                // --shadow: nothing is denied; what would have been is counted and logged.
+                logger.info(
+                    "shadow: tool call would be denied; forwarded",
+                    metadata: ["tool": "\(call.name)", "grant": "\(exchange.identity.grant)", "reason": "\(denial.reason.rawValue)"])
+                return .forward(
+                    receipt: nil, call: call,
+                    audit: record(.shadowDenied, reason: denial.reason.rawValue, counter: counter, remaining: remaining))
+            }
             logger.info(
                 "tool call denied",
                 metadata: [
@@ -33,13 +57,16 @@ extension MCPProxy {
                     "rule": "\(denial.rule)",
                 ])
             return .answer(
-                JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds, quota: quota)
+                JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds, quota: quota,
+                audit: record(.denied(denial.reason), reason: denial.reason.rawValue, counter: counter, remaining: remaining))
         }
         let approval: ApprovalSettings?
         switch decision.verdict {
         case .unknownTool:
-            metrics.toolCall(tool: decision.metricTool, decision: .unknownTool)
-            return .answer(ToolCallDenial.unknownTool(id: id, name: call.name), retryAfter: nil)
+            if shadowAll {
+                return .forward(receipt: nil, call: call, audit: record(.shadowDenied, reason: "unknown_tool"))
+            }
+            return .answer(ToolCallDenial.unknownTool(id: id, name: call.name), retryAfter: nil, audit: record(.unknownTool))
         case .denied(let message):
             return deny(ToolCallDenial(reason: .denied, rule: rule, message: message))
         case .invalidArguments(let message, let undecided):
@@ -51,6 +78,8 @@ extension MCPProxy {
             }
             return deny(ToolCallDenial(reason: .invalidArguments, rule: rule, message: message))
         case .approvalRequired(let settings):
+            // --shadow never waits for a human: the call would have needed one.
+            if shadowAll { return deny(ToolCallDenial(reason: .approvalRequired, rule: rule, message: "needs a human's approval")) }
             approval = settings
         case .allowed:
             approval = nil
@@ -59,24 +88,26 @@ extension MCPProxy {
             await isFollowUpRound(call, requestState: state, exchange: exchange)
         {
             // DESIGN.md section 7: the call was approved and charged in its first round.
-            metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-            return .forward(receipt: nil, call: call)
+            return .forward(receipt: nil, call: call, audit: record(.allowed, reason: "follow_up_round"))
         }
-        if let approval, let denial = await awaitApproval(call, settings: approval, exchange: exchange, rule: rule) {
+        if let approval,
+            let denial = await awaitApproval(call, settings: approval, exchange: exchange, rule: rule, policySHA256: snapshot.policy.sha256)
+        {
             return deny(denial)
         }
         guard !decision.charges.isEmpty else {
-            metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-            return .forward(receipt: nil, call: call)
+            return .forward(receipt: nil, call: call, audit: record(.allowed))
         }
+        // Under --shadow every limit is a shadow limit: consumed when it passes, never blocking.
+        let charges = shadowAll ? decision.charges.map { $0.asShadow } : decision.charges
         let callID = Self.newCallID()
         let outcome: LimitOutcome
         let storeStarted = ContinuousClock.now
         do {
-            outcome = try await store.acquire(LimitRequest(callID: callID, charges: decision.charges))
-            metrics.storeOperation(result: "ok")
+            outcome = try await store.acquire(LimitRequest(callID: callID, charges: charges))
+            metrics.storeOperation(.ok)
         } catch {
-            metrics.storeOperation(result: error.code == .timeout ? "timeout" : "error")
+            metrics.storeOperation(error.code == .timeout ? .timeout : .error)
             switch configuration.failMode {
             case .closed:
                 if let suppressed = storeFailureLog.admit() {
@@ -94,24 +125,29 @@ extension MCPProxy {
                         "limit store failed; allowing without limits (fail mode open)",
                         metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
                 }
-                metrics.toolCall(tool: decision.metricTool, decision: .allowed)
-                return .forward(receipt: nil, call: call)
+                return .forward(receipt: nil, call: call, audit: record(.allowedStoreUnavailable, reason: "store_unavailable"))
             }
         }
         metrics.storeDuration.recordInterval(since: storeStarted)
         let quota = RateLimitHeaders.tightest(charges: decision.charges, outcome: outcome)
         guard outcome.admitted else {
-            let denial = ToolCallDenial.rateLimited(charges: decision.charges, outcome: outcome)
+            let denial = ToolCallDenial.rateLimited(charges: charges, outcome: outcome)
                 ?? ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited")
             return deny(denial, quota: quota)
         }
-        let shadowFailed = zip(decision.charges, outcome.results).contains { $0.shadow && !$1.passed }
-        metrics.toolCall(tool: decision.metricTool, decision: shadowFailed ? .shadowDenied : .allowed)
+        let failedShadow = zip(charges, outcome.results).first { $0.shadow && !$1.passed }?.0
+        let tightest = zip(charges, outcome.results).filter { !$0.0.shadow || shadowAll }.min { $0.1.remaining < $1.1.remaining }
         // The store's decision time (Redis TIME on Redis): what fleet-wide exactness is judged by.
         logger.debug(
             "tool call admitted",
             metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
-        return .forward(receipt: outcome.receipt, quota: quota, call: call)
+        let audit: CallAudit?
+        if let failedShadow {
+            audit = record(.shadowDenied, reason: ToolCallDenial.Reason.rateLimited.rawValue, counter: failedShadow.counter, remaining: 0)
+        } else {
+            audit = record(.allowed, counter: tightest?.0.counter, remaining: tightest?.1.remaining)
+        }
+        return .forward(receipt: outcome.receipt, quota: shadowAll ? nil : quota, call: call, audit: audit)
     }
 
     /// Whether the call carries a `requestState` toolgate relayed to this grant for this tool and these arguments,
@@ -151,10 +187,9 @@ extension MCPProxy {
     /// DESIGN.md section 6: use an approval given for exactly this call, or ask for one and wait up to
     /// `approval.wait`. Nil: approved (and used up), proceed to the limits; otherwise the denial to answer.
     private func awaitApproval(
-        _ call: ToolCall, settings: ApprovalSettings, exchange: Exchange, rule: String
+        _ call: ToolCall, settings: ApprovalSettings, exchange: Exchange, rule: String, policySHA256: String
     ) async -> ToolCallDenial? {
-        let binding = ApprovalBinding(
-            grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: policy.snapshot.policy.sha256)
+        let binding = ApprovalBinding(grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: policySHA256)
         let deadline = ContinuousClock.now + .seconds(settings.waitSeconds)
         var lastID: String?
         while true {

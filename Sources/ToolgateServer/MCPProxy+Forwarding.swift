@@ -20,22 +20,27 @@ extension MCPProxy {
             response = try await upstream.send(upstreamRequest)
         } catch {
             context.agent?.clearDeparture()
-            metrics.upstreamRequest(status: error.code.metricLabel)
+            metrics.upstreamRequest(.failed(error.code))
             upstreamObservation.record(status: error.code.metricLabel, speaksMCP: false)
             if RefundRule.refunds(afterTransportFailure: error) { await refund(context.receipts) }
+            for audit in context.audits {
+                auditLog?.record(audit.line(upstreamStatus: nil, upstreamError: error.code.metricLabel))
+            }
             logger.warning("upstream failed", metadata: ["error": "\(error.message)", "requestSent": "\(error.requestSent)"])
             return unreachableAnswer(error, context: context, format: ResponseFormat(accept: request.headers[.accept]))
         }
         metrics.upstreamDuration.recordInterval(since: started)
-        metrics.upstreamRequest(status: String(response.status))
+        metrics.upstreamRequest(.http(response.status))
         trackSession(request, method: method, response: response, identity: identity, context: context)
 
         var headers = ProxyHeaders.downstream(from: response.headers)
         if let retryAfter = context.retryAfter, headers[.retryAfter] == nil { headers[.retryAfter] = String(retryAfter) }
         context.quota?.apply(to: &headers)
+        for audit in context.audits { auditLog?.record(audit.line(upstreamStatus: response.status)) }
         var relay = ResponseRelay(
             plan: context.plan, status: response.status, contentType: response.header("content-type"),
-            filter: policy.snapshot.toolListFilter, maximumJSONBytes: Self.maximumBufferedBody)
+            filter: configuration.shadow ? Self.listsEverything : context.snapshot.toolListFilter,
+            maximumJSONBytes: Self.maximumBufferedBody)
         if relay.mode != .notJSONRPC {
             upstreamObservation.record(status: String(response.status), speaksMCP: true)
         }
@@ -43,7 +48,7 @@ extension MCPProxy {
             defer { context.agent?.clearDeparture() }
             let answer = await relayJSON(
                 response, relay: &relay, headers: headers, receipts: context.receipts, grant: identity.grant)
-            noteTools(relay, laterPage: context.listsALaterPage)
+            noteTools(relay, policy: context.snapshot.policy, laterPage: context.listsALaterPage)
             return answer
         }
         let receipts = context.receipts
@@ -51,23 +56,32 @@ extension MCPProxy {
         let agent = context.agent
         let laterPage = context.listsALaterPage
         let grant = identity.grant
+        let policyInForce = context.snapshot.policy
+        let body = response.body
+        let token = inflight.beginStream(cancel: { body.cancel() })
         return Response(status: HTTPResponse.Status(code: response.status), headers: headers, body: ResponseBody { writer in
-            defer { agent?.clearDeparture() }
+            defer {
+                agent?.clearDeparture()
+                self.inflight.endStream(token)
+            }
             try await self.stream(
-                response.body, relay: streaming, receipts: receipts, grant: grant, laterPage: laterPage, to: &writer)
+                body, relay: streaming, receipts: receipts, grant: grant, policy: policyInForce, laterPage: laterPage, to: &writer)
         })
     }
 
     /// The upstream's whole tool list, when an answer carried it: the policy is held against it (once per policy).
-    private func noteTools(_ relay: ResponseRelay, laterPage: Bool) {
+    private func noteTools(_ relay: ResponseRelay, policy: Policy, laterPage: Bool) {
         guard let tools = relay.upstreamTools else { return }
-        coverage.upstreamListed(tools, policy: policy.snapshot.policy, cursorPage: laterPage || relay.upstreamToolsContinue)
+        coverage.upstreamListed(tools, policy: policy, cursorPage: laterPage || relay.upstreamToolsContinue)
     }
+
+    /// `--shadow` hides nothing from lists: the policy would have, which the log and metrics say per call.
+    static let listsEverything = ToolListFilter(isListed: { _ in true })
 
     /// Event streams and opaque bodies go to the agent as they arrive.
     private func stream(
-        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], grant: String, laterPage: Bool,
-        to writer: inout any ResponseBodyWriter
+        _ body: any UpstreamBody, relay initial: ResponseRelay, receipts: [LimitReceipt], grant: String, policy: Policy,
+        laterPage: Bool, to writer: inout any ResponseBodyWriter
     ) async throws {
         var relay = initial
         let first = relay.start()
@@ -104,7 +118,7 @@ extension MCPProxy {
         }
         let end = ending ?? relay.finish()
         Self.report(end, relay: relay, logger: logger, metrics: metrics)
-        noteTools(relay, laterPage: laterPage)
+        noteTools(relay, policy: policy, laterPage: laterPage)
         if end.refund { await refund(receipts) }
         if !end.bytes.isEmpty { try await writer.write(ByteBuffer(bytes: end.bytes)) }
         if end.abort { throw RelayAborted() }
@@ -132,7 +146,7 @@ extension MCPProxy {
         Self.report(end, relay: relay, logger: logger, metrics: metrics)
         if end.replacedNotJSONRPC {
             upstreamObservation.record(status: String(response.status), speaksMCP: false)
-            metrics.upstreamAnswerNotJSONRPC(status: String(response.status))
+            metrics.upstreamAnswerNotJSONRPC(status: response.status)
             if let suppressed = notJSONRPCLog.admit() {
                 logger.error(
                     "upstream answer is not JSON-RPC; the agent gets a JSON-RPC error instead",

@@ -32,14 +32,23 @@ struct MCPProxy: Sendable {
     let coverage: PolicyCoverageReport
     /// `requestState`s relayed to agents, so a multi-round call is charged once (DESIGN.md section 7).
     let roundStates: any RoundStateStore
+    /// `--audit-log`: one line per `tools/call` decision.
+    let auditLog: AuditLog?
+    /// Draining refuses new requests; what is in flight is what a drain waits for.
+    let readiness: ToolgateServer.Readiness
+    let inflight: InflightRequests
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
         metrics: ToolgateMetrics, logger: Logger, sessions: SessionTable = SessionTable(), approvals: ApprovalGate? = nil,
         upstreamObservation: UpstreamObservation = UpstreamObservation(),
-        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock())
+        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()), auditLog: AuditLog? = nil,
+        readiness: ToolgateServer.Readiness = .init(), inflight: InflightRequests? = nil
     ) {
+        self.readiness = readiness
+        self.inflight = inflight ?? InflightRequests(metrics: metrics)
         self.roundStates = roundStates
+        self.auditLog = auditLog
         self.sessions = sessions
         self.upstreamObservation = upstreamObservation
         coverage = PolicyCoverageReport(logger: logger)
@@ -59,8 +68,18 @@ struct MCPProxy: Sendable {
 
     /// `agent`: the connection the request came on; work for it stops when it leaves.
     func handle(_ request: Request, agent: (any AgentPresence)? = nil) async -> Response {
-        metrics.inflightRequests.increment()
-        defer { metrics.inflightRequests.decrement() }
+        let started = ContinuousClock.now
+        inflight.enter()
+        defer { inflight.leave() }
+        if readiness.isDraining {
+            var response = Self.httpError(
+                .serviceUnavailable, .internalError, "toolgate is shutting down; send new requests to another instance")
+            response.headers[.connection] = "close"
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+        // One policy for the whole request, whatever a reload does meanwhile.
+        let snapshot = policy.snapshot
         if let rejection = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
             logger.warning("refused request", metadata: ["reason": "\(rejection)"])
             switch rejection {
@@ -72,7 +91,7 @@ struct MCPProxy: Sendable {
             // toolgate and the upstream must never disagree about which session a call belongs to.
             return Self.httpError(.badRequest, .invalidRequest, "Mcp-Session-Id must appear at most once")
         }
-        guard let identity = authenticate(request) else {
+        guard let identity = authenticate(request, grants: snapshot.grants) else {
             metrics.authFailure()
             if let suppressed = authFailureLog.admit() {
                 // Never the token: only whether one came, and from where.
@@ -89,18 +108,21 @@ struct MCPProxy: Sendable {
             return response
         }
         switch request.method {
-        case .post: return await post(request, identity: identity, agent: agent)
-        case .get: return await forward(request, method: .get, body: [], identity: identity, context: ForwardContext(agent: agent))
+        case .post: return await post(request, identity: identity, agent: agent, snapshot: snapshot, started: started)
+        case .get:
+            return await forward(
+                request, method: .get, body: [], identity: identity, context: ForwardContext(agent: agent, snapshot: snapshot))
         case .delete:
-            return await forward(request, method: .delete, body: [], identity: identity, context: ForwardContext(agent: agent))
+            return await forward(
+                request, method: .delete, body: [], identity: identity, context: ForwardContext(agent: agent, snapshot: snapshot))
         default:
             return Self.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
         }
     }
 
-    private func authenticate(_ request: Request) -> Identity? {
+    private func authenticate(_ request: Request, grants: GrantTable?) -> Identity? {
         let grant: String
-        if let grants = policy.snapshot.grants {
+        if let grants {
             guard let authorization = request.headers[.authorization] else { return nil }
             let parts = authorization.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased().isExactly("bearer") else { return nil }
@@ -117,7 +139,10 @@ struct MCPProxy: Sendable {
         return identity.with(session: session)
     }
 
-    private func post(_ request: Request, identity: Identity, agent: (any AgentPresence)?) async -> Response {
+    private func post(
+        _ request: Request, identity: Identity, agent: (any AgentPresence)?, snapshot: PolicyState.Snapshot,
+        started: ContinuousClock.Instant
+    ) async -> Response {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
@@ -136,7 +161,7 @@ struct MCPProxy: Sendable {
         }
         let exchange = Exchange(
             identity: identity, era: ProtocolEra(protocolVersionHeader: request.headers[Self.protocolVersion]),
-            format: ResponseFormat(accept: request.headers[.accept]), agent: agent)
+            format: ResponseFormat(accept: request.headers[.accept]), agent: agent, snapshot: snapshot, started: started)
         switch body {
         case .single(let message):
             if let mismatch = MCPHeaderCheck.mismatch(
@@ -145,7 +170,7 @@ struct MCPProxy: Sendable {
             {
                 return Self.httpError(.badRequest, mismatch.code, mismatch.message)
             }
-            var context = ForwardContext(agent: agent)
+            var context = ForwardContext(agent: agent, snapshot: snapshot)
             if let id = message.id, case .request = message.kind { context.plan.requestIDs = [id] }
             switch (message.kind, message.known) {
             case (.notification, .toolsCall):
@@ -153,11 +178,13 @@ struct MCPProxy: Sendable {
                 return Self.httpError(.badRequest, .invalidRequest, Self.toolCallNotification)
             case (.request, .toolsCall):
                 switch await enforce(message, exchange) {
-                case .answer(let answer, let retryAfter, let quota):
+                case .answer(let answer, let retryAfter, let quota, let audit):
+                    if let audit { auditLog?.record(audit.line(upstreamStatus: nil)) }
                     return Self.answer(answer, format: exchange.format, retryAfter: retryAfter, quota: quota)
-                case .forward(let receipt, let quota, let call):
+                case .forward(let receipt, let quota, let call, let audit):
                     context.receipts = receipt.map { [$0] } ?? []
                     context.quota = quota
+                    if let audit { context.audits = [audit] }
                     if let id = message.id {
                         context.plan.toolCalls = [.init(id: id, tool: call.name, arguments: call.arguments)]
                     }
@@ -168,7 +195,7 @@ struct MCPProxy: Sendable {
             case (.request, .initialize):
                 context.initializes = true
             case (.request, .resourcesRead), (.request, .promptsGet):
-                if let refusal = ResourceAndPromptGate.refusal(for: message, policy: policy.snapshot.policy) {
+                if let refusal = resourceOrPromptRefusal(message, snapshot: snapshot) {
                     return Self.answer(refusal, format: exchange.format, retryAfter: nil)
                 }
             case (.request, let known?) where known.isFilteredList:
@@ -190,7 +217,7 @@ struct MCPProxy: Sendable {
     ) async -> Response {
         var answers: [JSONValue] = []
         var forwarded: [JSONValue] = []
-        var context = ForwardContext(agent: agent)
+        var context = ForwardContext(agent: agent, snapshot: exchange.snapshot)
         var retryAfter: Int?
         for message in messages {
             if case .notification = message.kind, message.known == .toolsCall {
@@ -201,17 +228,19 @@ struct MCPProxy: Sendable {
                 switch message.known {
                 case .toolsCall?:
                     switch await enforce(message, exchange) {
-                    case .answer(let answer, let retry, _):
+                    case .answer(let answer, let retry, _, let audit):
+                        if let audit { auditLog?.record(audit.line(upstreamStatus: nil)) }
                         answers.append(answer)
                         if let retry { retryAfter = max(retryAfter ?? 0, retry) }
                         continue
-                    case .forward(let receipt, _, let call):
+                    case .forward(let receipt, _, let call, let audit):
                         if let receipt { context.receipts.append(receipt) }
+                        if let audit { context.audits.append(audit) }
                         context.plan.toolCalls.append(.init(id: id, tool: call.name, arguments: call.arguments))
                     }
                 case .initialize?: context.initializes = true
                 case .resourcesRead?, .promptsGet?:
-                    if let refusal = ResourceAndPromptGate.refusal(for: message, policy: policy.snapshot.policy) {
+                    if let refusal = resourceOrPromptRefusal(message, snapshot: exchange.snapshot) {
                         answers.append(refusal)
                         continue
                     }
@@ -229,6 +258,15 @@ struct MCPProxy: Sendable {
         return await forward(request, method: .post, body: body, identity: identity, context: context)
     }
 
+    /// The gate's answer for a `resources/read` or `prompts/get` the policy keeps out; nil to forward it. Under
+    /// `--shadow` nothing is refused, only logged.
+    private func resourceOrPromptRefusal(_ message: JSONRPCMessage, snapshot: PolicyState.Snapshot) -> JSONValue? {
+        guard let refusal = ResourceAndPromptGate.refusal(for: message, policy: snapshot.policy) else { return nil }
+        guard configuration.shadow else { return refusal }
+        logger.info("shadow: request would be refused; forwarded", metadata: ["method": "\(message.method ?? "")"])
+        return nil
+    }
+
     static let toolCallNotification = "tools/call must be a request with an \"id\"; toolgate never forwards it as a notification"
 
     static let sessionID = HTTPField.Name("Mcp-Session-Id")!
@@ -244,10 +282,23 @@ struct Exchange: Sendable {
     let format: ResponseFormat
     /// The agent's connection: a wait for approval ends when it leaves.
     var agent: (any AgentPresence)? = nil
+    /// The policy this request is judged by, from its start to its end.
+    let snapshot: PolicyState.Snapshot
+    /// When the request arrived: audit lines' latency counts from here.
+    var started: ContinuousClock.Instant = .now
 }
 
 /// What forwarding must do besides passing bytes.
 struct ForwardContext: Sendable {
+    init(agent: (any AgentPresence)?, snapshot: PolicyState.Snapshot) {
+        self.agent = agent
+        self.snapshot = snapshot
+    }
+
+    /// The policy the request is judged by: its tool-list filter applies to the answer.
+    let snapshot: PolicyState.Snapshot
+    /// Audit lines of the forwarded calls, completed with the upstream's status.
+    var audits: [CallAudit] = []
     /// What the answer must be checked against: forwarded request ids, tool lists, toolgate's own answers.
     var plan = ResponseRelay.Plan()
     /// What the forwarded calls consumed, given back only if the upstream demonstrably did not run them.

@@ -21,6 +21,10 @@ public struct ServerConfiguration: Sendable {
     public var clientIdleTimeout: Duration
     /// `--admin-token-file`'s token: enables `/admin/*` for callers presenting it. Nil: nothing under `/admin`.
     public var adminToken: String?
+    /// `--shadow`: evaluate and count every call, deny none (DESIGN.md section 2).
+    public var shadow = false
+    /// `--drain-timeout`: how long in-flight calls and streams may finish after SIGTERM/SIGINT.
+    public var drainTimeout: Duration = .seconds(30)
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],

@@ -3,23 +3,29 @@ import Prometheus
 import Synchronization
 import ToolgateCore
 
-/// The metrics of DESIGN.md section 8, through swift-metrics with a Prometheus registry behind it.
-/// Each server owns its registry, so tests can run several servers in one process.
+/// The metrics of DESIGN.md section 8, through swift-metrics with a Prometheus registry behind it. Each server owns
+/// its registry, so tests can run several servers in one process; a test may instead hand in swift-metrics' test
+/// factory and read each metric back by name and labels. Every label value comes from an enum here, a policy key,
+/// or a status code, so cardinality stays bounded.
 public final class ToolgateMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
+    private let factory: any CoreMetrics.MetricsFactory
 
-    /// Values of `toolgate_tool_calls_total`'s `decision` label: a denial reason, or one of these three.
-    public enum Decision: Sendable {
+    /// Values of `toolgate_tool_calls_total`'s `decision` label: a denial reason, or one of these.
+    public enum Decision: Sendable, Equatable {
         case allowed
+        /// Admitted without limits because the store failed and the fail mode is open: on its own, so an operator
+        /// sees that limits were off.
+        case allowedStoreUnavailable
         case unknownTool
-        /// Allowed, but a `shadow` limit would have refused it.
+        /// Allowed, but the policy would have refused it: a `shadow` limit, or anything under `--shadow`.
         case shadowDenied
         case denied(ToolCallDenial.Reason)
 
-        var label: String {
+        public var label: String {
             switch self {
             case .allowed: "allowed"
+            case .allowedStoreUnavailable: "allowed_store_unavailable"
             case .unknownTool: "unknown_tool"
             case .shadowDenied: "shadow_denied"
             case .denied(let reason): reason.rawValue
@@ -27,56 +33,25 @@ public final class ToolgateMetrics: Sendable {
         }
     }
 
-    /// Labelled counters, made on first use; label values are bounded (policy keys, enums, status codes).
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let policyInfo = Mutex<(sha: String, gauge: CoreMetrics.Gauge)?>(nil)
-
-    public let decisionDuration: CoreMetrics.Timer
-    public let storeDuration: CoreMetrics.Timer
-    public let upstreamDuration: CoreMetrics.Timer
-    public let inflightRequests: CoreMetrics.Meter
-    public let approvalsPending: CoreMetrics.Gauge
-
-    public init(version: String) {
-        registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = [
-            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
-            .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-            .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
-            .seconds(10), .seconds(30),
-        ]
-        self.factory = factory
-        decisionDuration = CoreMetrics.Timer(label: "toolgate_decision_duration_seconds", dimensions: [], factory: factory)
-        storeDuration = CoreMetrics.Timer(label: "toolgate_store_duration_seconds", dimensions: [], factory: factory)
-        upstreamDuration = CoreMetrics.Timer(label: "toolgate_upstream_duration_seconds", dimensions: [], factory: factory)
-        inflightRequests = CoreMetrics.Meter(label: "toolgate_inflight_requests", dimensions: [], factory: factory)
-        approvalsPending = CoreMetrics.Gauge(label: "toolgate_approvals_pending", dimensions: [], factory: factory)
-        approvalsPending.record(0)
-        CoreMetrics.Gauge(label: "toolgate_build_info", dimensions: [("version", version)], factory: factory).record(1)
+    public enum StoreResult: String, Sendable {
+        case ok, timeout, error
     }
 
-    public func toolCall(tool: String, decision: Decision) {
-        counter("toolgate_tool_calls_total", [("tool", tool), ("decision", decision.label)]).increment()
+    public enum ReloadResult: String, Sendable {
+        case success, failure
     }
 
-    public func storeOperation(result: String) {
-        counter("toolgate_store_operations_total", [("result", result)]).increment()
-    }
+    /// What `toolgate_upstream_requests_total{status}` says: the HTTP status, or the failure when there was none.
+    public enum UpstreamStatus: Sendable {
+        case http(Int)
+        case failed(UpstreamError.Code)
 
-    /// `status` is the HTTP status code, or the failure (`unreachable`, `headers_timeout`, …) when there was none.
-    public func upstreamRequest(status: String) {
-        counter("toolgate_upstream_requests_total", [("status", status)]).increment()
-    }
-
-    /// Calls denied because a `regex` rule could not be decided within the engine's bounds.
-    public func argumentCheckUndecided(tool: String) {
-        counter("toolgate_argument_checks_undecided_total", [("tool", tool)]).increment()
-    }
-
-    /// Upstream answers that were not JSON-RPC (a wrong `--upstream` path's 404 page, say), replaced by errors.
-    public func upstreamAnswerNotJSONRPC(status: String) {
-        counter("toolgate_upstream_answers_not_jsonrpc_total", [("status", status)]).increment()
+        var label: String {
+            switch self {
+            case .http(let status): String(status)
+            case .failed(let code): code.metricLabel
+            }
+        }
     }
 
     /// What happened to one round of a multi-round `tools/call` (DESIGN.md section 7).
@@ -93,22 +68,83 @@ public final class ToolgateMetrics: Sendable {
         case lookupFailed = "lookup_failed"
     }
 
-    public func round(_ event: RoundEvent) {
-        counter("toolgate_tool_call_rounds_total", [("event", event.rawValue)]).increment()
+    /// Labelled counters, made on first use.
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let policyInfo = Mutex<(sha: String, gauge: CoreMetrics.Gauge)?>(nil)
+
+    public let decisionDuration: CoreMetrics.Timer
+    public let storeDuration: CoreMetrics.Timer
+    public let upstreamDuration: CoreMetrics.Timer
+    public let inflightRequests: CoreMetrics.Meter
+    public let approvalsPending: CoreMetrics.Gauge
+
+    static let durationBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+        .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        .seconds(10), .seconds(30),
+    ]
+
+    /// `factory`: nil for the Prometheus registry that `/metrics` shows; a test factory to read metrics back.
+    public init(version: String, factory: (any CoreMetrics.MetricsFactory)? = nil) {
+        registry = PrometheusCollectorRegistry()
+        let factory = factory ?? DescribedPrometheusFactory(registry: registry, durationBuckets: Self.durationBuckets)
+        self.factory = factory
+        decisionDuration = CoreMetrics.Timer(label: MetricName.decisionDuration.rawValue, dimensions: [], factory: factory)
+        storeDuration = CoreMetrics.Timer(label: MetricName.storeDuration.rawValue, dimensions: [], factory: factory)
+        upstreamDuration = CoreMetrics.Timer(label: MetricName.upstreamDuration.rawValue, dimensions: [], factory: factory)
+        inflightRequests = CoreMetrics.Meter(label: MetricName.inflightRequests.rawValue, dimensions: [], factory: factory)
+        approvalsPending = CoreMetrics.Gauge(label: MetricName.approvalsPending.rawValue, dimensions: [], factory: factory)
+        approvalsPending.record(0)
+        CoreMetrics.Gauge(label: MetricName.buildInfo.rawValue, dimensions: [("version", version)], factory: factory).record(1)
+        // Counters without labels show from the start, at 0, so a rate() over them works before the first event.
+        counter(.auditDropped, []).increment(by: 0)
+        counter(.authFailures, []).increment(by: 0)
+    }
+
+    public func toolCall(tool: String, decision: Decision) {
+        counter(.toolCalls, [("tool", tool), ("decision", decision.label)]).increment()
+    }
+
+    public func storeOperation(_ result: StoreResult) {
+        counter(.storeOperations, [("result", result.rawValue)]).increment()
+    }
+
+    public func upstreamRequest(_ status: UpstreamStatus) {
+        counter(.upstreamRequests, [("status", status.label)]).increment()
+    }
+
+    /// Calls denied because a `regex` rule could not be decided within the engine's bounds.
+    public func argumentCheckUndecided(tool: String) {
+        counter(.argumentChecksUndecided, [("tool", tool)]).increment()
+    }
+
+    /// Upstream answers that were not JSON-RPC (a wrong `--upstream` path's 404 page, say), replaced by errors.
+    public func upstreamAnswerNotJSONRPC(status: Int) {
+        counter(.upstreamAnswersNotJSONRPC, [("status", String(status))]).increment()
     }
 
     /// Requests refused for a missing or unknown bearer token.
     public func authFailure() {
-        counter("toolgate_auth_failures_total", []).increment()
+        counter(.authFailures, []).increment()
     }
 
     /// Upstream events dropped because their data was not JSON (they could hide a tool list).
     public func upstreamEventsDropped(_ count: Int) {
-        counter("toolgate_upstream_events_dropped_total", []).increment(by: Int64(count))
+        counter(.upstreamEventsDropped, []).increment(by: Int64(count))
     }
 
-    public func policyReload(result: String) {
-        counter("toolgate_policy_reloads_total", [("result", result)]).increment()
+    /// Audit lines dropped under back-pressure.
+    public func auditDropped(_ count: Int) {
+        counter(.auditDropped, []).increment(by: Int64(count))
+    }
+
+    public func policyReload(_ result: ReloadResult) {
+        counter(.policyReloads, [("result", result.rawValue)]).increment()
+    }
+
+    public func round(_ event: RoundEvent) {
+        counter(.toolCallRounds, [("event", event.rawValue)]).increment()
     }
 
     /// `toolgate_policy_info{sha256}` is 1 for the policy in force and 0 for the one it replaced.
@@ -116,7 +152,7 @@ public final class ToolgateMetrics: Sendable {
         policyInfo.withLock { current in
             if let current, current.sha == sha256 { return }
             current?.gauge.record(0)
-            let gauge = CoreMetrics.Gauge(label: "toolgate_policy_info", dimensions: [("sha256", sha256)], factory: factory)
+            let gauge = CoreMetrics.Gauge(label: MetricName.policyInfo.rawValue, dimensions: [("sha256", sha256)], factory: factory)
             gauge.record(1)
             current = (sha256, gauge)
         }
@@ -125,11 +161,11 @@ public final class ToolgateMetrics: Sendable {
     /// Prometheus text exposition format.
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = ([label] + dimensions.map { $0.1 }).joined(separator: "\u{0}")
+    private func counter(_ name: MetricName, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = ([name.rawValue] + dimensions.map { $0.1 }).joined(separator: "\u{0}")
         return counters.withLock { counters in
             if let counter = counters[key] { return counter }
-            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            let counter = CoreMetrics.Counter(label: name.rawValue, dimensions: dimensions, factory: factory)
             counters[key] = counter
             return counter
         }

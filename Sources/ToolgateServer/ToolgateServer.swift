@@ -22,14 +22,16 @@ public enum ToolgateServer {
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeStatus: any StoreStatus,
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
         approvals: (any ApprovalStore)? = nil, observation: UpstreamObservation = UpstreamObservation(),
-        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()),
+        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()), auditLog: AuditLog? = nil,
+        inflight: InflightRequests? = nil,
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
             store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         let proxy = MCPProxy(
             configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
-            approvals: gate, upstreamObservation: observation, roundStates: roundStates)
+            approvals: gate, upstreamObservation: observation, roundStates: roundStates, auditLog: auditLog,
+            readiness: readiness, inflight: inflight ?? InflightRequests(metrics: metrics))
         let router = Router(context: ProxyRequestContext.self)
         router.post("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
         router.get("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
@@ -99,14 +101,35 @@ extension ToolgateServer {
     }
 }
 
-/// Marks the server as draining (`/readyz` 503) as soon as graceful shutdown starts.
-public struct DrainWatcher: Service {
+/// The drain of DESIGN.md section 2: on SIGTERM/SIGINT `/readyz` turns 503 at once and `/mcp` refuses new requests,
+/// while the calls and event streams in flight get up to `timeout` to finish; streams still open then are ended.
+/// Placed last among the services, it is the first that graceful shutdown reaches, so the listeners keep serving
+/// (and answering 503) until the drain is over.
+public struct DrainGate: Service {
     let readiness: ToolgateServer.Readiness
+    let inflight: InflightRequests
+    let timeout: Duration
+    let logger: Logger
 
-    public init(readiness: ToolgateServer.Readiness) { self.readiness = readiness }
+    public init(readiness: ToolgateServer.Readiness, inflight: InflightRequests, timeout: Duration, logger: Logger) {
+        self.readiness = readiness
+        self.inflight = inflight
+        self.timeout = timeout
+        self.logger = logger
+    }
 
     public func run() async throws {
         try? await gracefulShutdown()
         readiness.startDraining()
+        let started = ContinuousClock.now
+        logger.info("draining", metadata: ["inFlight": "\(inflight.count)", "timeout": "\(timeout)"])
+        if await inflight.waitUntilIdle(until: started + timeout) {
+            logger.info("drained", metadata: ["seconds": "\(ContinuousClock.now - started)"])
+            return
+        }
+        logger.warning("drain timeout reached; ending the calls and streams still open", metadata: ["inFlight": "\(inflight.count)"])
+        inflight.cancelStreams()
+        ClientConnection.stopAllExchanges()
+        _ = await inflight.waitUntilIdle(until: .now + .seconds(2))
     }
 }

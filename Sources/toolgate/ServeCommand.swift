@@ -44,6 +44,12 @@ struct ServeCommand: AsyncParsableCommand {
     var clientIdleTimeout: String?
     @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
     @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
+    @Flag(name: .customLong("shadow"), help: "Evaluate and count every call, deny none (decision shadow_denied instead).")
+    var shadow = false
+    @Option(name: .customLong("audit-log"), help: "File (or - for stdout) for one JSON line per tools/call decision; reopened on SIGHUP.")
+    var auditLog: String?
+    @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight calls and streams may take to finish on SIGTERM/SIGINT (default 30).")
+    var drainTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
 
     func run() async throws {
@@ -59,8 +65,17 @@ struct ServeCommand: AsyncParsableCommand {
             handler.logLevel = settings.logLevel
             return handler
         }
+        var auditSink: FileAuditSink?
+        if let path = settings.auditLogPath {
+            do {
+                auditSink = try FileAuditSink(path: path)
+            } catch {
+                printError("toolgate serve: \(error)")
+                throw ExitCode(64)
+            }
+        }
         do {
-            try await ToolgateProcess.serviceGroup(settings, logger: Logger(label: "toolgate")).run()
+            try await ToolgateProcess.serviceGroup(settings, auditSink: auditSink, logger: Logger(label: "toolgate")).run()
         } catch {
             printError(Self.explain(error, settings: settings))
             throw ExitCode.failure
@@ -102,6 +117,8 @@ struct ServeSettings {
     /// `--grants`, read again on SIGHUP with the policy; and the environment its `tokenEnv` entries read.
     var grantsPath: String?
     var environment: [String: String] = [:]
+    /// `--audit-log`: a path, or `-` for standard output.
+    var auditLogPath: String?
 
     init(
         policyPath: String, policy: Policy, server: ServerConfiguration, upstream: CurlUpstreamTransport.Configuration,
@@ -239,6 +256,17 @@ struct ServeSettings {
         if let path = env.value(command.adminTokenFile, flag: "admin-token-file") {
             server.adminToken = try Self.readAdminToken(path)
         }
+        if command.shadow {
+            server.shadow = true
+        } else if let text = env.value(nil, flag: "shadow") {
+            guard let on = ["true": true, "1": true, "false": false, "0": false][text.lowercased()] else {
+                throw usage("TOOLGATE_SHADOW must be true, false, 1 or 0, got \"\(text)\"")
+            }
+            server.shadow = on
+        }
+        server.drainTimeout = try seconds(command.drainTimeout, "drain-timeout", default: 30)
+        auditLogPath = env.value(command.auditLog, flag: "audit-log")
+        if let path = auditLogPath, path.isEmpty { throw usage("--audit-log needs a file path, or - for standard output") }
     }
 
     /// The first line of the file, trimmed; at least 16 characters, since it guards every approval.

@@ -8,7 +8,7 @@ import ToolgateUpstream
 /// Wires the adapters together into services that run until SIGTERM/SIGINT.
 enum ToolgateProcess {
     static func serviceGroup(
-        _ settings: ServeSettings, logger: Logger, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+        _ settings: ServeSettings, auditSink: (any AuditSink)? = nil, logger: Logger, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> ServiceGroup {
         let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         metrics.policyInForce(sha256: settings.policy.sha256)
@@ -39,10 +39,12 @@ enum ToolgateProcess {
             roundStates = InMemoryRoundStateStore(clock: SystemWallClock())
         }
         let observation = UpstreamObservation()
+        let auditLog = auditSink.map { AuditLog(sink: $0, metrics: metrics, logger: logger) }
+        let inflight = InflightRequests(metrics: metrics)
         let app = ToolgateServer.makeApplication(
             configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
             metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
-            roundStates: roundStates, onListening: onListening)
+            roundStates: roundStates, auditLog: auditLog, inflight: inflight, onListening: onListening)
         var probeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let (host, port) = settings.metricsListen {
             probeServices.append(
@@ -58,19 +60,43 @@ enum ToolgateProcess {
         }
         let reloader = PolicyReloader(
             path: settings.policyPath, state: policy, metrics: metrics, logger: logger, grantsPath: settings.grantsPath,
-            environment: settings.environment)
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [
+            environment: settings.environment, auditLog: auditLog)
+        if settings.server.shadow {
+            logger.warning("shadow mode (--shadow): every call is evaluated and counted, none is denied")
+        }
+        // Graceful shutdown stops services last to first: the drain comes first, while every listener still serves
+        // (and answers 503); the audit log is closed last, after the last call's line.
+        var configuration = ServiceGroupConfiguration(
+            services: (auditLog.map { [.init(service: AuditLogCloser(log: $0), successTerminationBehavior: .ignore)] } ?? [])
+                + [
                     .init(service: app),
                     .init(service: reloader, successTerminationBehavior: .ignore),
-                    .init(service: DrainWatcher(readiness: readiness), successTerminationBehavior: .ignore),
-                ] + storeServices + probeServices,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                    .init(service: PolicyFileWatcher(reloader: reloader, logger: logger), successTerminationBehavior: .ignore),
+                ] + storeServices + probeServices
+                + [
+                    .init(
+                        service: DrainGate(readiness: readiness, inflight: inflight, timeout: settings.server.drainTimeout, logger: logger),
+                        successTerminationBehavior: .ignore)
+                ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // A stuck connection cannot hold the process past the drain: it is cancelled a little later.
+        configuration.maximumGracefulShutdownDuration = settings.server.drainTimeout + .seconds(10)
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         logger.info(
             "policy loaded",
             metadata: ["path": "\(settings.policyPath)", "sha256": "\(settings.policy.sha256)", "agent": "\(settings.server.agentID)"])
         return group
+    }
+}
+
+/// Writes out what the audit log still holds when the process stops.
+struct AuditLogCloser: Service {
+    let log: AuditLog
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        log.close()
     }
 }

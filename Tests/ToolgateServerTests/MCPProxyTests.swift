@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import MetricsTestKit
 import Synchronization
 import NIOCore
 import Testing
@@ -20,17 +21,23 @@ import ToolgateCore
     static func app(
         _ upstream: FakeUpstream, store: any LimitStore = InMemoryLimitStore(clock: SystemWallClock()),
         storeStatus: any StoreStatus = MemoryStoreStatus(), policy policyText: String = policyText,
+        recorded: TestMetrics? = nil, auditLog: AuditLog? = nil, readiness: ToolgateServer.Readiness = .init(),
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) throws -> (some ApplicationProtocol, ToolgateMetrics) {
         let policy = try Policy.parse(policyText, file: "policy.json")
         var configuration = ServerConfiguration(upstreamURL: "http://upstream.test/mcp", agentID: "test-host")
         configure(&configuration)
-        let metrics = ToolgateMetrics(version: "test")
+        let metrics = ToolgateMetrics(version: "test", factory: recorded)
         let app = ToolgateServer.makeApplication(
             configuration: configuration, policy: PolicyState(policy: policy, keyPrefix: "tg"),
             store: store, storeStatus: storeStatus, upstream: upstream, metrics: metrics,
-            readiness: .init(), logger: Logger(label: "test"))
+            readiness: readiness, logger: Logger(label: "test"), auditLog: auditLog)
         return (app, metrics)
+    }
+
+    /// A counter's total, read back through swift-metrics' test factory.
+    static func total(_ recorded: TestMetrics, _ name: MetricName, _ dimensions: [(String, String)] = []) -> Int64 {
+        recorded.counterTotal(label: name.rawValue, dimensions: dimensions)
     }
 
     static func call(_ id: Int, _ name: String) -> String {
@@ -109,7 +116,8 @@ import ToolgateCore
             }
             return MCPProxyTests.okResult(request)
         }
-        let (app, metrics) = try Self.app(upstream)
+        let recorded = TestMetrics()
+        let (app, _) = try Self.app(upstream, recorded: recorded)
         try await app.test(.router) { client in
             try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(7, "imageBackgroundRemoval"))) { response in
                 #expect(response.status == .ok)
@@ -123,8 +131,8 @@ import ToolgateCore
                 #expect(Self.json(response)["result"]?["content"] == [])
             }
         }
-        let text = String(decoding: metrics.exposition(), as: UTF8.self)
-        #expect(text.contains(#"toolgate_upstream_requests_total{status="unreachable"} 1"#))
+        #expect(Self.total(recorded, .upstreamRequests, [("status", "unreachable")]) == 1)
+        #expect(Self.total(recorded, .upstreamRequests, [("status", "200")]) == 1)
     }
 
     @Test func eventStreamToolListsAreFilteredEventByEvent() async throws {
@@ -217,7 +225,10 @@ import ToolgateCore
     @Test(arguments: FailMode.allCases)
     func anUnavailableStoreFollowsTheFailMode(mode: FailMode) async throws {
         let upstream = FakeUpstream { request in MCPProxyTests.okResult(request) }
-        let (app, metrics) = try Self.app(upstream, store: UnavailableStore(), storeStatus: DisconnectedStore()) { $0.failMode = mode }
+        let recorded = TestMetrics()
+        let (app, _) = try Self.app(upstream, store: UnavailableStore(), storeStatus: DisconnectedStore(), recorded: recorded) {
+            $0.failMode = mode
+        }
         try await app.test(.router) { client in
             try await client.execute(uri: "/mcp", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: Self.call(1, "imageBackgroundRemoval"))) { response in
                 let result = Self.json(response)["result"]
@@ -240,10 +251,11 @@ import ToolgateCore
             }
         }
         #expect(upstream.requests.count == (mode == .open ? 1 : 0))
-        let text = String(decoding: metrics.exposition(), as: UTF8.self)
-        #expect(text.contains(#"toolgate_store_operations_total{result="timeout"} 1"#))
-        let decision = mode == .open ? "allowed" : "store_unavailable"
-        #expect(text.contains(#"toolgate_tool_calls_total{tool="imageBackgroundRemoval",decision="\#(decision)"} 1"#))
+        #expect(Self.total(recorded, .storeOperations, [("result", "timeout")]) == 1)
+        // A fail-open admission is counted on its own, never as plain "allowed": limits were off.
+        let decision = mode == .open ? "allowed_store_unavailable" : "store_unavailable"
+        #expect(Self.total(recorded, .toolCalls, [("tool", "imageBackgroundRemoval"), ("decision", decision)]) == 1)
+        #expect(Self.total(recorded, .toolCalls, [("tool", "imageBackgroundRemoval"), ("decision", "allowed")]) == 0)
     }
 }
 

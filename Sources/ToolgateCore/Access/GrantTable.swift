@@ -2,8 +2,8 @@ import Crypto
 
 /// Bearer tokens → grant names. Only SHA-256 digests of tokens are held; a presented token is hashed and
 /// compared with every digest in constant time, so neither the table nor the timing reveals a token.
-public struct GrantTable: Sendable {
-    public struct Grant: Sendable {
+public struct GrantTable: Sendable, Equatable {
+    public struct Grant: Sendable, Equatable {
         public let name: String
         let digest: [UInt8]
     }

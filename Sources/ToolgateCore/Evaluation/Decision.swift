@@ -60,4 +60,9 @@ public struct LimitCharge: Sendable, Equatable {
         self.cost = cost
         self.shadow = shadow
     }
+
+    /// The same charge as a shadow one: consumed when it passes, never blocking (`--shadow`).
+    public var asShadow: LimitCharge {
+        LimitCharge(key: key, counter: counter, rule: rule, scope: scope, window: window, max: max, algorithm: algorithm, cost: cost, shadow: true)
+    }
 }

@@ -98,7 +98,8 @@ private func oneLine(_ error: YamlError) -> String {
 }
 
 extension Sequence where Element == UInt8 {
-    var hexString: String {
+    /// Lower-case hex, two digits a byte: how digests are written everywhere toolgate shows or stores one.
+    public var hexString: String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for byte in self {
@@ -110,5 +111,5 @@ extension Sequence where Element == UInt8 {
 }
 
 extension SHA256.Digest {
-    var hexString: String { Array(self).hexString }
+    public var hexString: String { Array(self).hexString }
 }
