@@ -122,7 +122,9 @@ struct MCPProxy: Sendable {
 
     private func authenticate(_ request: Request, grants: GrantTable?) -> Identity? {
         let grant: String
-        if let grants {
+        if let fixedGrant = configuration.fixedGrant {
+            grant = fixedGrant
+        } else if let grants {
             guard let authorization = request.headers[.authorization] else { return nil }
             let parts = authorization.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased().isExactly("bearer") else { return nil }

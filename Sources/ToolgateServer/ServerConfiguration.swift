@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var clientIdleTimeout: Duration
     /// `--admin-token-file`'s token: enables `/admin/*` for callers presenting it. Nil: nothing under `/admin`.
     public var adminToken: String?
+    /// `toolgate stdio --grant`: every message is this grant's, and no bearer token is read.
+    public var fixedGrant: String?
     /// `--shadow`: evaluate and count every call, deny none (DESIGN.md section 2).
     public var shadow = false
     /// `--drain-timeout`: how long in-flight calls and streams may finish after SIGTERM/SIGINT.

@@ -16,46 +16,12 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "Every flag also reads from TOOLGATE_<FLAG> (e.g. TOOLGATE_POLICY); a flag on the command line wins. SIGHUP reloads the policy; SIGTERM and SIGINT drain in-flight calls and exit 0."
     )
 
-    @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
-    @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
-    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
-    @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
-    var metricsListen: String?
-    @Option(
-        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
-    var redis: [String] = []
-    @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
-    @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
-    var failMode: String?
-    @Option(name: .customLong("redis-timeout"), help: "Per-operation Redis timeout in milliseconds (default 100).") var redisTimeout: String?
-    @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
-    @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
-    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token; enables /admin (approvals API and page).")
-    var adminTokenFile: String?
-    @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
-    var upstreamHeaders: [String] = []
-    @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 4194304); larger gets HTTP 413.") var maxBodyBytes: String?
-    @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect upstream (default 5).") var upstreamConnectTimeout: String?
-    @Option(name: .customLong("upstream-headers-timeout"), help: "Seconds to the upstream's response headers (default 300).")
-    var upstreamHeadersTimeout: String?
-    @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
-    var upstreamIdleTimeout: String?
-    @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
-    var clientIdleTimeout: String?
-    @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
-    @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
-    @Flag(name: .customLong("shadow"), help: "Evaluate and count every call, deny none (decision shadow_denied instead).")
-    var shadow = false
-    @Option(name: .customLong("audit-log"), help: "File (or - for stdout) for one JSON line per tools/call decision; reopened on SIGHUP.")
-    var auditLog: String?
-    @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight calls and streams may take to finish on SIGTERM/SIGINT (default 30).")
-    var drainTimeout: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+    @OptionGroup var options: ServeOptions
 
     func run() async throws {
         let settings: ServeSettings
         do {
-            settings = try ServeSettings(self, environment: EnvironmentOptions())
+            settings = try ServeSettings(options, environment: EnvironmentOptions())
         } catch {
             for line in error.lines { printError(line) }
             throw ExitCode(error.exitCode)
@@ -101,6 +67,45 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
+/// The flags of `serve`, which `stdio` shares.
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
+    @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
+    @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
+    var metricsListen: String?
+    @Option(
+        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
+    var redis: [String] = []
+    @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
+    @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
+    var failMode: String?
+    @Option(name: .customLong("redis-timeout"), help: "Per-operation Redis timeout in milliseconds (default 100).") var redisTimeout: String?
+    @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
+    @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
+    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token; enables /admin (approvals API and page).")
+    var adminTokenFile: String?
+    @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
+    var upstreamHeaders: [String] = []
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 4194304); larger gets HTTP 413.") var maxBodyBytes: String?
+    @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect upstream (default 5).") var upstreamConnectTimeout: String?
+    @Option(name: .customLong("upstream-headers-timeout"), help: "Seconds to the upstream's response headers (default 300).")
+    var upstreamHeadersTimeout: String?
+    @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
+    var upstreamIdleTimeout: String?
+    @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
+    var clientIdleTimeout: String?
+    @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
+    @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
+    @Flag(name: .customLong("shadow"), help: "Evaluate and count every call, deny none (decision shadow_denied instead).")
+    var shadow = false
+    @Option(name: .customLong("audit-log"), help: "File (or - for stdout) for one JSON line per tools/call decision; reopened on SIGHUP.")
+    var auditLog: String?
+    @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight calls and streams may take to finish on SIGTERM/SIGINT (default 30).")
+    var drainTimeout: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).") var logLevel: String?
+}
+
 /// Flags and their environment variables, checked and converted.
 struct ServeSettings {
     var policyPath: String
@@ -138,7 +143,7 @@ struct ServeSettings {
         let exitCode: Int32
     }
 
-    init(_ command: ServeCommand, environment env: EnvironmentOptions) throws(Failure) {
+    init(_ command: ServeOptions, environment env: EnvironmentOptions) throws(Failure) {
         func usage(_ message: String) -> Failure { Failure(lines: ["toolgate serve: \(message)"], exitCode: 64) }
         guard let policyPath = env.value(command.policy, flag: "policy") else {
             throw usage("missing --policy FILE (or TOOLGATE_POLICY)")

@@ -8,7 +8,7 @@ import ToolgateUpstream
 /// Wires the adapters together into services that run until SIGTERM/SIGINT.
 enum ToolgateProcess {
     static func serviceGroup(
-        _ settings: ServeSettings, auditSink: (any AuditSink)? = nil, logger: Logger, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+        _ settings: ServeSettings, stdio: Bool = false, auditSink: (any AuditSink)? = nil, logger: Logger, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> ServiceGroup {
         let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         metrics.policyInForce(sha256: settings.policy.sha256)
@@ -41,10 +41,22 @@ enum ToolgateProcess {
         let observation = UpstreamObservation()
         let auditLog = auditSink.map { AuditLog(sink: $0, metrics: metrics, logger: logger) }
         let inflight = InflightRequests(metrics: metrics)
-        let app = ToolgateServer.makeApplication(
-            configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
-            metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
-            roundStates: roundStates, auditLog: auditLog, inflight: inflight, onListening: onListening)
+        // The front: the HTTP listener of `serve`, or `stdio`'s one client on stdin/stdout (the group ends with it).
+        let front: ServiceGroupConfiguration.ServiceConfiguration
+        if stdio {
+            front = .init(
+                service: StdioFront(
+                    configuration: settings.server, policy: policy, store: store, upstream: upstream, metrics: metrics,
+                    readiness: readiness, logger: logger, approvals: approvals, roundStates: roundStates, auditLog: auditLog,
+                    inflight: inflight),
+                successTerminationBehavior: .gracefullyShutdownGroup)
+        } else {
+            front = .init(
+                service: ToolgateServer.makeApplication(
+                    configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
+                    metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
+                    roundStates: roundStates, auditLog: auditLog, inflight: inflight, onListening: onListening))
+        }
         var probeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let (host, port) = settings.metricsListen {
             probeServices.append(
@@ -53,7 +65,7 @@ enum ToolgateProcess {
                         host: host, port: port, configuration: settings.server, policy: policy, storeStatus: storeStatus,
                         metrics: metrics, readiness: readiness, observation: observation, logger: logger)))
         }
-        if settings.server.grants == nil, !RequestOriginGuard.isLoopback(listenHost: settings.server.listenHost) {
+        if !stdio, settings.server.grants == nil, !RequestOriginGuard.isLoopback(listenHost: settings.server.listenHost) {
             logger.warning(
                 "/mcp listens beyond loopback without --grants: anyone who can reach it is grant \"default\"; give a grants file (toolgate hash-token makes its digests)",
                 metadata: ["listen": "\(settings.server.listenHost):\(settings.server.listenPort)"])
@@ -69,7 +81,7 @@ enum ToolgateProcess {
         var configuration = ServiceGroupConfiguration(
             services: (auditLog.map { [.init(service: AuditLogCloser(log: $0), successTerminationBehavior: .ignore)] } ?? [])
                 + [
-                    .init(service: app),
+                    front,
                     .init(service: reloader, successTerminationBehavior: .ignore),
                     .init(service: PolicyFileWatcher(reloader: reloader, logger: logger), successTerminationBehavior: .ignore),
                 ] + storeServices + probeServices

@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import ToolgateCore
+
+/// `toolgate stdio`: one MCP client speaks newline-delimited JSON-RPC on this process's stdin and stdout (the MCP
+/// stdio transport), and every message goes through exactly the pipeline `/mcp` uses — policy, limits, denials,
+/// metrics, audit — as one POST, with the headers an HTTP client of the message's era would send. Answers, and
+/// whatever the upstream streams for a message (progress, its own requests), go to stdout one message per line.
+/// Nothing else is ever written to stdout. It ends when stdin closes, after the messages in flight are answered.
+public struct StdioFront: Service {
+    let proxy: MCPProxy
+    let logger: Logger
+    let maxLineBytes: Int
+    let input: Int32
+    let output: StdioLineWriter
+
+    public init(
+        configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
+        metrics: ToolgateMetrics, readiness: ToolgateServer.Readiness, logger: Logger, approvals: any ApprovalStore,
+        roundStates: any RoundStateStore, auditLog: AuditLog?, inflight: InflightRequests, input: Int32 = STDIN_FILENO,
+        output: Int32 = STDOUT_FILENO
+    ) {
+        let gate = ApprovalGate(store: approvals, metrics: metrics, logger: logger)
+        proxy = MCPProxy(
+            configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
+            approvals: gate, roundStates: roundStates, auditLog: auditLog, readiness: readiness, inflight: inflight)
+        self.logger = logger
+        maxLineBytes = configuration.maxBodyBytes
+        self.input = input
+        self.output = StdioLineWriter(descriptor: output)
+    }
+
+    public func run() async throws {
+        let session = StdioSession()
+        let lines = StdioLineReader.lines(from: input, maximumLineBytes: maxLineBytes)
+        logger.info("stdio: reading MCP messages on stdin")
+        await withTaskGroup(of: Void.self) { group in
+            // A drain stops the reading (a client may never close stdin); what is in flight still finishes.
+            for await line in lines.cancelOnGracefulShutdown() {
+                switch line {
+                case .tooLong(let count):
+                    output.write(
+                        JSONWriter.bytes(
+                            JSONRPCResponse.error(
+                                id: nil, code: .invalidRequest,
+                                message: "message of \(count)+ bytes is larger than \(maxLineBytes) bytes (--max-body-bytes)")))
+                case .line(let bytes):
+                    guard !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) else { continue }
+                    // Each message on its own task: a slow call never holds up the next message (a cancellation,
+                    // or the answer to the upstream's own request).
+                    group.addTask { await self.relay(bytes, session: session) }
+                }
+            }
+            logger.info("stdio: stdin closed; finishing the messages in flight")
+        }
+        if let id = session.id {
+            _ = await proxy.handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil)))
+            logger.debug("stdio: ended the upstream session", metadata: ["session": "\(id)"])
+        }
+    }
+
+    private func relay(_ bytes: [UInt8], session: StdioSession) async {
+        let message = try? JSONParser.parse(bytes)
+        let response = await proxy.handle(Self.request(method: .post, body: bytes, headers: session.headers(for: message)))
+        if message?["method"] != nil, message?["id"] == nil, response.status.code >= 400 {
+            // A notification has no answer to carry an error: the log gets it.
+            logger.warning("stdio: a notification was not delivered", metadata: ["status": "\(response.status.code)"])
+            return
+        }
+        guard message?["method"]?.stringValue == "initialize" else {
+            await relay(response, to: StdioMessageSink(output: output, hold: false))
+            return
+        }
+        // The answer to initialize is held until the session it opens is adopted: the client's next message must
+        // already carry it.
+        let sink = StdioMessageSink(output: output, hold: true)
+        await relay(response, to: sink)
+        let version = sink.held.lazy.compactMap { $0["result"]?["protocolVersion"]?.stringValue }.first
+        if session.adopt(response.headers[MCPProxy.sessionID], protocolVersion: version) { startServerStream(session: session) }
+        sink.release()
+    }
+
+    /// The upstream's own stream (GET), for what it sends outside any request: list changes, log messages.
+    private func startServerStream(session: StdioSession) {
+        let headers = session.headers(for: nil)
+        Task {
+            let response = await proxy.handle(Self.request(method: .get, body: [], headers: headers))
+            guard response.status == .ok else { return }
+            await relay(response, to: StdioMessageSink(output: output, hold: false))
+        }
+    }
+
+    /// Every JSON-RPC message of a response goes out one per line: a JSON body whole, an event stream event by event.
+    private func relay(_ response: Response, to sink: StdioMessageSink) async {
+        let eventStream = response.headers[.contentType]?.lowercased().hasPrefix("text/event-stream") ?? false
+        do {
+            try await response.body.write(StdioBodyWriter(sink: sink, eventStream: eventStream))
+        } catch {
+            logger.warning("stdio: an answer broke off", metadata: ["error": "\(error)"])
+        }
+        if sink.finishJSON() == false {
+            logger.warning("stdio: an answer that is not JSON was not written to stdout", metadata: ["status": "\(response.status.code)"])
+        }
+    }
+
+    static func request(method: HTTPRequest.Method, body: [UInt8], headers: HTTPFields) -> Request {
+        let head = HTTPRequest(method: method, scheme: "http", authority: "127.0.0.1", path: "/mcp", headerFields: headers)
+        return Request(head: head, body: RequestBody(buffer: ByteBuffer(bytes: body)))
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Logging
+import ToolgateServer
+
+/// `toolgate stdio`: an MCP client launches toolgate as its server, and toolgate enforces the policy in front of
+/// the real one.
+struct StdioCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stdio",
+        abstract: "Speak MCP on stdin/stdout to one client, enforcing the policy in front of an upstream MCP server.",
+        discussion: """
+            An MCP client launches `toolgate stdio --policy FILE --upstream URL` as its server. Every message is the \
+            grant's named by --grant (default "default"); the process is one session. stdout carries protocol \
+            messages only; logs go to stderr. It exits 0 when stdin closes, after the messages in flight are \
+            answered. Every flag of `serve` applies except --listen, --grants, --admin-token-file and \
+            --audit-log - (stdout is the protocol's); /metrics needs --metrics-listen.
+            """
+    )
+
+    @OptionGroup var options: ServeOptions
+    @Option(help: "The grant every message counts against (default \"default\").") var grant: String?
+
+    func run() async throws {
+        let environment = EnvironmentOptions()
+        var settings: ServeSettings
+        do throws(ServeSettings.Failure) {
+            for (flag, given) in [("listen", options.listen), ("grants", options.grants), ("admin-token-file", options.adminTokenFile)]
+            where environment.value(given, flag: flag) != nil {
+                throw ServeSettings.Failure(
+                    lines: ["toolgate stdio: --\(flag) does not apply: the client is on stdin/stdout (use --grant to name its grant)"],
+                    exitCode: 64)
+            }
+            settings = try ServeSettings(options, environment: environment)
+            if settings.auditLogPath == "-" {
+                throw ServeSettings.Failure(
+                    lines: ["toolgate stdio: --audit-log - would mix audit lines into the protocol on stdout; give a file"], exitCode: 64)
+            }
+        } catch {
+            for line in error.lines { printError(line) }
+            throw ExitCode(error.exitCode)
+        }
+        let grant = environment.value(grant, flag: "grant") ?? ServerConfiguration.defaultGrant
+        guard !grant.isEmpty else {
+            printError("toolgate stdio: --grant needs a name")
+            throw ExitCode(64)
+        }
+        settings.server.fixedGrant = grant
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.logLevel
+            return handler
+        }
+        var auditSink: FileAuditSink?
+        if let path = settings.auditLogPath {
+            do {
+                auditSink = try FileAuditSink(path: path)
+            } catch {
+                printError("toolgate stdio: \(error)")
+                throw ExitCode(64)
+            }
+        }
+        do {
+            try await ToolgateProcess.serviceGroup(settings, stdio: true, auditSink: auditSink, logger: Logger(label: "toolgate")).run()
+        } catch {
+            printError(ServeCommand.explain(error, settings: settings))
+            throw ExitCode.failure
+        }
+    }
+}
