@@ -30,3 +30,7 @@ swift build --build-tests
 swift test --skip-build
 
 TOOLGATE_BIN="$(swift build --show-bin-path)/toolgate" bash Tests/e2e/run.sh
+
+# The docker/ files without a Docker engine: compose and Prometheus files checked, and the image's build stage run
+# in a folder holding exactly what its COPY lines copy (a release build: several minutes).
+bash scripts/check-docker.sh
