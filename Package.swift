@@ -81,8 +81,11 @@ let package = Package(
         // Upstream HTTP client: one libcurl multi handle on its own thread, bridged to async/await.
         .target(
             name: "ToolgateUpstream",
-            dependencies: ["ToolgateCore", "CCurl"]
+            dependencies: ["ToolgateCore", "CCurl", "CChildProcess"]
         ),
+        // Starting a stdio upstream: fork and exec with only async-signal-safe calls between, a process group, and a
+        // guardian process that ends the group when toolgate dies.
+        .target(name: "CChildProcess"),
         // Redis: the hiredis client (pipelined connections, each on its own thread) and the fleet-wide limit store.
         .target(
             name: "ToolgateRedis",

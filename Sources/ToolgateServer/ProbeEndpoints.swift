@@ -29,7 +29,8 @@ struct ProbeEndpoints: Sendable {
     func readyz() -> Response {
         let connected = storeStatus.isConnected
         let status: String
-        if readiness.isDraining {
+        let upstreamProblem = observation.currentProblem
+        if readiness.isDraining || upstreamProblem != nil {
             status = "not_ready"
         } else if !connected {
             status = configuration.failMode == .open ? "degraded" : "not_ready"
@@ -47,6 +48,7 @@ struct ProbeEndpoints: Sendable {
             ]
         }
         var upstreamReport: JSONObject = ["url": .string(configuration.upstreamURL)]
+        if let upstreamProblem { upstreamReport["problem"] = .string(upstreamProblem) }
         if let last = observation.latest {
             upstreamReport["lastStatus"] = .string(last.status)
             upstreamReport["lastAnswerWasMCP"] = .bool(last.speaksMCP)

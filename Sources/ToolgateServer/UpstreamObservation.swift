@@ -15,6 +15,13 @@ public final class UpstreamObservation: Sendable {
     }
 
     private let last = Mutex<Last?>(nil)
+    private let problem = Mutex<String?>(nil)
+
+    /// Why the upstream cannot serve right now (a stdio upstream that is restarting), or nil: `/readyz` is
+    /// `not_ready` meanwhile.
+    public func setProblem(_ text: String?) { problem.withLock { $0 = text } }
+
+    var currentProblem: String? { problem.withLock { $0 } }
 
     func record(status: String, speaksMCP: Bool) {
         let now = Last(status: status, speaksMCP: speaksMCP, at: Date())

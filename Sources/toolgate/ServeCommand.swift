@@ -40,8 +40,21 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ExitCode(64)
             }
         }
+        let logger = Logger(label: "toolgate")
+        let observation = UpstreamObservation()
+        var stdioUpstream: StdioUpstreamTransport?
+        if let command = settings.upstreamCommand {
+            do {
+                stdioUpstream = try await ToolgateProcess.startStdioUpstream(command, observation: observation, logger: logger)
+            } catch {
+                printError("toolgate serve: \(error)")
+                throw ExitCode.failure
+            }
+        }
         do {
-            try await ToolgateProcess.serviceGroup(settings, auditSink: auditSink, logger: Logger(label: "toolgate")).run()
+            try await ToolgateProcess.serviceGroup(
+                settings, auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation, logger: logger
+            ).run()
         } catch {
             printError(Self.explain(error, settings: settings))
             throw ExitCode.failure
@@ -71,6 +84,10 @@ struct ServeCommand: AsyncParsableCommand {
 struct ServeOptions: ParsableArguments {
     @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
+    @Option(name: .customLong("upstream-command"), help: "Run a stdio MCP server instead of --upstream, e.g. 'npx -y some-mcp-server' (run by /bin/sh -c).")
+    var upstreamCommand: String?
+    @Option(name: .customLong("upstream-env"), help: "NAME=VALUE in --upstream-command's environment; ${ENV_VAR} is expanded. Repeatable.")
+    var upstreamEnv: [String] = []
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
     @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
     var metricsListen: String?
@@ -112,6 +129,8 @@ struct ServeSettings {
     var policy: Policy
     var server: ServerConfiguration
     var upstream: CurlUpstreamTransport.Configuration
+    /// `--upstream-command`: the stdio upstream, instead of `--upstream`'s URL.
+    var upstreamCommand: StdioUpstreamTransport.Configuration?
     var logLevel: Logger.Level
     /// Nil: the embedded in-memory store. Its `url` is the first of `redisSeeds`.
     var redis: RedisClient.Configuration?
@@ -148,11 +167,25 @@ struct ServeSettings {
         guard let policyPath = env.value(command.policy, flag: "policy") else {
             throw usage("missing --policy FILE (or TOOLGATE_POLICY)")
         }
-        guard let upstreamURL = env.value(command.upstream, flag: "upstream") else {
-            throw usage("missing --upstream URL (or TOOLGATE_UPSTREAM)")
+        let upstreamText = env.value(command.upstream, flag: "upstream")
+        let commandText = env.value(command.upstreamCommand, flag: "upstream-command")
+        let upstreamURL: String
+        switch (upstreamText, commandText) {
+        case (nil, nil):
+            throw usage("missing --upstream URL or --upstream-command COMMAND (or TOOLGATE_UPSTREAM, TOOLGATE_UPSTREAM_COMMAND)")
+        case (.some, .some):
+            throw usage("give --upstream URL or --upstream-command COMMAND, not both")
+        case (let url?, nil):
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw usage("--upstream must be an http:// or https:// URL, got \"\(url)\"")
+            }
+            upstreamURL = url
+        case (nil, let commandLine?):
+            guard !commandLine.trimmingCharacters(in: .whitespaces).isEmpty else { throw usage("--upstream-command is empty") }
+            upstreamURL = "stdio: " + commandLine
         }
-        guard upstreamURL.hasPrefix("http://") || upstreamURL.hasPrefix("https://") else {
-            throw usage("--upstream must be an http:// or https:// URL, got \"\(upstreamURL)\"")
+        if !command.upstreamEnv.isEmpty, commandText == nil {
+            throw usage("--upstream-env applies to --upstream-command only")
         }
         let listen = env.value(command.listen, flag: "listen") ?? "127.0.0.1:8931"
         guard let (host, port) = Self.parseListen(listen) else {
@@ -261,6 +294,24 @@ struct ServeSettings {
         if let path = env.value(command.adminTokenFile, flag: "admin-token-file") {
             server.adminToken = try Self.readAdminToken(path)
         }
+        if let commandText {
+            // toolgate's environment, less its own secrets: grant tokens read from the environment, and every
+            // TOOLGATE_* setting (a Redis URL may hold a password). Then --upstream-env.
+            let secrets = Set(grants?.grants.compactMap(\.tokenVariable) ?? [])
+            var childEnvironment = env.environment.filter { !$0.key.hasPrefix("TOOLGATE_") && !secrets.contains($0.key) }
+            for raw in env.values(command.upstreamEnv, flag: "upstream-env") {
+                guard let equals = raw.firstIndex(of: "="), equals != raw.startIndex else {
+                    throw usage("--upstream-env must be NAME=VALUE, got \"\(raw)\"")
+                }
+                do {
+                    childEnvironment[String(raw[..<equals])] = try env.expand(String(raw[raw.index(after: equals)...]))
+                } catch {
+                    throw usage("--upstream-env: \(error)")
+                }
+            }
+            upstreamCommand = StdioUpstreamTransport.Configuration(
+                command: commandText, environment: childEnvironment, maximumLineBytes: Self.maximumStdioLine)
+        }
         if command.shadow {
             server.shadow = true
         } else if let text = env.value(nil, flag: "shadow") {
@@ -273,6 +324,9 @@ struct ServeSettings {
         auditLogPath = env.value(command.auditLog, flag: "audit-log")
         if let path = auditLogPath, path.isEmpty { throw usage("--audit-log needs a file path, or - for standard output") }
     }
+
+    /// The longest line a stdio upstream may write: a JSON answer toolgate reads whole anyway.
+    static let maximumStdioLine = 32 << 20
 
     /// The first line of the file, trimmed; at least 16 characters, since it guards every approval.
     static func readAdminToken(_ path: String) throws(Failure) -> String {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import ToolgateServer
+import ToolgateUpstream
 
 /// `toolgate stdio`: an MCP client launches toolgate as its server, and toolgate enforces the policy in front of
 /// the real one.
@@ -59,8 +60,21 @@ struct StdioCommand: AsyncParsableCommand {
                 throw ExitCode(64)
             }
         }
+        let logger = Logger(label: "toolgate")
+        let observation = UpstreamObservation()
+        var stdioUpstream: StdioUpstreamTransport?
+        if let command = settings.upstreamCommand {
+            do {
+                stdioUpstream = try await ToolgateProcess.startStdioUpstream(command, observation: observation, logger: logger)
+            } catch {
+                printError("toolgate stdio: \(error)")
+                throw ExitCode.failure
+            }
+        }
         do {
-            try await ToolgateProcess.serviceGroup(settings, stdio: true, auditSink: auditSink, logger: Logger(label: "toolgate")).run()
+            try await ToolgateProcess.serviceGroup(
+                settings, stdio: true, auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation, logger: logger
+            ).run()
         } catch {
             printError(ServeCommand.explain(error, settings: settings))
             throw ExitCode.failure

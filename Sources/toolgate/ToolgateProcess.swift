@@ -8,13 +8,15 @@ import ToolgateUpstream
 /// Wires the adapters together into services that run until SIGTERM/SIGINT.
 enum ToolgateProcess {
     static func serviceGroup(
-        _ settings: ServeSettings, stdio: Bool = false, auditSink: (any AuditSink)? = nil, logger: Logger, onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+        _ settings: ServeSettings, stdio: Bool = false, auditSink: (any AuditSink)? = nil,
+        stdioUpstream: StdioUpstreamTransport? = nil, observation: UpstreamObservation = UpstreamObservation(), logger: Logger,
+        onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> ServiceGroup {
         let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         metrics.policyInForce(sha256: settings.policy.sha256)
         let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix, grants: settings.server.grants)
         let readiness = ToolgateServer.Readiness()
-        let upstream = CurlUpstreamTransport(configuration: settings.upstream)
+        let upstream: any UpstreamTransport = stdioUpstream ?? CurlUpstreamTransport(configuration: settings.upstream)
         let store: any LimitStore
         let storeStatus: any StoreStatus
         let approvals: any ApprovalStore
@@ -38,7 +40,6 @@ enum ToolgateProcess {
             approvals = InMemoryApprovalStore(clock: SystemWallClock())
             roundStates = InMemoryRoundStateStore(clock: SystemWallClock())
         }
-        let observation = UpstreamObservation()
         let auditLog = auditSink.map { AuditLog(sink: $0, metrics: metrics, logger: logger) }
         let inflight = InflightRequests(metrics: metrics)
         // The front: the HTTP listener of `serve`, or `stdio`'s one client on stdin/stdout (the group ends with it).
@@ -80,6 +81,7 @@ enum ToolgateProcess {
         // (and answers 503); the audit log is closed last, after the last call's line.
         var configuration = ServiceGroupConfiguration(
             services: (auditLog.map { [.init(service: AuditLogCloser(log: $0), successTerminationBehavior: .ignore)] } ?? [])
+                + (stdioUpstream.map { [.init(service: StdioUpstreamService(transport: $0), successTerminationBehavior: .ignore)] } ?? [])
                 + [
                     front,
                     .init(service: reloader, successTerminationBehavior: .ignore),
@@ -110,5 +112,58 @@ struct AuditLogCloser: Service {
     func run() async throws {
         try? await gracefulShutdown()
         log.close()
+    }
+}
+
+extension ToolgateProcess {
+    /// The stdio upstream of `--upstream-command`, started and answering `initialize`, its events logged (its stderr
+    /// line by line, tagged) and shown in `/readyz`. Throws, for the user, when it never answers.
+    static func startStdioUpstream(
+        _ configuration: StdioUpstreamTransport.Configuration, observation: UpstreamObservation, logger: Logger
+    ) async throws(StdioUpstreamFailure) -> StdioUpstreamTransport {
+        let notJSONLog = LogThrottle()
+        let transport = StdioUpstreamTransport(configuration: configuration) { event in
+            switch event {
+            case .started(let pid):
+                logger.info("upstream command started", metadata: ["pid": "\(pid)", "command": "\(configuration.command)"])
+            case .ready(let name):
+                observation.setProblem(nil)
+                logger.info("upstream command ready", metadata: ["server": "\(name)"])
+            case .exited(let description, let restartIn):
+                if let restartIn {
+                    observation.setProblem("the upstream command \(description); restarting in \(restartIn)")
+                    logger.error("upstream command \(description); restarting", metadata: ["in": "\(restartIn)"])
+                } else {
+                    logger.info("upstream command stopped", metadata: ["status": "\(description)"])
+                }
+            case .launchFailed(let description, let restartIn):
+                observation.setProblem("\(description); restarting in \(restartIn)")
+                logger.error("upstream command failed to start; restarting", metadata: ["error": "\(description)", "in": "\(restartIn)"])
+            case .stderr(let line):
+                logger.info("\(line)", metadata: ["source": "upstream-stderr"])
+            case .notJSON(let prefix):
+                if let suppressed = notJSONLog.admit() {
+                    logger.warning(
+                        "upstream command wrote a line that is not JSON; skipped",
+                        metadata: ["line": "\(prefix)", "suppressedSinceLastLine": "\(suppressed)"])
+                }
+            }
+        }
+        observation.setProblem("the upstream command is starting")
+        try await transport.start()
+        return transport
+    }
+}
+
+/// Keeps the stdio upstream running for the process's life; stops it (stdin closed, SIGTERM, SIGKILL) last.
+struct StdioUpstreamService: Service {
+    let transport: StdioUpstreamTransport
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await transport.superviseUntilStopped() }
+            try? await gracefulShutdown()
+            await transport.stop()
+        }
     }
 }

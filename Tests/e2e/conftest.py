@@ -825,7 +825,7 @@ class ToolgateFactory:
 
     def __call__(
         self,
-        upstream: str,
+        upstream: str | None,
         policy: dict[str, Any] | str = SEED_POLICY,
         *,
         grants: dict[str, Any] | None = None,
@@ -838,7 +838,8 @@ class ToolgateFactory:
         """Start `toolgate serve` on a free port in front of `upstream` and wait for /healthz.
 
         It listens on 127.0.0.1 unless `listen_host` says otherwise; the tests reach it over 127.0.0.1 always.
-        `wrapper` runs it under another command, such as `faketime -f -600`.
+        `wrapper` runs it under another command, such as `faketime -f -600`. `upstream` None gives no `--upstream`
+        (the test names `--upstream-command` in `args`).
         """
         global _toolgate_never_ready
         binary = toolgate_binary()
@@ -853,7 +854,7 @@ class ToolgateFactory:
         argv = (wrapper or []) + [
             binary, "serve",
             "--policy", str(policy_path),
-            "--upstream", upstream,
+            *(["--upstream", upstream] if upstream is not None else []),
             "--listen", f"{listen_host}:{port}",
             "--agent-id", "e2e-agent",
             "--log-level", "debug",

@@ -205,3 +205,29 @@ def test_one_limit_across_a_stdio_front_and_an_http_sidecar(mcp_upstream_json, t
         run_async(body)
     finally:
         errlog.close()
+
+
+def test_stdio_front_in_front_of_a_stdio_upstream(policy_file, tmp_path):
+    """Both sides stdio: the SDK's stdio client launches toolgate, which runs the SDK's stdio server."""
+    from conftest import E2E_DIR
+
+    server = f"{sys.executable} {E2E_DIR / 'upstream_mcp_server.py'} --stdio"
+    args = ["stdio", "--policy", str(policy_file), "--upstream-command", server, "--log-level", "debug"]
+    errlog = open(tmp_path / "toolgate-stderr.log", "w")
+
+    async def body() -> None:
+        async with stdio_session(args, errlog) as session:
+            assert [t.name for t in (await session.list_tools()).tools] == ["imageBackgroundRemoval"]
+            for i in range(10):
+                assert (await session.call_tool("imageBackgroundRemoval", {"image": f"{i}"})).is_error is False
+            refused = await session.call_tool("imageBackgroundRemoval", {"image": "x"})
+            assert refused.is_error is True and denial_of(refused)["reason"] == "rate_limited"
+            with pytest.raises(MCPError) as info:
+                await session.call_tool("echo", {"text": "x"})
+            assert info.value.message == "Unknown tool: echo"
+
+    try:
+        run_async(body)
+    finally:
+        errlog.close()
+    assert "upstream command ready" in (tmp_path / "toolgate-stderr.log").read_text()

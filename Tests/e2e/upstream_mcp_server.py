@@ -1,6 +1,6 @@
 """Upstream MCP server for the end-to-end tests: the official SDK's MCPServer over Streamable HTTP.
 
-Run: python upstream_mcp_server.py --port PORT [--json-response]
+Run: python upstream_mcp_server.py --port PORT [--json-response], or --stdio to serve on stdin/stdout
 Serves POST/GET/DELETE /mcp on 127.0.0.1:PORT, in SSE response mode by default or JSON mode with
 --json-response. Both protocol eras are served (the SDK answers initialize and server/discover).
 
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -192,11 +194,38 @@ async def runs(request: Request) -> Response:
                     media_type="application/json")
 
 
+@mcp.tool()
+def crash(code: int = 3) -> str:
+    """Exit the whole server at once, mid-call (for the stdio upstream's fault tests)."""
+    os._exit(code)
+
+
+@mcp.tool()
+def flood_stderr(lines: int = 10000, tag: str = "") -> str:
+    """Write `lines` lines to stderr, then answer."""
+    for i in range(lines):
+        sys.stderr.write(f"flood {tag} line {i} " + "x" * 100 + "\n")
+    sys.stderr.flush()
+    return f"wrote {lines} lines to stderr"
+
+
+@mcp.tool()
+def whoami() -> str:
+    """The server's process id: a restarted stdio server answers with another."""
+    return str(os.getpid())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
     parser.add_argument("--json-response", action="store_true")
+    parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead of HTTP")
     args = parser.parse_args()
+    if args.stdio:
+        mcp.run(transport="stdio")
+        return
+    if args.port is None:
+        parser.error("--port is required unless --stdio")
     mcp.run(
         transport="streamable-http",
         host="127.0.0.1",

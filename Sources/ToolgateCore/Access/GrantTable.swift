@@ -6,6 +6,8 @@ public struct GrantTable: Sendable, Equatable {
     public struct Grant: Sendable, Equatable {
         public let name: String
         let digest: [UInt8]
+        /// The environment variable the token came from (`tokenEnv`), if it did: a secret a child process must not get.
+        public var tokenVariable: String? = nil
     }
 
     public let grants: [Grant]
@@ -81,7 +83,7 @@ public struct GrantTable: Sendable, Equatable {
                     fail("\(path).tokenEnv", "environment variable \(variable) is not set or empty")
                     continue
                 }
-                grants.append(Grant(name: name, digest: Array(SHA256.hash(data: Array(token.utf8)))))
+                grants.append(Grant(name: name, digest: Array(SHA256.hash(data: Array(token.utf8))), tokenVariable: variable))
             case (nil, nil):
                 fail(path, "needs \"sha256\" or \"tokenEnv\"")
             case (.some, .some):

@@ -1,0 +1,213 @@
+/// Many HTTP clients, one stdio MCP server (`--upstream-command`), as a state machine with no I/O. toolgate owns the
+/// server's one MCP session; each client exchange's requests get ids of toolgate's own (`tg-N`), so answers,
+/// progress (by rewritten `progressToken`) and cancellations reach the right client, and the server's own requests
+/// (sampling, elicitation, roots) go to the one client with calls in flight, or are refused when none can be told.
+///
+/// The server is initialized in the handshake era. A client of the per-request era (2026-07-28) is served all the
+/// same: the reserved `io.modelcontextprotocol/*` envelope keys leave its requests' `_meta`, and its answers get
+/// `resultType: "complete"` and the server's info, as that era's results carry them.
+public struct StdioMultiplexer: Sendable {
+    /// One client exchange (one POST); what the server says for its requests goes back on that exchange.
+    public typealias ClientID = UInt64
+
+    public enum Delivery: Sendable, Equatable {
+        /// A message for a client exchange.
+        case client(ClientID, JSONValue)
+        /// A message for the server (an error answer to a request of its own that no client can take).
+        case server(JSONValue)
+    }
+
+    struct Pending: Sendable {
+        let client: ClientID
+        let session: String?
+        let originalID: JSONValue
+        let originalToken: JSONValue?
+        let token: String?
+        let perRequestEra: Bool
+        let method: String
+    }
+
+    /// Results of these methods are cacheable in the per-request era, which requires `cacheScope` and `ttlMs`.
+    public static let cacheableMethods: Set<String> = [
+        "tools/list", "prompts/list", "resources/list", "resources/templates/list", "server/discover",
+    ]
+
+    /// Makes a handshake-era result one of the per-request era: `resultType`, the server's info, and for a list the
+    /// caching fields, set to "do not cache" (a policy reload may change what a list holds).
+    public static func perRequestResult(_ result: JSONObject, method: String, serverInfo: JSONValue?) -> JSONObject {
+        var result = result
+        if result["resultType"] == nil { result["resultType"] = "complete" }
+        if cacheableMethods.contains(method) {
+            if result["cacheScope"] == nil { result["cacheScope"] = "private" }
+            if result["ttlMs"] == nil { result["ttlMs"] = 0 }
+        }
+        if let serverInfo {
+            var meta = result["_meta"]?.objectValue ?? JSONObject()
+            if meta[serverInfoKey] == nil { meta[serverInfoKey] = serverInfo }
+            result["_meta"] = .object(meta)
+        }
+        return result
+    }
+
+    private var pending: [String: Pending] = [:]
+    /// Rewritten progress token → the upstream id of its request.
+    private var tokens: [String: String] = [:]
+    /// Ids toolgate gave the server's requests when passing them to a client → the server's own ids.
+    private var serverRequests: [String: (client: ClientID, id: JSONValue)] = [:]
+    private var nextID: UInt64 = 0
+    /// The server's `serverInfo`, which per-request-era results carry in `_meta`.
+    public var serverInfo: JSONValue?
+
+    public init(serverInfo: JSONValue? = nil) { self.serverInfo = serverInfo }
+
+    static let envelopeKeys = [
+        "io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientInfo",
+        "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/logLevel",
+    ]
+    public static let serverInfoKey = "io.modelcontextprotocol/serverInfo"
+
+    private mutating func newID(_ prefix: String) -> String {
+        nextID += 1
+        return prefix + String(nextID)
+    }
+
+    /// A client's request, as the server gets it.
+    public mutating func request(_ message: JSONObject, client: ClientID, session: String?) -> JSONValue {
+        var message = message
+        let upstreamID = newID("tg-")
+        var params = message["params"]?.objectValue
+        var meta = params?["_meta"]?.objectValue
+        let perRequestEra = meta?[Self.envelopeKeys[0]] != nil
+        var originalToken: JSONValue?
+        var token: String?
+        if var m = meta {
+            for key in Self.envelopeKeys { m[key] = nil }
+            if let progress = m["progressToken"] {
+                originalToken = progress
+                let rewritten = newID("tg-progress-")
+                token = rewritten
+                tokens[rewritten] = upstreamID
+                m["progressToken"] = .string(rewritten)
+            }
+            meta = m
+        }
+        if let meta {
+            params?["_meta"] = meta.count == 0 ? nil : .object(meta)
+            message["params"] = params.map(JSONValue.object)
+        }
+        pending[upstreamID] = Pending(
+            client: client, session: session, originalID: message["id"] ?? .null, originalToken: originalToken, token: token,
+            perRequestEra: perRequestEra, method: message["method"]?.stringValue ?? "")
+        message["id"] = .string(upstreamID)
+        return .object(message)
+    }
+
+    /// A client's notification, as the server gets it; nil when it is not for the server. A cancellation names the
+    /// client's own request id: it is mapped within the client's session (or, without one, when only one pending
+    /// request has that id).
+    public mutating func notification(_ message: JSONObject, session: String?) -> JSONValue? {
+        switch message["method"]?.stringValue {
+        case "notifications/initialized":
+            return nil  // toolgate initialized the server itself
+        case "notifications/cancelled":
+            guard let id = message["params"]?["requestId"] else { return nil }
+            let matches = pending.filter { $0.value.originalID == id && $0.value.session == session }
+            guard matches.count == 1, let upstreamID = matches.first?.key else { return nil }
+            var message = message
+            var params = message["params"]?.objectValue ?? JSONObject()
+            params["requestId"] = .string(upstreamID)
+            message["params"] = .object(params)
+            return .object(message)
+        default:
+            return .object(message)
+        }
+    }
+
+    /// A client's answer to a request of the server's, as the server gets it; nil when it answers nothing pending.
+    public mutating func response(_ message: JSONObject) -> JSONValue? {
+        guard let id = message["id"]?.stringValue, let original = serverRequests.removeValue(forKey: id) else { return nil }
+        var message = message
+        message["id"] = original.id
+        return .object(message)
+    }
+
+    /// One message from the server.
+    public mutating func inbound(_ message: JSONValue) -> [Delivery] {
+        guard case .object(var object) = message else { return [] }
+        let id = object["id"]
+        if object["method"] == nil {
+            // An answer: to a client's request.
+            guard let key = id?.stringValue, let request = pending.removeValue(forKey: key) else { return [] }
+            if let token = request.token { tokens[token] = nil }
+            object["id"] = request.originalID
+            if request.perRequestEra, case .object(let result)? = object["result"] {
+                object["result"] = .object(Self.perRequestResult(result, method: request.method, serverInfo: serverInfo))
+            }
+            return [.client(request.client, .object(object))]
+        }
+        if let id {
+            // The server's own request: for the one client with calls in flight.
+            let clients = Set(pending.values.map(\.client))
+            guard clients.count == 1, let client = clients.first else {
+                let why =
+                    clients.isEmpty
+                    ? "no client has a call in flight to send it to"
+                    : "\(clients.count) clients have calls in flight and toolgate cannot tell which one this is for"
+                return [
+                    .server(
+                        JSONRPCResponse.error(
+                            id: id, code: .internalError, message: "toolgate cannot route this request: \(why)"))
+                ]
+            }
+            let routed = newID("tg-server-")
+            serverRequests[routed] = (client, id)
+            object["id"] = .string(routed)
+            return [.client(client, .object(object))]
+        }
+        // A notification: progress goes to the request's client with its own token; anything else to the one
+        // client with calls in flight, or nowhere.
+        if object["method"]?.stringValue == "notifications/progress", let token = object["params"]?["progressToken"]?.stringValue,
+            let upstreamID = tokens[token], let request = pending[upstreamID]
+        {
+            var params = object["params"]?.objectValue ?? JSONObject()
+            params["progressToken"] = request.originalToken ?? .null
+            object["params"] = .object(params)
+            return [.client(request.client, .object(object))]
+        }
+        let clients = Set(pending.values.map(\.client))
+        guard clients.count == 1, let client = clients.first else { return [] }
+        return [.client(client, .object(object))]
+    }
+
+    /// The server is gone: each request in flight gets a -32603 error on its client's exchange.
+    public mutating func serverExited(_ reason: String) -> [Delivery] {
+        let deliveries = pending.sorted { $0.key < $1.key }.map { _, request in
+            Delivery.client(request.client, JSONRPCResponse.error(id: request.originalID, code: .internalError, message: reason))
+        }
+        pending = [:]
+        tokens = [:]
+        serverRequests = [:]
+        return deliveries
+    }
+
+    /// A client exchange ended before its answers (the agent left): its requests are cancelled at the server.
+    public mutating func clientGone(_ client: ClientID) -> [JSONValue] {
+        var cancellations: [JSONValue] = []
+        for (upstreamID, request) in pending.sorted(by: { $0.key < $1.key }) where request.client == client {
+            pending[upstreamID] = nil
+            if let token = request.token { tokens[token] = nil }
+            cancellations.append([
+                "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": ["requestId": .string(upstreamID), "reason": "the client went away"],
+            ])
+        }
+        serverRequests = serverRequests.filter { $0.value.client != client }
+        return cancellations
+    }
+
+    /// Requests of this client exchange still waiting for their answer.
+    public func pendingCount(client: ClientID) -> Int { pending.values.reduce(0) { $0 + ($1.client == client ? 1 : 0) } }
+
+    /// Requests in flight at the server, over all clients.
+    public var pendingCount: Int { pending.count }
+}

@@ -1,0 +1,222 @@
+"""Issue 13 item 1: a stdio upstream (`toolgate serve --upstream-command`), the README's contract.
+
+The upstream is the SDK's own stdio server (`MCPServer(...).run(transport="stdio")`, upstream_mcp_server.py --stdio),
+started once by toolgate and shared by every HTTP client, in both eras. Faults: the server crashes mid-call, never
+starts, floods stderr, writes a line that is not JSON; SIGTERM and SIGKILL of toolgate leave no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from conftest import E2E_DIR, toolgate_binary
+from helpers import (
+    SEED_POLICY,
+    assert_rate_limited_denial,
+    denial_of,
+    handshake_session,
+    http_client,
+    modern_client,
+    run_async,
+    text_of,
+)
+
+SERVER = f"{sys.executable} {E2E_DIR / 'upstream_mcp_server.py'} --stdio"
+ALL_TOOLS = {"version": "1", "default": "allow", "tools": {}}
+
+
+def stdio_upstream(toolgate, policy=SEED_POLICY, extra: list[str] | None = None, command: str = SERVER):
+    return toolgate(None, policy, args=["--upstream-command", command] + (extra or []))
+
+
+def child_pids(log: str) -> list[int]:
+    return [int(p) for p in re.findall(r"pid=(\d+) \[toolgate\] upstream command started", log)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().split(") ")[1].split()
+            except (FileNotFoundError, IndexError, ProcessLookupError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_seed_policy_in_both_eras(toolgate, store_args_any):
+    tg = stdio_upstream(toolgate, extra=store_args_any)
+
+    async def body() -> None:
+        async with handshake_session(tg.url) as session:
+            assert [t.name for t in (await session.list_tools()).tools] == ["imageBackgroundRemoval"]
+            for i in range(5):
+                result = await session.call_tool("imageBackgroundRemoval", {"image": f"h{i}.png"})
+                assert text_of(result) == f"background removed from h{i}.png", result
+        async with modern_client(tg.url) as client:
+            assert [t.name for t in (await client.list_tools()).tools] == ["imageBackgroundRemoval"]
+            for i in range(5):
+                result = await client.call_tool("imageBackgroundRemoval", {"image": f"m{i}.png"})
+                assert result.is_error is False and text_of(result) == f"background removed from m{i}.png", result
+            refused = await client.call_tool("imageBackgroundRemoval", {"image": "11.png"})
+            assert refused.is_error is True
+            assert_rate_limited_denial(
+                denial_of(refused), rule="imageBackgroundRemoval", counter="imagebackgroundremoval_rate",
+                limit=10, scope="grant", window="minute", window_seconds=60)
+            with pytest.raises(MCPError) as info:
+                await client.call_tool("echo", {"text": "x"})
+            assert info.value.message == "Unknown tool: echo"
+
+    run_async(body)
+    assert len(child_pids(tg.log())) == 1, "one server for every client"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_args_any(request: pytest.FixtureRequest) -> list[str]:
+    if request.param == "memory":
+        return []
+    port = request.getfixturevalue("redis_port")
+    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-stdio-up-{uuid.uuid4().hex[:12]}"]
+
+
+def test_clients_at_once_never_see_each_others_answers_or_progress(toolgate):
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+
+    async def one_client(n: int) -> None:
+        seen: list[float] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(progress)
+
+        async with handshake_session(tg.url) as session:
+            steps = 3 + n
+            result = await session.call_tool("slow_progress", {"steps": steps, "delay": 0.05}, progress_callback=on_progress)
+            assert result.is_error is False
+            assert seen == list(range(1, steps + 1)), (n, seen)
+            for i in range(5):
+                answer = await session.call_tool("echo", {"text": f"client {n} call {i}"})
+                assert text_of(answer) == f"echo: client {n} call {i}"
+
+    async def body() -> None:
+        await asyncio.gather(*(one_client(n) for n in range(4)))
+
+    run_async(body)
+
+
+def test_a_crash_mid_call_is_an_error_and_the_server_comes_back(toolgate):
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+
+    async def body() -> None:
+        async with modern_client(tg.url) as client:
+            before = text_of(await client.call_tool("whoami", {}))
+            with pytest.raises(MCPError) as info:
+                await client.call_tool("crash", {})
+            assert info.value.code == -32603 and "exited" in info.value.message, info.value.message
+        for _ in range(100):
+            try:
+                async with modern_client(tg.url) as client:
+                    after = text_of(await client.call_tool("whoami", {}))
+                    break
+            except Exception:  # noqa: BLE001 (restarting: refused as not ready)
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the server did not come back:\n" + tg.log())
+        assert after != before, "a new process"
+
+    run_async(body)
+    assert "upstream command exited with status 3; restarting" in tg.log(), tg.log()
+    assert len(child_pids(tg.log())) == 2
+
+
+def test_a_server_that_never_starts_is_a_clear_error(tmp_path):
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"version":"1","default":"allow","tools":{}}')
+    proc = subprocess.run(
+        [toolgate_binary(), "serve", "--policy", str(policy), "--listen", "127.0.0.1:0", "--upstream-command",
+         "/nonexistent/mcp-server --flag"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TOOLGATE_")})
+    assert proc.returncode == 1, proc
+    assert "before answering initialize" in proc.stderr and "not found" in proc.stderr, proc.stderr
+
+
+def test_stderr_floods_and_non_json_lines_do_not_disturb_the_server(toolgate):
+    # The SDK's stdio server guards its stdout, so the line that is not JSON comes from the shell before it starts.
+    tg = stdio_upstream(toolgate, ALL_TOOLS, command=f"echo 'hello, not JSON'; {SERVER}")
+
+    async def body() -> None:
+        async with handshake_session(tg.url) as session:
+            flood = await session.call_tool("flood_stderr", {"lines": 20000, "tag": "f"})
+            assert text_of(flood) == "wrote 20000 lines to stderr"
+            assert text_of(await session.call_tool("echo", {"text": "still here"})) == "echo: still here"
+
+    run_async(body)
+
+    def full_log() -> str:
+        return tg.proc.log_path.read_text(errors="replace")
+
+    assert wait_for(lambda: "flood f line 19999 " in full_log(), timeout=30), "every stderr line is logged, tagged"
+    assert "source=upstream-stderr" in full_log()
+    assert "upstream command wrote a line that is not JSON; skipped" in full_log()
+    assert "line=hello, not JSON" in full_log()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_no_process_outlives_toolgate(toolgate, how):
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+    assert run_async(lambda: _whoami(tg.url))
+    pids = child_pids(tg.log())
+    assert len(pids) == 1
+    child = pids[0]
+    assert alive(child)
+    if how == "SIGTERM":
+        assert tg.stop() == 0, tg.log()
+    else:
+        tg.proc.popen.send_signal(signal.SIGKILL)
+        tg.proc.popen.wait(timeout=10)
+    assert wait_for(lambda: not group_alive(child), timeout=10), f"process group {child} outlived toolgate ({how})"
+
+
+async def _whoami(url: str) -> str:
+    async with modern_client(url) as client:
+        return text_of(await client.call_tool("whoami", {}))
+
+
+def test_readyz_names_the_stdio_upstream(toolgate):
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+    with http_client() as http:
+        body = http.get(f"{tg.base}/readyz").json()
+    assert body["status"] == "ready", body
+    assert body["upstream"]["url"].startswith("stdio: "), body
