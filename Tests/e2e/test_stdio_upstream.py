@@ -8,6 +8,7 @@ starts, floods stderr, writes a line that is not JSON; SIGTERM and SIGKILL of to
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -220,3 +221,41 @@ def test_readyz_names_the_stdio_upstream(toolgate):
         body = http.get(f"{tg.base}/readyz").json()
     assert body["status"] == "ready", body
     assert body["upstream"]["url"].startswith("stdio: "), body
+
+
+def test_a_cancelled_call_is_cancelled_at_the_server_and_no_other(toolgate):
+    """Handshake era: the SDK sends notifications/cancelled; per-request era: it closes the POST. Either way only the
+    abandoned call stops at the server; another client's identical call runs on."""
+    import anyio
+
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+    tags = {name: f"{name}-{uuid.uuid4().hex[:8]}" for name in ["handshake", "modern", "kept"]}
+
+    async def abandon_handshake() -> None:
+        async with handshake_session(tg.url) as session:
+            with anyio.move_on_after(0.7):
+                await session.call_tool("sleepy", {"seconds": 3, "tag": tags["handshake"]})
+            await anyio.sleep(0.3)
+
+    async def abandon_modern() -> None:
+        async with modern_client(tg.url) as client:
+            with anyio.move_on_after(0.7):
+                await client.call_tool("sleepy", {"seconds": 3, "tag": tags["modern"]})
+            await anyio.sleep(0.3)
+
+    async def keep() -> str:
+        async with handshake_session(tg.url) as session:
+            return text_of(await session.call_tool("sleepy", {"seconds": 1.5, "tag": tags["kept"]}))
+
+    async def body() -> None:
+        results = await asyncio.gather(abandon_handshake(), abandon_modern(), keep())
+        assert "1.5" in results[2] or results[2], results
+        await anyio.sleep(3)  # past the abandoned calls' own end: had they not been cancelled, they would be finished
+        async with handshake_session(tg.url) as session:
+            counts = {name: json.loads(text_of(await session.call_tool("executions", {"tag": tag})))
+                      for name, tag in tags.items()}
+        assert counts["kept"] == {"started": 1, "finished": 1}, counts
+        assert counts["handshake"] == {"started": 1, "finished": 0}, counts
+        assert counts["modern"] == {"started": 1, "finished": 0}, counts
+
+    run_async(body, timeout=60)

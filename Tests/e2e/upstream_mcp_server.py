@@ -210,6 +210,12 @@ def flood_stderr(lines: int = 10000, tag: str = "") -> str:
 
 
 @mcp.tool()
+def executions(tag: str) -> str:
+    """`sleepy`'s counts for `tag` as JSON, for a stdio server, which has no /_executions route."""
+    return json.dumps(_executions[tag])
+
+
+@mcp.tool()
 def whoami() -> str:
     """The server's process id: a restarted stdio server answers with another."""
     return str(os.getpid())
