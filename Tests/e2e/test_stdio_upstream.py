@@ -259,3 +259,31 @@ def test_a_cancelled_call_is_cancelled_at_the_server_and_no_other(toolgate):
         assert counts["modern"] == {"started": 1, "finished": 0}, counts
 
     run_async(body, timeout=60)
+
+
+def test_the_servers_own_request_reaches_the_client_whose_call_caused_it(toolgate):
+    """Elicitation mid-call (handshake era: a request of the server's own): routed to the one client with a call in
+    flight, its answer mapped back to the server's id."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp_types import ElicitResult
+
+    import mcp
+
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+    asked: list[str] = []
+
+    async def answer(context, params) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"answer": "forty-two"})
+
+    async def body() -> None:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            async with streamable_http_client(tg.url, http_client=http) as (read, write):
+                async with mcp.ClientSession(read, write, elicitation_callback=answer, read_timeout_seconds=30) as session:
+                    await session.initialize()
+                    result = await session.call_tool("ask", {"question": "what is the answer?"})
+                    assert text_of(result) == "accept: forty-two", result
+
+    run_async(body)
+    assert asked == ["what is the answer?"]

@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -207,6 +208,18 @@ def flood_stderr(lines: int = 10000, tag: str = "") -> str:
         sys.stderr.write(f"flood {tag} line {i} " + "x" * 100 + "\n")
     sys.stderr.flush()
     return f"wrote {lines} lines to stderr"
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+@mcp.tool()
+async def ask(ctx: Context, question: str = "ok?") -> str:
+    """Ask the client (elicitation, a request of the server's own mid-call), then say what came back."""
+    result = await ctx.elicit(question, Answer)
+    data = getattr(result, "data", None)
+    return f"{result.action}: {data.answer if data else ''}"
 
 
 @mcp.tool()
