@@ -231,3 +231,26 @@ def test_stdio_front_in_front_of_a_stdio_upstream(policy_file, tmp_path):
     finally:
         errlog.close()
     assert "upstream command ready" in (tmp_path / "toolgate-stderr.log").read_text()
+
+
+def test_metrics_listen_serves_metrics_in_stdio_mode(mcp_upstream_json, policy_file):
+    from helpers import free_port, http_client
+
+    port = free_port()
+    proc = raw_stdio(stdio_args(policy_file, mcp_upstream_json.url, ["--metrics-listen", f"127.0.0.1:{port}"]))
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(lines(INITIALIZE))
+        proc.stdin.flush()
+        assert "result" in json.loads(proc.stdout.readline())
+        proc.stdin.write(lines(INITIALIZED, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                             "params": {"name": "imageBackgroundRemoval", "arguments": {"image": "a"}}}))
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        with http_client() as http:
+            text = http.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'toolgate_tool_calls_total{tool="imageBackgroundRemoval",decision="allowed"} 1' in text, text
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

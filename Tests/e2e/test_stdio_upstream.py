@@ -287,3 +287,21 @@ def test_the_servers_own_request_reaches_the_client_whose_call_caused_it(toolgat
 
     run_async(body)
     assert asked == ["what is the answer?"]
+
+
+def test_readyz_is_not_ready_while_the_server_restarts(toolgate):
+    tg = stdio_upstream(toolgate, ALL_TOOLS)
+    [child] = child_pids(tg.log())
+
+    def readyz() -> tuple[int, dict]:
+        with http_client() as http:
+            response = http.get(f"{tg.base}/readyz")
+            return response.status_code, response.json()
+
+    assert readyz()[0] == 200
+    os.kill(child, signal.SIGKILL)
+    seen: list[dict] = []
+    assert wait_for(lambda: (r := readyz())[0] == 503 and not seen.append(r[1]), timeout=10), tg.log()
+    assert seen[0]["status"] == "not_ready" and "killed by signal 9" in seen[0]["upstream"]["problem"], seen[0]
+    assert wait_for(lambda: readyz()[0] == 200, timeout=20), tg.log()
+    assert run_async(lambda: _whoami(tg.url)) != str(child)
