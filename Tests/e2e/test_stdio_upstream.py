@@ -305,3 +305,22 @@ def test_readyz_is_not_ready_while_the_server_restarts(toolgate):
     assert seen[0]["status"] == "not_ready" and "killed by signal 9" in seen[0]["upstream"]["problem"], seen[0]
     assert wait_for(lambda: readyz()[0] == 200, timeout=20), tg.log()
     assert run_async(lambda: _whoami(tg.url)) != str(child)
+
+
+def test_the_server_gets_no_secret_of_toolgates(toolgate):
+    """Grant tokens read from the environment and TOOLGATE_* settings stay out; --upstream-env adds, expanded."""
+    grants = {"grants": [{"name": "ci", "tokenEnv": "TG_E2E_GRANT_TOKEN"}]}
+    env = {"TG_E2E_GRANT_TOKEN": "grant-secret-" + uuid.uuid4().hex, "TOOLGATE_E2E_SETTING": "redis://user:pw@x",
+           "TG_E2E_PLAIN": "plain", "TG_E2E_SOURCE": "expanded-value"}
+    tg = toolgate(None, ALL_TOOLS, grants=grants, env=env,
+                  args=["--upstream-command", SERVER, "--upstream-env", "TG_E2E_GIVEN=${TG_E2E_SOURCE}!"])
+    headers = {"Authorization": f"Bearer {env['TG_E2E_GRANT_TOKEN']}"}
+
+    async def body() -> dict[str, str]:
+        async with modern_client(tg.url, headers=headers) as client:
+            return {name: text_of(await client.call_tool("getenv", {"name": name}))
+                    for name in ["TG_E2E_GRANT_TOKEN", "TOOLGATE_E2E_SETTING", "TG_E2E_PLAIN", "TG_E2E_GIVEN"]}
+
+    seen = run_async(body)
+    assert seen == {"TG_E2E_GRANT_TOKEN": "<unset>", "TOOLGATE_E2E_SETTING": "<unset>", "TG_E2E_PLAIN": "plain",
+                    "TG_E2E_GIVEN": "expanded-value!"}, seen

@@ -229,6 +229,12 @@ def executions(tag: str) -> str:
 
 
 @mcp.tool()
+def getenv(name: str) -> str:
+    """An environment variable of the server's process, or "<unset>" (what a stdio server was given)."""
+    return os.environ.get(name, "<unset>")
+
+
+@mcp.tool()
 def whoami() -> str:
     """The server's process id: a restarted stdio server answers with another."""
     return str(os.getpid())
