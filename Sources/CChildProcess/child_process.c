@@ -57,6 +57,8 @@ int toolgate_spawn(const char *file, char *const argv[], char *const envp[], too
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        // toolgate ignores SIGPIPE (it handles EPIPE); an ignored signal would stay ignored across exec.
+        signal(SIGPIPE, SIG_DFL);
         if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) {
             int e = errno;
             (void)!write(status[1], &e, sizeof e);

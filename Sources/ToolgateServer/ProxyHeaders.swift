@@ -13,14 +13,18 @@ enum ProxyHeaders {
     /// filtered; curl sets Host and Content-Length from the request it sends.
     static let withheldUpstream: Set<String> = ["authorization", "accept-encoding", "host", "content-length", "expect"]
 
+    /// Everything but the `Connection` header's own tokens: the same for every request, so built once.
+    static let alwaysDropped = hopByHop.union(withheldUpstream)
+
     static func upstream(from agent: HTTPFields, adding configured: [HTTPHeader]) -> [HTTPHeader] {
-        let dropped = connectionTokens(agent).union(hopByHop).union(withheldUpstream)
-        let overridden = Set(configured.map { $0.name.lowercased() })
+        // Most requests name no connection option and the operator configures few headers: no set is built then.
+        let connection = connectionTokens(agent)
         var out: [HTTPHeader] = []
         out.reserveCapacity(agent.count + configured.count)
         for field in agent {
             let lower = field.name.canonicalName
-            if dropped.contains(lower) || overridden.contains(lower) { continue }
+            if alwaysDropped.contains(lower) || (!connection.isEmpty && connection.contains(lower)) { continue }
+            if configured.contains(where: { $0.name.equalsIgnoringASCIICase(lower) }) { continue }
             out.append(HTTPHeader(field.name.rawName, field.value))
         }
         out.append(contentsOf: configured)
@@ -30,14 +34,14 @@ enum ProxyHeaders {
     /// The upstream's response headers for the agent. Length and framing are the server's own business.
     static func downstream(from upstream: [HTTPHeader]) -> HTTPFields {
         var connection: Set<String> = []
-        for header in upstream where header.name.lowercased() == "connection" {
+        for header in upstream where header.name.equalsIgnoringASCIICase("connection") {
             for token in header.value.split(separator: ",") { connection.insert(token.trimmingWhitespace.lowercased()) }
         }
         var fields = HTTPFields()
         for header in upstream {
-            let lower = header.name.lowercased()
-            if hopByHop.contains(lower) || connection.contains(lower) || lower == "content-length" { continue }
             guard let name = HTTPField.Name(header.name) else { continue }
+            let lower = name.canonicalName
+            if hopByHop.contains(lower) || lower == "content-length" || (!connection.isEmpty && connection.contains(lower)) { continue }
             fields.append(HTTPField(name: name, value: header.value))
         }
         return fields
@@ -45,6 +49,7 @@ enum ProxyHeaders {
 
     private static func connectionTokens(_ fields: HTTPFields) -> Set<String> {
         var tokens: Set<String> = []
+        guard fields.contains(.connection) else { return tokens }
         for value in fields[values: .connection] {
             for token in value.split(separator: ",") { tokens.insert(token.trimmingWhitespace.lowercased()) }
         }

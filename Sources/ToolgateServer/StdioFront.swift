@@ -38,6 +38,8 @@ public struct StdioFront: Service {
     }
 
     public func run() async throws {
+        // A client that closes our stdout must not end the process with SIGPIPE: writes then fail, quietly.
+        signal(SIGPIPE, SIG_IGN)
         let session = StdioSession()
         let lines = StdioLineReader.lines(from: input, maximumLineBytes: maxLineBytes)
         logger.info("stdio: reading MCP messages on stdin")

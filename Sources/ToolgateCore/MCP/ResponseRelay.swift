@@ -114,10 +114,10 @@ public struct ResponseRelay: Sendable {
         unansweredIDs = plan.requestIDs
         openToolCalls = plan.toolCalls
         self.contentType = contentType ?? ""
-        let type = (contentType ?? "").lowercased()
-        if type.hasPrefix("text/event-stream") {
+        let type = contentType ?? ""
+        if type.hasPrefixIgnoringASCIICase("text/event-stream") {
             mode = .eventStream
-        } else if type.hasPrefix("application/json") || type.contains("+json") || plan.listsTools {
+        } else if type.hasPrefixIgnoringASCIICase("application/json") || type.lowercased().contains("+json") || plan.listsTools {
             // An answer to tools/list is read and judged whatever type it claims: a lenient client might parse it.
             mode = .json
         } else if !plan.requestIDs.isEmpty {

@@ -56,7 +56,7 @@ public struct UpstreamResponse: Sendable {
 
     /// First value of a header, compared case-insensitively.
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        headers.first { $0.name.equalsIgnoringASCIICase(name) }?.value
     }
 }
 

@@ -33,6 +33,8 @@ public final class ChildProcess: Sendable {
         _ command: [String], environment: [String: String], maximumLineBytes: Int = 32 << 20
     ) throws(LaunchError) -> ChildProcess {
         guard !command.isEmpty else { throw LaunchError(command: command, errno: EINVAL) }
+        // Writing to a program that has exited must be an EPIPE error to handle, not a signal that ends toolgate.
+        _ = Glibc.signal(SIGPIPE, SIG_IGN)
         let result = ProcessSpawner.shared.spawn(command, environment: environment)
         switch result {
         case .failure(let failure): throw LaunchError(command: command, errno: failure.errno)

@@ -91,7 +91,6 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         var backoff: Duration = .milliseconds(100)
         while !state.withLock({ $0.stopping }) {
             if state.withLock({ $0.child == nil }) {
-                let startedAt = ContinuousClock.now
                 if let failure = await launchOnce() {
                     if state.withLock({ $0.stopping }) { return }
                     onEvent(.launchFailed(description: failure.message, restartIn: backoff))
@@ -100,7 +99,6 @@ public final class StdioUpstreamTransport: UpstreamTransport {
                     backoff = min(backoff * 2, .seconds(10))
                     continue
                 }
-                _ = startedAt
             }
             // Wait for the running program to end.
             let child = state.withLock { $0.child }

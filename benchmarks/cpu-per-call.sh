@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 14, target 1: CPU per proxied call, toolgate's beside the example upstream's, in the same run. wrk posts
+# tools/call through toolgate (one sliding-window limit, embedded store) to example-upstream; the CPU time each
+# process used (utime + stime from /proc/PID/stat) is divided by the calls served. The ratio is the figure: it
+# holds across machines where absolute times drift.
+# Usage: bash benchmarks/cpu-per-call.sh [seconds per round, default 10] [rounds, default 3] [connections, default 64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+rounds=${2:-3}
+connections=${3:-64}
+bash scripts/bootstrap.sh >/dev/null
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+swift build -c release --product toolgate >&2
+swift build -c release --product example-upstream >&2
+bin=$(swift build -c release --show-bin-path)
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+upstream_port=$(free_port)
+"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
+upstream_pid=$!
+pids+=($upstream_pid)
+toolgate_port=$(free_port)
+cat >"$work/policy.json" <<'JSON'
+{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
+JSON
+"$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port/mcp" \
+  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
+toolgate_pid=$!
+pids+=($toolgate_pid)
+wait_http "http://127.0.0.1:$toolgate_port/healthz"
+# Warm up both (connection pools, caches) before measuring.
+wrk -t2 -c"$connections" -d2s -s benchmarks/wrk-tools-call.lua "http://127.0.0.1:$toolgate_port/mcp" >/dev/null
+hz=$(getconf CLK_TCK)
+
+echo "| round | calls/s through toolgate | toolgate CPU µs/call | upstream CPU µs/call | ratio |"
+echo "|---:|---:|---:|---:|---:|"
+for round in $(seq 1 "$rounds"); do
+  t0=$(cpu_ticks "$toolgate_pid"); u0=$(cpu_ticks "$upstream_pid")
+  line=$(wrk -t2 -c"$connections" -d"${duration}s" -s benchmarks/wrk-tools-call.lua "http://127.0.0.1:$toolgate_port/mcp" | grep '^RESULT')
+  t1=$(cpu_ticks "$toolgate_pid"); u1=$(cpu_ticks "$upstream_pid")
+  eval "${line#RESULT }"
+  awk -v r="$round" -v n="$requests" -v s="$seconds" -v dt=$((t1 - t0)) -v du=$((u1 - u0)) -v hz="$hz" 'BEGIN {
+    t = dt / hz * 1e6 / n; u = du / hz * 1e6 / n
+    printf "| %d | %.0f | %.1f | %.1f | %.2f |\n", r, n / s, t, u, t / u }'
+done
