@@ -26,11 +26,15 @@ from helpers import (
     SEED_POLICY,
     assert_rate_limited_denial,
     denial_of,
+    final_response,
     handshake_session,
     http_client,
     modern_client,
+    modern_headers,
+    post,
     run_async,
     text_of,
+    tool_call,
 )
 
 SERVER = f"{sys.executable} {E2E_DIR / 'upstream_mcp_server.py'} --stdio"
@@ -324,3 +328,37 @@ def test_the_server_gets_no_secret_of_toolgates(toolgate):
     seen = run_async(body)
     assert seen == {"TG_E2E_GRANT_TOKEN": "<unset>", "TOOLGATE_E2E_SETTING": "<unset>", "TG_E2E_PLAIN": "plain",
                     "TG_E2E_GIVEN": "expanded-value!"}, seen
+
+
+def test_a_call_that_finds_the_server_gone_is_refunded_one_it_had_is_not(toolgate, tmp_path):
+    """DESIGN section 7's refund rule for a stdio upstream: a call the server received and lost in its crash stays
+    charged (the tool may have run); a call refused while it restarts was never delivered, and is refunded."""
+    started_once = tmp_path / "started-once"
+    # Restarts take 3 s more than the first start: a window in which calls find no server.
+    command = f"if [ -e {started_once} ]; then sleep 3; fi; touch {started_once}; exec {SERVER}"
+    policy = {"version": "1", "default": "deny", "tools": {
+        "crash": {"limits": [{"counter": "crash_day", "window": "day", "max": 1}]},
+        "whoami": {"limits": [{"counter": "whoami_day", "window": "day", "max": 1}]}}}
+    tg = stdio_upstream(toolgate, policy, command=command)
+
+    def readyz_status() -> int:
+        with http_client() as http:
+            return http.get(f"{tg.base}/readyz").status_code
+
+    async def body() -> None:
+        async with modern_client(tg.url) as client:
+            with pytest.raises(MCPError) as crashed:
+                await client.call_tool("crash", {})
+            assert crashed.value.code == -32603
+        assert wait_for(lambda: readyz_status() == 503, timeout=5)
+        with http_client() as http:  # raw: a client's own discovery would be refused first
+            refused = final_response(post(http, tg.url, tool_call(1, "whoami", {}, modern=True),
+                                          modern_headers("tools/call", "whoami")))
+        assert refused["error"]["code"] == -32603 and "not ready" in refused["error"]["message"], refused
+        assert wait_for(lambda: readyz_status() == 200, timeout=20), tg.log()
+        async with modern_client(tg.url) as client:
+            assert (await client.call_tool("whoami", {})).is_error is False, "the refused call was refunded"
+            again = await client.call_tool("crash", {})
+            assert again.is_error is True and denial_of(again)["reason"] == "rate_limited", "the lost call stays charged"
+
+    run_async(body, timeout=60)

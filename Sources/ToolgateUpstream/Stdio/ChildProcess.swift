@@ -50,15 +50,15 @@ public final class ChildProcess: Sendable {
         exit = ExitStatus()
         outputLines = LineReader.lines(from: child.stdout_fd, name: "toolgate-upstream-stdout", maximumLineBytes: maximumLineBytes)
         errorLines = LineReader.lines(from: child.stderr_fd, name: "toolgate-upstream-stderr", maximumLineBytes: 64 << 10)
-        let exit = self.exit
         let pid = child.pid
         let guardianPID = child.guardian_pid
-        let thread = Thread {
+        let thread = Thread { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0, errno == EINTR {}
             exit.record(status)
+            // The program is gone: its guardian ends what is left of its group (children it left behind) and exits.
+            releaseGuardian()
             if guardianPID > 0 {
-                // The guardian ends with its pipe (closed in `reap`); collect it so it leaves no zombie.
                 while waitpid(guardianPID, &status, 0) < 0, errno == EINTR {}
             }
         }

@@ -64,6 +64,8 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         var problem: String? = "the upstream command has not started yet"
         var stopping = false
         var incarnation = 0
+        /// The last incarnation whose stdout has closed: its `initialize` will never be answered.
+        var outputEnded = 0
     }
 
     public let configuration: Configuration
@@ -165,16 +167,24 @@ public final class StdioUpstreamTransport: UpstreamTransport {
             ],
         ]
         let answer: JSONObject? = await withCheckedContinuation { waiter in
-            state.withLock { $0.initializeWaiter = waiter }
+            let ended = state.withLock { state -> Bool in
+                guard state.outputEnded != incarnation else { return true }
+                state.initializeWaiter = waiter
+                return false
+            }
+            if ended {
+                waiter.resume(returning: nil)  // it is gone already: nothing will answer
+                return
+            }
             do {
                 try child.write(line: JSONWriter.bytes(initialize))
             } catch {
-                resumeInitializeWaiter(with: nil)
+                resumeInitializeWaiter(with: nil, incarnation: incarnation)
             }
             let timeout = configuration.initializeTimeout
             Task {
                 try? await Task.sleep(for: timeout)
-                self.resumeInitializeWaiter(with: nil)
+                self.resumeInitializeWaiter(with: nil, incarnation: incarnation)
             }
         }
         guard let answer, answer["protocolVersion"] != nil else {
@@ -197,8 +207,11 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         return nil
     }
 
-    private func resumeInitializeWaiter(with answer: JSONObject?) {
+    /// Ends the wait for `incarnation`'s `initialize` answer; a later incarnation's wait is left alone (a timer or
+    /// a stdout that closes late must not fail the next start).
+    private func resumeInitializeWaiter(with answer: JSONObject?, incarnation: Int) {
         let waiter = state.withLock { state -> CheckedContinuation<JSONObject?, Never>? in
+            guard state.incarnation == incarnation else { return nil }
             defer { state.initializeWaiter = nil }
             return state.initializeWaiter
         }
@@ -212,13 +225,14 @@ public final class StdioUpstreamTransport: UpstreamTransport {
                 onEvent(.notJSON(prefix: String(decoding: line.prefix(120), as: UTF8.self)))
                 continue
             }
-            for message in value.arrayValue ?? [value] { handleOutput(message, from: child) }
+            for message in value.arrayValue ?? [value] { handleOutput(message, from: child, incarnation: incarnation) }
         }
         // stdout closed: the program is ending. Its calls in flight get an error now.
+        state.withLock { $0.outputEnded = max($0.outputEnded, incarnation) }
         _ = await child.waitForExit(timeout: .seconds(2))
         let reason =
             "the upstream command \(child.hasExited ? ChildProcess.describe(status: child.exitStatus ?? 0) : "closed its stdout") before answering"
-        resumeInitializeWaiter(with: nil)
+        resumeInitializeWaiter(with: nil, incarnation: incarnation)
         let (deliveries, clients) = state.withLock { state -> ([StdioMultiplexer.Delivery], [StdioMultiplexer.ClientID: Client]) in
             guard state.incarnation == incarnation else { return ([], [:]) }
             state.initialized = nil
@@ -233,9 +247,9 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         }
     }
 
-    private func handleOutput(_ message: JSONValue, from child: ChildProcess) {
+    private func handleOutput(_ message: JSONValue, from child: ChildProcess, incarnation: Int) {
         if message["id"]?.stringValue == "tg-initialize", message["method"] == nil {
-            resumeInitializeWaiter(with: message["result"]?.objectValue)
+            resumeInitializeWaiter(with: message["result"]?.objectValue, incarnation: incarnation)
             return
         }
         let (deliveries, clients) = state.withLock { state in (state.multiplexer.inbound(message), state.clients) }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every benchmark, one after the other, each printing its Markdown table (BENCHMARKS.md records the results).
+#   bash benchmarks/run.sh           full runs (tens of minutes)
+#   bash benchmarks/run.sh --quick   one short round each: proves the scripts still work; the figures mean nothing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+run() {
+  echo
+  echo "## bash benchmarks/$*"
+  bash "benchmarks/$1" "${@:2}"
+}
+if $quick; then
+  run core.sh
+  run adversarial.sh
+  run proxy.sh 1
+  run cpu-per-call.sh 1 1
+  run redis-client.sh 1
+  run redis.sh 1
+  run redis-state.sh
+  run redis-cluster.sh 1
+else
+  run core.sh
+  run adversarial.sh
+  run proxy.sh
+  run cpu-per-call.sh
+  run redis-client.sh
+  run redis.sh
+  run redis-state.sh
+  run redis-cluster.sh
+fi
