@@ -16,6 +16,7 @@ if $quick; then
   run adversarial.sh
   run proxy.sh 1
   run cpu-per-call.sh 1 1
+  run peer.sh 1
   run redis-client.sh 1
   run redis.sh 1
   run redis-state.sh
@@ -25,6 +26,7 @@ else
   run adversarial.sh
   run proxy.sh
   run cpu-per-call.sh
+  run peer.sh
   run redis-client.sh
   run redis.sh
   run redis-state.sh
