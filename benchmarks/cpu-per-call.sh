@@ -9,18 +9,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 rounds=${2:-3}
 connections=${3:-64}
-bash scripts/bootstrap.sh >/dev/null
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product toolgate >&2
-swift build -c release --product example-upstream >&2
-bin=$(swift build -c release --show-bin-path)
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+source benchmarks/lib.sh
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 upstream_port=$(free_port)

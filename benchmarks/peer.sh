@@ -7,8 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
-bash scripts/bootstrap.sh >/dev/null
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+source benchmarks/lib.sh
 # FastMCP gets a virtualenv of its own: it is not one of toolgate's test dependencies.
 venv=.venv-peer
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import fastmcp' 2>/dev/null; then
@@ -16,15 +15,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import fastmcp' 2>/de
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'fastmcp==4.2.3'
 fi
 peer_version=$("$venv/bin/python" -c 'import fastmcp; print(fastmcp.__version__)')
-swift build -c release --product toolgate >&2
-swift build -c release --product example-upstream >&2
-bin=$(swift build -c release --show-bin-path)
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 wait_call() {
   for _ in $(seq 1 200); do
     curl -fs -o /dev/null "$1" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \

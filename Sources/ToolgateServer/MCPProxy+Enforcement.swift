@@ -136,7 +136,6 @@ extension MCPProxy {
             return deny(denial, quota: quota)
         }
         let failedShadow = zip(charges, outcome.results).first { $0.shadow && !$1.passed }?.0
-        let tightest = zip(charges, outcome.results).filter { !$0.0.shadow || shadowAll }.min { $0.1.remaining < $1.1.remaining }
         // The store's decision time (Redis TIME on Redis): what fleet-wide exactness is judged by.
         logger.debug(
             "tool call admitted",
@@ -145,6 +144,10 @@ extension MCPProxy {
         if let failedShadow {
             audit = record(.shadowDenied, reason: ToolCallDenial.Reason.rateLimited.rawValue, counter: failedShadow.counter, remaining: 0)
         } else {
+            // The limit with the least left, for the audit line only: no work for it without an audit log.
+            let tightest =
+                auditLog == nil
+                ? nil : zip(charges, outcome.results).filter { !$0.0.shadow || shadowAll }.min { $0.1.remaining < $1.1.remaining }
             audit = record(.allowed, counter: tightest?.0.counter, remaining: tightest?.1.remaining)
         }
         return .forward(receipt: outcome.receipt, quota: shadowAll ? nil : quota, call: call, audit: audit)

@@ -26,39 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
             for line in error.lines { printError(line) }
             throw ExitCode(error.exitCode)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = settings.logLevel
-            return handler
-        }
-        var auditSink: FileAuditSink?
-        if let path = settings.auditLogPath {
-            do {
-                auditSink = try FileAuditSink(path: path)
-            } catch {
-                printError("toolgate serve: \(error)")
-                throw ExitCode(64)
-            }
-        }
-        let logger = Logger(label: "toolgate")
-        let observation = UpstreamObservation()
-        var stdioUpstream: StdioUpstreamTransport?
-        if let command = settings.upstreamCommand {
-            do {
-                stdioUpstream = try await ToolgateProcess.startStdioUpstream(command, observation: observation, logger: logger)
-            } catch {
-                printError("toolgate serve: \(error)")
-                throw ExitCode.failure
-            }
-        }
-        do {
-            try await ToolgateProcess.serviceGroup(
-                settings, auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation, logger: logger
-            ).run()
-        } catch {
-            printError(Self.explain(error, settings: settings))
-            throw ExitCode.failure
-        }
+        try await ToolgateProcess.run(settings, command: "serve")
     }
 
     /// What went wrong, in terms of the flags: NIO names the system call, not the address or the flag.

@@ -1,7 +1,5 @@
 import ArgumentParser
-import Logging
 import ToolgateServer
-import ToolgateUpstream
 
 /// `toolgate stdio`: an MCP client launches toolgate as its server, and toolgate enforces the policy in front of
 /// the real one.
@@ -46,38 +44,6 @@ struct StdioCommand: AsyncParsableCommand {
             throw ExitCode(64)
         }
         settings.server.fixedGrant = grant
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = settings.logLevel
-            return handler
-        }
-        var auditSink: FileAuditSink?
-        if let path = settings.auditLogPath {
-            do {
-                auditSink = try FileAuditSink(path: path)
-            } catch {
-                printError("toolgate stdio: \(error)")
-                throw ExitCode(64)
-            }
-        }
-        let logger = Logger(label: "toolgate")
-        let observation = UpstreamObservation()
-        var stdioUpstream: StdioUpstreamTransport?
-        if let command = settings.upstreamCommand {
-            do {
-                stdioUpstream = try await ToolgateProcess.startStdioUpstream(command, observation: observation, logger: logger)
-            } catch {
-                printError("toolgate stdio: \(error)")
-                throw ExitCode.failure
-            }
-        }
-        do {
-            try await ToolgateProcess.serviceGroup(
-                settings, stdio: true, auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation, logger: logger
-            ).run()
-        } catch {
-            printError(ServeCommand.explain(error, settings: settings))
-            throw ExitCode.failure
-        }
+        try await ToolgateProcess.run(settings, command: "stdio")
     }
 }

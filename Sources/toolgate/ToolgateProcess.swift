@@ -1,3 +1,4 @@
+import ArgumentParser
 import Logging
 import ServiceLifecycle
 import ToolgateCore
@@ -164,6 +165,48 @@ struct StdioUpstreamService: Service {
             group.addTask { await transport.superviseUntilStopped() }
             try? await gracefulShutdown()
             await transport.stop()
+        }
+    }
+}
+
+extension ToolgateProcess {
+    /// What `serve` and `stdio` do once their flags are checked: logging to stderr, the audit sink opened, a stdio
+    /// upstream started, then the services until SIGTERM/SIGINT (or, for `stdio`, until stdin closes). Every
+    /// failure is printed in terms of the command's flags.
+    static func run(_ settings: ServeSettings, command: String) async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.logLevel
+            return handler
+        }
+        var auditSink: FileAuditSink?
+        if let path = settings.auditLogPath {
+            do {
+                auditSink = try FileAuditSink(path: path)
+            } catch {
+                printError("toolgate \(command): \(error)")
+                throw ExitCode(64)
+            }
+        }
+        let logger = Logger(label: "toolgate")
+        let observation = UpstreamObservation()
+        var stdioUpstream: StdioUpstreamTransport?
+        if let upstreamCommand = settings.upstreamCommand {
+            do {
+                stdioUpstream = try await startStdioUpstream(upstreamCommand, observation: observation, logger: logger)
+            } catch {
+                printError("toolgate \(command): \(error)")
+                throw ExitCode.failure
+            }
+        }
+        do {
+            try await serviceGroup(
+                settings, stdio: command == "stdio", auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation,
+                logger: logger
+            ).run()
+        } catch {
+            printError(ServeCommand.explain(error, settings: settings))
+            throw ExitCode.failure
         }
     }
 }

@@ -41,6 +41,16 @@ HTTP_TIMEOUT = httpx2.Timeout(10.0, read=30.0)
 ASYNC_TEST_TIMEOUT = 60.0
 
 
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Polls `predicate` until it is truthy (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (bind port 0, read it, close)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

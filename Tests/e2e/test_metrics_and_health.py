@@ -8,7 +8,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import SEED_POLICY, handshake_session, http_client, run_async
+from helpers import SEED_POLICY, handshake_session, http_client, run_async, wait_for
 
 
 def _samples(text: str) -> list:
@@ -103,17 +103,6 @@ def test_sigterm_exits_zero(raw_upstream, toolgate):
     assert tg.stop() == 0, f"toolgate should exit 0 on SIGTERM:\n{tg.log()}"
 
 
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_sighup_reloads_a_valid_policy_and_keeps_the_old_one_on_errors(raw_upstream, toolgate):
     import json
     import signal
@@ -139,13 +128,13 @@ def test_sighup_reloads_a_valid_policy_and_keeps_the_old_one_on_errors(raw_upstr
     tg.policy_path.write_text(json.dumps(allowing))
     second_sha = hashlib.sha256(tg.policy_path.read_bytes()).hexdigest()
     tg.proc.popen.send_signal(signal.SIGHUP)
-    assert _wait_for(lambda: readyz_sha() == second_sha), tg.log()
+    assert wait_for(lambda: readyz_sha() == second_sha), tg.log()
     assert "result" in echo_answer()
 
     # A broken policy is refused whole: the one in force stays, and the process keeps serving.
     tg.policy_path.write_text('{"version":"1","tools":{"echo":{"limits":[{"counter":"c","window":"minit","max":1}]}}}')
     tg.proc.popen.send_signal(signal.SIGHUP)
-    assert _wait_for(lambda: _value(_samples(_metrics(tg)), "toolgate_policy_reloads_total", result="failure") == 1), tg.log()
+    assert wait_for(lambda: _value(_samples(_metrics(tg)), "toolgate_policy_reloads_total", result="failure") == 1), tg.log()
     assert readyz_sha() == second_sha
     assert "result" in echo_answer()
     samples = _samples(_metrics(tg))

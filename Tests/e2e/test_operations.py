@@ -32,19 +32,11 @@ from helpers import (
     run_async,
     text_of,
     tool_call,
+    wait_for,
 )
 
 ECHO_ONLY = {"version": "1", "default": "deny", "tools": {"echo": {}}}
 ECHO_AND_OTHER = {"version": "1", "default": "deny", "tools": {"echo": {}, "other_tool": {}}}
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def readyz(tg: Any) -> tuple[int, dict[str, Any]]:

@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from helpers import (
     run_async,
     text_of,
     tool_call,
+    wait_for,
 )
 
 SERVER = f"{sys.executable} {E2E_DIR / 'upstream_mcp_server.py'} --stdio"
@@ -70,15 +70,6 @@ def group_alive(pgid: int) -> bool:
                 continue
             if int(fields[2]) == pgid and fields[0] != "Z":
                 return True
-    return False
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
     return False
 
 
