@@ -1,4 +1,5 @@
 import HTTPTypes
+import HummingbirdCore
 import Hummingbird
 import Logging
 import NIOCore
@@ -24,6 +25,10 @@ public enum ExampleMCPServer {
             return respond(to: Array(body.readableBytesView), protocolVersion: request.headers[HTTPField.Name("MCP-Protocol-Version")!])
         }
         router.get("/mcp") { _, _ in Response(status: .methodNotAllowed) }
+        router.post("/bench/sse") { request, _ in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            return benchmarkStream(to: Array(body.readableBytesView), query: request.uri.queryParameters)
+        }
         router.delete("/mcp") { _, _ in Response(status: .ok) }
         return Application(
             router: router,
@@ -74,6 +79,43 @@ public enum ExampleMCPServer {
         default:
             return json(JSONRPCResponse.error(id: id, code: .methodNotFound, message: "method not found: \(method)"))
         }
+    }
+
+    /// `POST /bench/sse?bytes=N&event=E&holdMs=H` (for benchmarks/streaming.sh and memory.sh, not for MCP
+    /// clients): answers any request with an event stream of `notifications/message` events of E bytes each
+    /// (default 4096) until N bytes (default 50 MiB) have been sent, waits H milliseconds after the first event,
+    /// then ends with the request's result. One event buffer is built and written over and over, so the server
+    /// spends next to nothing per byte and the figures measure what is in front of it.
+    static func benchmarkStream(to bytes: [UInt8], query: FlatDictionary<Substring, Substring>) -> Response {
+        let id: JSONValue? = if case .single(let message) = try? JSONRPCBody.parse(bytes) { message.id } else { nil }
+        let total = query["bytes"].flatMap { Int($0) } ?? 50 << 20
+        let eventBytes = max(query["event"].flatMap { Int($0) } ?? 4096, 128)
+        let hold = query["holdMs"].flatMap { Int($0) } ?? 0
+        let prefix = Array(#"data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":""#.utf8)
+        let suffix = Array("\"}}\n\n".utf8)
+        let event = ByteBuffer(bytes: prefix + Array(repeating: UInt8(ascii: "x"), count: eventBytes - prefix.count - suffix.count) + suffix)
+        let batch = ByteBuffer(bytes: Array(repeating: Array(event.readableBytesView), count: 16).joined())
+        let count = max(total / eventBytes, 1)
+        let result = JSONRPCResponse.result(
+            id: id ?? 0, ["content": [["type": "text", "text": .string("streamed \(count) events")]], "isError": false])
+        let last = ByteBuffer(bytes: Array("data: ".utf8) + JSONWriter.bytes(result) + Array("\n\n".utf8))
+        return Response(
+            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                try await writer.write(event)
+                if hold > 0 { try await Task.sleep(for: .milliseconds(hold)) }
+                var sent = 1
+                while sent + 16 <= count {
+                    try await writer.write(batch)
+                    sent += 16
+                }
+                while sent < count {
+                    try await writer.write(event)
+                    sent += 1
+                }
+                try await writer.write(last)
+                try await writer.finish(nil)
+            })
     }
 
     private static func run(_ name: String, _ arguments: JSONValue) -> String? {

@@ -42,6 +42,30 @@ import Testing
         }
     }
 
+    /// Plain string bytes are skipped eight at a time: a quote, a backslash, a control byte or a multi-byte
+    /// character must be seen wherever it falls relative to those words.
+    @Test func findsEveryStringSpecialByteAtEveryOffset() throws {
+        for length in 0..<24 {
+            for position in 0..<max(length, 1) {
+                for special in ["\\\"", "\\\\", "\\n", "é", "\u{1F600}"] {
+                    var plain = Array(repeating: "a", count: length)
+                    if length > 0 { plain[position] = special }
+                    let text = plain.joined()
+                    // Both the document's own offset and the string's start vary: 0–2 spaces before the quote.
+                    for pad in 0..<3 {
+                        let parsed = try JSONParser.parse(String(repeating: " ", count: pad) + "\"" + text + "\"")
+                        let expected = text.replacingOccurrences(of: "\\\"", with: "\"")
+                            .replacingOccurrences(of: "\\\\", with: "\\").replacingOccurrences(of: "\\n", with: "\n")
+                        #expect(parsed == .string(expected), "length \(length), position \(position), \(special)")
+                    }
+                }
+                var raw = Array(repeating: UInt8(ascii: "a"), count: max(length, 1))
+                raw[position] = 0x01
+                #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22] + raw + [0x22]) }
+            }
+        }
+    }
+
     @Test func rejectsDuplicateKeysInLargeObjects() {
         let members = (0..<20).map { "\"k\($0)\":\($0)" }.joined(separator: ",")
         #expect(throws: JSONParseError.self) { try JSONParser.parse("{\(members),\"k7\":0}") }

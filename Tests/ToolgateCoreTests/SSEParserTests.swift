@@ -17,6 +17,36 @@ import Testing
         }
     }
 
+    /// Many events in one chunk, chunks cut at a fixed stride that drifts across event boundaries: every event
+    /// comes out once, in order, with its own bytes.
+    @Test func manyEventsPerChunkAcrossManyChunks() throws {
+        let events = (0..<300).map { "id: \($0)\ndata: {\"n\":\($0),\"pad\":\"\(String(repeating: "x", count: $0 % 37))\"}\n\n" }
+        let stream = Array(events.joined().utf8)
+        for stride in [1, 7, 64, 1000, 4096, stream.count] {
+            var parser = SSEParser()
+            var seen: [SSEEvent] = []
+            var offset = 0
+            while offset < stream.count {
+                let end = min(offset + stride, stream.count)
+                seen += try parser.feed(stream[offset..<end])
+                offset = end
+            }
+            #expect(seen.map(\.id) == (0..<300).map { "\($0)" }, "stride \(stride)")
+            #expect(seen.map { String(decoding: $0.raw, as: UTF8.self) } == events, "stride \(stride)")
+            #expect(parser.pendingBytes.isEmpty)
+        }
+    }
+
+    /// The size cap applies to the event being assembled, not to the events already cut from the same chunk.
+    @Test func theCapCountsOnlyTheUnfinishedEvent() throws {
+        var parser = SSEParser(maximumEventBytes: 64)
+        let small = Array("data: 0123456789\n\n".utf8)
+        let chunk = Array(Array(repeating: small, count: 20).joined())
+        #expect(try parser.feed(chunk).count == 20)
+        #expect(try parser.feed(Array("data: ".utf8)).isEmpty)
+        #expect(throws: SSEParser.TooLarge.self) { try parser.feed(Array(repeating: UInt8(ascii: "a"), count: 100)) }
+    }
+
     @Test func keepsPartialEventsForTheNextChunk() throws {
         var parser = SSEParser()
         #expect(try parser.feed(Array("data: par".utf8)).isEmpty)

@@ -166,7 +166,7 @@ public struct ResponseRelay: Sendable {
 
     private mutating func relayed(_ event: SSEEvent) -> [UInt8] {
         guard !event.data.isEmpty else { return event.encoded() }
-        guard let message = try? JSONParser.parse(Array(event.data.utf8)) else {
+        guard let message = try? JSONParser.parse(event.data) else {
             droppedEvents += 1
             return []
         }
