@@ -78,6 +78,8 @@ struct ServeOptions: ParsableArguments {
     var upstreamHeadersTimeout: String?
     @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
     var upstreamIdleTimeout: String?
+    @Option(name: .customLong("upstream-max-connections"), help: "Most connections open to the upstream at once (default 256); more requests wait for one.")
+    var upstreamMaxConnections: String?
     @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
     var clientIdleTimeout: String?
     @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
@@ -173,6 +175,13 @@ struct ServeSettings {
             guard let n = Int(text), n > 0 else { throw usage("--max-body-bytes must be a positive integer, got \"\(text)\"") }
             maxBody = n
         }
+        var upstreamConnections = 256
+        if let text = env.value(command.upstreamMaxConnections, flag: "upstream-max-connections") {
+            guard let n = Int(text), n > 0, n <= 1 << 20 else {
+                throw usage("--upstream-max-connections must be a positive integer, got \"\(text)\"")
+            }
+            upstreamConnections = n
+        }
         func seconds(_ value: String?, _ flag: String, default d: Double) throws(Failure) -> Duration {
             guard let text = env.value(value, flag: flag) else { return .milliseconds(Int64(d * 1000)) }
             guard let s = Double(text), s > 0, s.isFinite else { throw usage("--\(flag) must be a positive number of seconds, got \"\(text)\"") }
@@ -181,7 +190,8 @@ struct ServeSettings {
         upstream = CurlUpstreamTransport.Configuration(
             connectTimeout: try seconds(command.upstreamConnectTimeout, "upstream-connect-timeout", default: 5),
             headersTimeout: try seconds(command.upstreamHeadersTimeout, "upstream-headers-timeout", default: 300),
-            idleTimeout: try seconds(command.upstreamIdleTimeout, "upstream-idle-timeout", default: 300))
+            idleTimeout: try seconds(command.upstreamIdleTimeout, "upstream-idle-timeout", default: 300),
+            maxConnectionsPerHost: upstreamConnections)
         var headers: [HTTPHeader] = []
         for raw in env.values(command.upstreamHeaders, flag: "upstream-header") {
             guard let colon = raw.firstIndex(of: ":"), colon != raw.startIndex else {

@@ -30,6 +30,7 @@ from helpers import (
     jsonrpc_messages,
     post,
     raw_post,
+    wait_for,
     request,
     sse_events,
     tool_call,
@@ -239,3 +240,50 @@ def test_paused_upstream_transfer_counts_toward_idle_timeout(raw_upstream, toolg
         assert event["seconds"] <= 15, event
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("limit, waits", [("1", True), (None, False)])
+def test_upstream_max_connections_bounds_what_is_open_upstream(raw_upstream, toolgate, limit, waits):
+    """With --upstream-max-connections 1, a second call waits while a first one's stream holds the only upstream
+    connection, and goes through once it ends; by default (256) it goes at once."""
+    import threading
+
+    tg = toolgate(raw_upstream.url, SEED_POLICY, args=["--upstream-max-connections", limit] if limit else [])
+    raw_upstream.set_mode("tools/call", "sse_slow", times=1, events=2, interval=1.5)
+    results: dict[str, httpx2.Response] = {}
+
+    def call(key: str, call_id: int) -> None:
+        with http_client() as http:
+            results[key] = post(http, tg.url, tool_call(call_id, "imageBackgroundRemoval", {"image": key}))
+
+    slow = threading.Thread(target=call, args=("slow", 51))
+    slow.start()
+    assert wait_for(lambda: len(raw_upstream.seen_posts()) == 1, 5), raw_upstream.seen_posts()
+    quick = threading.Thread(target=call, args=("quick", 52))
+    quick.start()
+    def reached() -> list:
+        return [json.loads(p["body"]).get("id") for p in raw_upstream.seen_posts()]
+
+    if waits:
+        time.sleep(1.0)  # the slow stream has about 2 s left: the quick call must still be waiting inside toolgate
+        assert 52 not in reached(), reached()
+    else:
+        assert wait_for(lambda: 52 in reached(), 1.5), reached()
+    slow.join(15)
+    quick.join(15)
+    assert results["slow"].status_code == 200 and results["quick"].status_code == 200
+    assert '"id":52' in results["quick"].text.replace(" ", ""), results["quick"].text
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "99999999999"])
+def test_upstream_max_connections_must_be_a_positive_count(raw_upstream, tmp_path, value):
+    import subprocess as sp
+
+    from conftest import toolgate_binary
+
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps(SEED_POLICY))
+    result = sp.run([toolgate_binary(), "serve", "--policy", str(policy), "--upstream", raw_upstream.url,
+                     f"--upstream-max-connections={value}"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 64, result
+    assert "--upstream-max-connections must be a positive integer" in result.stderr, result.stderr
