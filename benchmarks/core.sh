@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-swift build -c release --product toolgate-bench >&2
-"$(swift build -c release --product toolgate-bench --show-bin-path)/toolgate-bench" examples/policy.json
+swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate-bench >&2
+"$(swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate-bench --show-bin-path)/toolgate-bench" examples/policy.json

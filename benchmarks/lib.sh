@@ -3,9 +3,9 @@
 # `work` (a scratch folder), and stops every process added to `pids` on exit.
 bash scripts/bootstrap.sh >/dev/null
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product toolgate >&2
-swift build -c release --product example-upstream >&2
-bin=$(swift build -c release --show-bin-path)
+swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate >&2
+swift build -c "${BENCH_CONFIGURATION:-release}" --product example-upstream >&2
+bin=$(swift build -c "${BENCH_CONFIGURATION:-release}" --show-bin-path)
 
 work=$(mktemp -d)
 pids=()

@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
-swift build -c release --product toolgate-redis-bench --scratch-path "${SCRATCH:-.build}" >&2
-bench="$(swift build -c release --product toolgate-redis-bench --scratch-path "${SCRATCH:-.build}" --show-bin-path)/toolgate-redis-bench"
+swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate-redis-bench --scratch-path "${SCRATCH:-.build}" >&2
+bench="$(swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate-redis-bench --scratch-path "${SCRATCH:-.build}" --show-bin-path)/toolgate-redis-bench"
 
 workdir=$(mktemp -d)
 redis_pid=

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 bash scripts/bootstrap.sh
-swift build -c release --product toolgate-bench >&2
-bench="$(swift build -c release --show-bin-path)/toolgate-bench"
+swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate-bench >&2
+bench="$(swift build -c "${BENCH_CONFIGURATION:-release}" --show-bin-path)/toolgate-bench"
 
 work=$(mktemp -d)
 pids=()

@@ -4,13 +4,13 @@
 # bucket and a fixed window; and Redis memory per counter and per admitted call. Each row is measured with the
 # current lua/acquire.lua and, for comparison, with the one before issue 7 (commit 15efe73, which read the whole
 # log on every decision and wrote a refund record per call).
-# Usage: bash benchmarks/redis-state.sh
+# Usage: bash benchmarks/redis-state.sh [--quick]   (--quick: windows of 1k and 2k calls, to prove the script works)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 command -v redis-benchmark >/dev/null
-swift build -c release --product toolgate-bench >&2
-bench="$(swift build -c release --show-bin-path)/toolgate-bench"
+swift build -c "${BENCH_CONFIGURATION:-release}" --product toolgate-bench >&2
+bench="$(swift build -c "${BENCH_CONFIGURATION:-release}" --show-bin-path)/toolgate-bench"
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
@@ -24,6 +24,10 @@ cli() { redis-cli -p "$port" "$@"; }
 git show 15efe73:lua/acquire.lua >"$work/old-acquire.lua"
 new_sha=$(cli script load "$(cat lua/acquire.lua)")
 old_sha=$(cli script load "$(cat "$work/old-acquire.lua")")
+
+sizes="1000 10000 100000"
+middle=10000
+if [ "${1:-}" = "--quick" ]; then sizes="1000 2000"; middle=2000; fi
 
 usec_per_call() { cli info commandstats | tr -d '\r' | grep '^cmdstat_evalsha:' | sed 's/.*usec_per_call=\([0-9.]*\).*/\1/'; }
 
@@ -68,8 +72,8 @@ echo "| script | algorithm | calls in the window | admitted: µs per EVALSHA | d
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for version in new old; do
   for algorithm in sliding fixed token_bucket; do
-    for n in 1000 10000 100000; do
-      [ "$algorithm" != sliding ] && [ "$n" != 10000 ] && continue
+    for n in $sizes; do
+      [ "$algorithm" != sliding ] && [ "$n" != "$middle" ] && continue
       cli flushall >/dev/null
       key="bench:{global:_}:$algorithm-$n"
       cli config resetstat >/dev/null

@@ -3,10 +3,14 @@
 /// A call is admitted when the cost already logged in `(now − window, now]` plus its own cost is at most
 /// `max`. So no interval of length `window` ever holds more than `max`.
 public struct SlidingLog: Sendable {
+    /// 24 bytes and no heap storage: the log holds one entry per admitted call in its window (a million, for a
+    /// busy per-minute limit), so the call is kept as a hash of its id, not as the id's String. A refund matches
+    /// time first, then the hash: two calls of one microsecond in one log would have to collide in a 64-bit hash
+    /// with a per-process random seed for one's refund to take the other's entry.
     struct Entry: Sendable {
         var time: Int64
         var cost: Int
-        var callID: String
+        var call: Int
     }
 
     /// Ordered by time; `entries[head...]` is live.
@@ -61,7 +65,7 @@ public struct SlidingLog: Sendable {
 
     public mutating func consume(now: Int64, cost: Int, callID: String) {
         guard cost > 0 else { return }
-        let entry = Entry(time: now, cost: cost, callID: callID)
+        let entry = Entry(time: now, cost: cost, call: callID.hashValue)
         // Almost always an append; a clock that stepped back inserts in order.
         var i = entries.count
         while i > head, entries[i - 1].time > now { i -= 1 }
@@ -80,8 +84,9 @@ public struct SlidingLog: Sendable {
             if entries[mid].time < time { low = mid + 1 } else { high = mid }
         }
         var i = low
+        let call = callID.hashValue
         while i < entries.count, entries[i].time == time {
-            if entries[i].callID == callID {
+            if entries[i].call == call {
                 total -= entries[i].cost
                 entries.remove(at: i)
                 return true
