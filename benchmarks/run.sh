@@ -13,13 +13,13 @@ run() {
   bash "benchmarks/$1" "${@:2}"
 }
 if $quick; then
-  run core.sh
+  BENCH_SCALE=100 run core.sh
   run adversarial.sh
   run proxy.sh 1
   run cpu-per-call.sh 1 1
   run latency.sh 1 1
   run streaming.sh 4 1
-  run memory.sh 5000 50
+  run memory.sh 2000 20
   run peer.sh 1
   run redis-client.sh 1
   run redis.sh 1

@@ -31,6 +31,12 @@ swift test --skip-build
 
 TOOLGATE_BIN="$(swift build --show-bin-path)/toolgate" bash Tests/e2e/run.sh
 
+# Every benchmark script, one short round each on the debug build: they keep working (no thresholds; timing is
+# never asserted). BENCHMARKS.md holds the figures of full release runs.
+BENCH_CONFIGURATION=debug bash benchmarks/run.sh --quick >"$workdir/benchmarks.txt" 2>"$workdir/benchmarks.log" || {
+  echo "test: benchmarks/run.sh --quick failed:" >&2; tail -40 "$workdir/benchmarks.log" >&2; exit 1; }
+echo "test: benchmarks/run.sh --quick: $(grep -c '^## ' "$workdir/benchmarks.txt") scripts ran" >&2
+
 # The docker/ files without a Docker engine: compose and Prometheus files checked, and the image's build stage run
 # in a folder holding exactly what its COPY lines copy (a release build: several minutes).
 bash scripts/check-docker.sh

@@ -145,6 +145,11 @@ struct MCPProxy: Sendable {
         _ request: Request, identity: Identity, agent: (any AgentPresence)?, snapshot: PolicyState.Snapshot,
         started: ContinuousClock.Instant
     ) async -> Response {
+        guard RequestMediaType.isJSON(request.headers[.contentType]) else {
+            return Self.httpError(
+                .unsupportedMediaType, .invalidRequest,
+                "Content-Type must be application/json, got \(request.headers[.contentType].map { "\"\($0.prefix(100))\"" } ?? "none")")
+        }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)

@@ -283,3 +283,33 @@ def test_ratelimit_headers_show_the_tightest_limit(raw_upstream, toolgate):
     assert policy == '"imagebackgroundremoval_rate";q=10;w=60'
     retry = body["result"]["_meta"]["toolgate/denial"]["retryAfterSeconds"]
     assert state == f'"imagebackgroundremoval_rate";r=0;t={retry}', (state, retry)
+
+
+# --- secrets never reach the log, at any level ----------------------------------------------------------------------
+
+def test_no_secret_reaches_the_log_even_at_trace_level(raw_upstream, toolgate, tmp_path, monkeypatch):
+    """A grant token read from the environment (tokenEnv), an --upstream-header value expanded from ${ENV} and the
+    admin token are secrets; at --log-level trace, services and settings are printed (swift-service-lifecycle logs
+    every service at debug), and none of the three may appear."""
+    grant_token = "grant-secret-5f1c9a7e3b"
+    header_secret = "upstream-secret-8d2e4b6a1c"
+    admin_token = "admin-secret-3a9c7e5f2d1b"
+    monkeypatch.setenv("E2E_GRANT_TOKEN", grant_token)
+    monkeypatch.setenv("E2E_UPSTREAM_KEY", header_secret)
+    admin_file = tmp_path / "admin-token"
+    admin_file.write_text(admin_token + "\n")
+    grants = {"grants": [{"name": "env-bot", "tokenEnv": "E2E_GRANT_TOKEN"}]}
+    tg = toolgate(raw_upstream.url, SEED_POLICY, grants=grants, args=[
+        "--log-level", "trace", "--upstream-header", "X-Api-Key: ${E2E_UPSTREAM_KEY}",
+        "--admin-token-file", str(admin_file)])
+    with http_client() as http:
+        ok = post(http, tg.url, tool_call(1, "imageBackgroundRemoval", {"image": "x"}),
+                  {"Authorization": f"Bearer {grant_token}"})
+        assert ok.status_code == 200, ok.text
+        assert post(http, tg.url, tool_call(2, "imageBackgroundRemoval"), {"Authorization": "Bearer wrong"}).status_code == 401
+    [record] = [r for r in raw_upstream.seen_posts() if '"id": 1' in r["body"] or '"id":1' in r["body"]]
+    assert header_secret in json.dumps(record), "the configured header did not reach the upstream"
+    log = tg.log()
+    assert "PolicyReloader(" in log, "the trace log no longer shows the services: this test proves nothing"
+    for secret in (grant_token, header_secret, admin_token):
+        assert secret not in log, f"a secret reached the log: ...{log[max(0, log.find(secret) - 300):log.find(secret) + 50]}"

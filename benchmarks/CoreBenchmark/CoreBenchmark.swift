@@ -43,8 +43,11 @@ struct CoreBenchmark {
         let identity = Identity(grant: "ci-bot", session: "session-1", agent: "host-a")
 
         var rows: [(String, Double, String)] = []
+        /// `BENCH_SCALE=N` divides every iteration count by N (benchmarks/run.sh --quick: the figures then mean nothing).
+        let scale = max(1, ProcessInfo.processInfo.environment["BENCH_SCALE"].flatMap { Int($0) } ?? 1)
         /// Median of five rounds: the machine is shared and noisy.
         func record(_ name: String, iterations: Int, unit: String = "ns/op", _ body: () -> Void) {
+            let iterations = max(1, iterations / scale)
             for _ in 0..<max(1, iterations / 10) { body() }  // warm-up
             var rounds: [Double] = []
             for _ in 0..<5 {
@@ -106,7 +109,7 @@ struct CoreBenchmark {
         for concurrency in [1, 16, 64] {
             var rounds: [Double] = []
             for _ in 0..<3 {
-                let perTask = 100_000 / concurrency
+                let perTask = max(1, 100_000 / scale / concurrency)
                 let start = ContinuousClock.now
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for t in 0..<concurrency {
