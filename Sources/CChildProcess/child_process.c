@@ -16,11 +16,17 @@ static void close_pair(int pair[2]) {
     if (pair[1] >= 0) close(pair[1]);
 }
 
-/// Closes every descriptor from 3 up except `keep` (async-signal-safe: no opendir).
+/// Closes every descriptor from 3 up except `keep` (async-signal-safe: no opendir). close_range (Linux 5.9) covers
+/// the whole range whatever RLIMIT_NOFILE is (toolgate raises it to the hard limit, often 2^20 or more); without it,
+/// every descriptor number below the limit is closed one by one.
 static void close_others(int keep) {
+#ifdef SYS_close_range
+    int below = keep > 3 ? (int)syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) : 0;
+    if (below == 0 && syscall(SYS_close_range, keep >= 3 ? (unsigned)keep + 1 : 3U, ~0U, 0U) == 0) return;
+#endif
     struct rlimit limit;
-    long max = 4096;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < 1048576) {
+    long max = 1L << 20;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (rlim_t)max) {
         max = (long)limit.rlim_cur;
     }
     for (long fd = 3; fd < max; fd++) {

@@ -27,6 +27,8 @@ public struct ServerConfiguration: Sendable {
     public var shadow = false
     /// `--drain-timeout`: how long in-flight calls and streams may finish after SIGTERM/SIGINT.
     public var drainTimeout: Duration = .seconds(30)
+    /// `--max-connections`: client connections held at once; more wait in the listen backlog (`ConnectionBudget`).
+    public var maxConnections = 4096
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],

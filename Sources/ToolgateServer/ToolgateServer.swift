@@ -67,7 +67,8 @@ public enum ToolgateServer {
                     additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller()],
                     idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
             configuration: ApplicationConfiguration(
-                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil),
+                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil,
+                availableConnectionsDelegate: ClientConnectionLimit(maximum: configuration.maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.listenPort
                 logger.info(
@@ -93,7 +94,9 @@ extension ToolgateServer {
         ).add(to: router)
         return Application(
             router: router,
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
+            configuration: ApplicationConfiguration(
+                address: .hostname(host, port: port), serverName: nil,
+                availableConnectionsDelegate: ClientConnectionLimit(maximum: ConnectionBudget.probeConnections, logger: logger)),
             onServerRunning: { channel in
                 logger.info("probes and metrics listening", metadata: ["address": "\(host):\(channel.localAddress?.port ?? port)"])
             },

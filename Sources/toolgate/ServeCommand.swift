@@ -78,6 +78,8 @@ struct ServeOptions: ParsableArguments {
     var upstreamHeadersTimeout: String?
     @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
     var upstreamIdleTimeout: String?
+    @Option(name: .customLong("max-connections"), help: "Most client connections held at once (default 4096); more wait until one closes.")
+    var maxConnections: String?
     @Option(name: .customLong("upstream-max-connections"), help: "Most connections open to the upstream at once (default 256); more requests wait for one.")
     var upstreamMaxConnections: String?
     @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
@@ -176,6 +178,13 @@ struct ServeSettings {
             maxBody = n
         }
         var upstreamConnections = 256
+        var clientConnections = 4096
+        if let text = env.value(command.maxConnections, flag: "max-connections") {
+            guard let n = Int(text), n > 0, n <= 1 << 20 else {
+                throw usage("--max-connections must be a positive integer, got \"\(text)\"")
+            }
+            clientConnections = n
+        }
         if let text = env.value(command.upstreamMaxConnections, flag: "upstream-max-connections") {
             guard let n = Int(text), n > 0, n <= 1 << 20 else {
                 throw usage("--upstream-max-connections must be a positive integer, got \"\(text)\"")
@@ -269,6 +278,7 @@ struct ServeSettings {
             allowedOrigins: env.values(command.allowedOrigins, flag: "allowed-origin"),
             allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants, failMode: failMode,
             clientIdleTimeout: try seconds(command.clientIdleTimeout, "client-idle-timeout", default: 60))
+        server.maxConnections = clientConnections
         if let path = env.value(command.adminTokenFile, flag: "admin-token-file") {
             server.adminToken = try Self.readAdminToken(path)
         }

@@ -174,9 +174,11 @@ extension ToolgateProcess {
     /// upstream started, then the services until SIGTERM/SIGINT (or, for `stdio`, until stdin closes). Every
     /// failure is printed in terms of the command's flags.
     static func run(_ settings: ServeSettings, command: String) async throws {
+        var settings = settings
+        let logLevel = settings.logLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = settings.logLevel
+            handler.logLevel = logLevel
             return handler
         }
         var auditSink: FileAuditSink?
@@ -189,6 +191,13 @@ extension ToolgateProcess {
             }
         }
         let logger = Logger(label: "toolgate")
+        // Descriptors bound how many connections can be held: take all the process may have, then fit the caps.
+        let budget = ConnectionBudget.fit(
+            clients: settings.server.maxConnections, upstream: settings.upstream.maxConnectionsPerHost,
+            descriptorLimit: DescriptorLimit.raiseToHardLimit())
+        if let warning = budget.warning { logger.warning("\(warning)") }
+        settings.server.maxConnections = budget.clientConnections
+        settings.upstream.maxConnectionsPerHost = budget.upstreamConnections
         let observation = UpstreamObservation()
         var stdioUpstream: StdioUpstreamTransport?
         if let upstreamCommand = settings.upstreamCommand {

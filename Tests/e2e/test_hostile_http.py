@@ -28,9 +28,10 @@ Here, against raw_upstream.py:
 5. Clients that close their socket mid-stream (an endless upstream SSE stream), 20 times: each upstream transfer
    ends within seconds (its writes fail), and toolgate's file descriptors return to their baseline.
 6. 2,000 idle connections: /healthz and a normal call still answer on new connections, and the descriptors are
-   given back when they close. With the descriptor budget cut to 256 (`prlimit`), a flood of 400 idle connections:
-   toolgate serves again once it ends; /healthz on `--metrics-listen` answering during it is xfail (there is no
-   connection limit, so the flood takes every descriptor).
+   given back when they close. With the descriptor budget cut to 256 (`prlimit`), a flood of 300 idle connections:
+   toolgate serves again once it ends. `--max-connections` (default 4096) caps client connections: past it new
+   ones wait in the listen backlog until one closes; a descriptor limit too small for the caps lowers them at start
+   (and says so), so a flood never takes every descriptor and /healthz on `--metrics-listen` still answers.
 7. Deep nesting (100,000-deep arrays and objects, as the body and inside tools/call arguments): 400 / -32700
    naming the byte where depth 257 starts. Depth counts every array and object, the outermost included: 256 is
    accepted, 257 is not.
@@ -565,8 +566,9 @@ def test_thousands_of_idle_connections_leave_healthz_and_calls_answering(raw_ups
     fresh_normal_call(tg, 3)
 
 
-FD_BUDGET = 256  # toolgate's RLIMIT_NOFILE in the flood tests: a flood of FLOOD connections exhausts it
-FLOOD = 400
+FD_BUDGET = 256  # toolgate's RLIMIT_NOFILE in the flood tests
+BUDGET_CAP = 96  # what ConnectionBudget leaves for clients (and for the upstream) out of 256: (256 - 64) / 2
+FLOOD = 300  # more than BUDGET_CAP, fewer than it plus the listen backlog (256), so every connect completes
 
 
 def toolgate_with_fd_budget(toolgate, raw_upstream, args: list[str] | None = None):
@@ -579,16 +581,68 @@ def toolgate_with_fd_budget(toolgate, raw_upstream, args: list[str] | None = Non
     return tg
 
 
-def test_toolgate_serves_again_after_a_connection_flood_beyond_its_fd_limit(raw_upstream, toolgate):
+def test_max_connections_holds_new_connections_until_one_closes(raw_upstream, toolgate):
+    """--max-connections 50: 50 idle connections are held; the 51st is not accepted (its request gets no answer)
+    until one of the 50 closes, and then it is served."""
+    tg = toolgate(raw_upstream.url, OPEN_POLICY, args=["--max-connections", "50"])
+    pid = pid_of(tg)
+    baseline = fd_count(pid)
+    socks = open_idle_connections(tg.port, 50, accepted=lambda: fd_count(pid) - baseline)
+    waiting = None
+    try:
+        # Descriptors other than client connections may come and go (a timer, curl's own): a margin of 2.
+        assert wait_for(lambda: fd_count(pid) - baseline >= 50, 5), f"{fd_count(pid) - baseline} connections held"
+        waiting = socket.create_connection(("127.0.0.1", tg.port), timeout=5)
+        waiting.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{tg.port}\r\n\r\n".encode())
+        waiting.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            waiting.recv(1)  # held in the backlog: nothing can answer it yet
+        assert fd_count(pid) - baseline <= 52, f"{fd_count(pid) - baseline} connections held past the cap of 50"
+        socks.pop().close()
+        waiting.settimeout(5)
+        answer = waiting.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert "client connection limit reached" in tg.log()
+    finally:
+        for s in socks + ([waiting] if waiting else []):
+            s.close()
+    assert wait_for(lambda: fd_count(pid) <= baseline + 2, 10), f"{fd_count(pid)} descriptors, {baseline} before"
+    fresh_normal_call(tg, 1)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "99999999999"])
+def test_max_connections_must_be_a_positive_count(raw_upstream, tmp_path, value):
+    import subprocess as sp
+
+    from conftest import toolgate_binary
+
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps(OPEN_POLICY))
+    result = sp.run([toolgate_binary(), "serve", "--policy", str(policy), "--upstream", raw_upstream.url,
+                     f"--max-connections={value}"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 64, result
+    assert "--max-connections must be a positive integer" in result.stderr, result.stderr
+
+
+def test_a_descriptor_budget_too_small_for_the_caps_lowers_them_and_never_runs_out(raw_upstream, toolgate):
+    """Under `prlimit --nofile=256`, the default caps (4096 clients, 256 upstream) cannot fit: toolgate says so at
+    start and uses 96 and 96. A flood of 300 idle connections then holds 96 of them, never every descriptor, and
+    toolgate serves again once it ends."""
     raise_nofile(FLOOD + 500)
     tg = toolgate_with_fd_budget(toolgate, raw_upstream)
     pid = pid_of(tg)
     fresh_normal_call(tg, 1)
+    log = tg.log()
+    assert f"file descriptor limit ({FD_BUDGET})" in log and f"using {BUDGET_CAP} and {BUDGET_CAP}" in log, log[-3000:]
     baseline = fd_count(pid)
     socks = open_idle_connections(tg.port, FLOOD)
     try:
-        assert wait_for(lambda: fd_count(pid) >= FD_BUDGET - 2, 5), \
-            f"premise: the flood did not exhaust toolgate's descriptors ({fd_count(pid)} of {FD_BUDGET})"
+        assert wait_for(lambda: fd_count(pid) >= baseline + BUDGET_CAP, 5), \
+            f"premise: the flood was not accepted up to the cap ({fd_count(pid) - baseline} of {BUDGET_CAP})"
+        time.sleep(0.5)  # anything past the cap would have been accepted by now
+        held = fd_count(pid) - baseline
+        assert held <= BUDGET_CAP + 1, f"{held} connections held, past the cap of {BUDGET_CAP}"
+        assert "client connection limit reached" in tg.log()
     finally:
         for s in socks:
             s.close()
@@ -598,10 +652,9 @@ def test_toolgate_serves_again_after_a_connection_flood_beyond_its_fd_limit(raw_
     fresh_normal_call(tg, 2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "toolgate has no connection limit (README documents none; only --upstream-max-connections): a flood of idle "
-    "connections takes every file descriptor, and then even /healthz on --metrics-listen cannot be accepted"))
-def test_connection_flood_beyond_fd_limit_leaves_probe_healthz_answering(raw_upstream, toolgate):
+def test_connection_flood_leaves_probe_healthz_answering(raw_upstream, toolgate):
+    """With the descriptor budget cut to 256 and a flood of 300 idle connections on /mcp's listener, /healthz on
+    --metrics-listen still answers: the flood is capped, so descriptors are left for the probes."""
     raise_nofile(FLOOD + 500)
     metrics_port = free_port()
     tg = toolgate_with_fd_budget(toolgate, raw_upstream, ["--metrics-listen", f"127.0.0.1:{metrics_port}"])
