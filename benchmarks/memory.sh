@@ -22,6 +22,7 @@ ulimit -n 65536 2>/dev/null || true
 upstream_port=$(free_port)
 "$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
 pids+=($!)
+wait_port "$upstream_port"
 start_toolgate() {  # policy-json upstream-url -> sets tg_pid, tg_port
   echo "$1" >"$work/policy-$$.json"
   tg_port=$(free_port)

@@ -11,6 +11,7 @@ source benchmarks/lib.sh
 upstream_port=$(free_port)
 "$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
 pids+=($!)
+wait_port "$upstream_port"
 toolgate_port=$(free_port)
 cat >"$work/policy.json" <<'JSON'
 {"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}

@@ -25,6 +25,7 @@ if $quick; then
   run redis.sh 1
   run redis-state.sh --quick
   run redis-cluster.sh 1
+  run soak.sh 1
 else
   run core.sh
   run adversarial.sh
@@ -38,4 +39,5 @@ else
   run redis.sh
   run redis-state.sh
   run redis-cluster.sh
+  run soak.sh
 fi

@@ -14,6 +14,7 @@ source benchmarks/lib.sh
 upstream_port=$(free_port)
 "$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
 pids+=($!)
+wait_port "$upstream_port"
 stream_url="http://127.0.0.1:$upstream_port/bench/sse?bytes=$((mib << 20))&event=4096"
 toolgate_port=$(free_port)
 cat >"$work/policy.json" <<'JSON'

@@ -83,14 +83,17 @@ public enum ExampleMCPServer {
 
     /// `POST /bench/sse?bytes=N&event=E&holdMs=H` (for benchmarks/streaming.sh and memory.sh, not for MCP
     /// clients): answers any request with an event stream of `notifications/message` events of E bytes each
-    /// (default 4096) until N bytes (default 50 MiB) have been sent, waits H milliseconds after the first event,
-    /// then ends with the request's result. One event buffer is built and written over and over, so the server
+    /// (default 4096) until N bytes (default 50 MiB) have been sent, waits H milliseconds after the first event
+    /// (or the call's own `holdMs` argument, for benchmarks/soak.sh's clients that leave mid-stream), then ends
+    /// with the request's result. One event buffer is built and written over and over, so the server
     /// spends next to nothing per byte and the figures measure what is in front of it.
     static func benchmarkStream(to bytes: [UInt8], query: FlatDictionary<Substring, Substring>) -> Response {
-        let id: JSONValue? = if case .single(let message) = try? JSONRPCBody.parse(bytes) { message.id } else { nil }
+        let message: JSONRPCMessage? = if case .single(let single) = try? JSONRPCBody.parse(bytes) { single } else { nil }
+        let id = message?.id
         let total = query["bytes"].flatMap { Int($0) } ?? 50 << 20
         let eventBytes = max(query["event"].flatMap { Int($0) } ?? 4096, 128)
-        let hold = query["holdMs"].flatMap { Int($0) } ?? 0
+        let argumentHold = message?.params?["arguments"]?["holdMs"]?.numberValue?.int64Value.map { Int(clamping: $0) }
+        let hold = argumentHold ?? query["holdMs"].flatMap { Int($0) } ?? 0
         let prefix = Array(#"data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":""#.utf8)
         let suffix = Array("\"}}\n\n".utf8)
         let event = ByteBuffer(bytes: prefix + Array(repeating: UInt8(ascii: "x"), count: eventBytes - prefix.count - suffix.count) + suffix)
