@@ -637,7 +637,8 @@ def test_a_descriptor_budget_too_small_for_the_caps_lowers_them_and_never_runs_o
     baseline = fd_count(pid)
     socks = open_idle_connections(tg.port, FLOOD)
     try:
-        assert wait_for(lambda: fd_count(pid) >= baseline + BUDGET_CAP, 5), \
+        # A descriptor counted in the baseline may have closed since (a kept-alive upstream connection): margin 2.
+        assert wait_for(lambda: fd_count(pid) >= baseline + BUDGET_CAP - 2, 5), \
             f"premise: the flood was not accepted up to the cap ({fd_count(pid) - baseline} of {BUDGET_CAP})"
         time.sleep(0.5)  # anything past the cap would have been accepted by now
         held = fd_count(pid) - baseline
