@@ -36,6 +36,9 @@ requests of other kinds are answered normally. The modes:
   every 0.2 s. When a write fails (the reader closed the connection) or blocks for 30 s, or after 60 s,
   an entry {"kind": "endless_stream_ended", "reason", "error", "bytes", "seconds"} is appended to the
   event log (GET /_events on the side port; /_reset clears it).
+- "redirect": answer with `status` (default 307) and `Location: <location>`, no body.
+- "huge_json": answer HTTP 200 application/json with a valid JSON-RPC result whose text is `bytes` (default 40 MiB)
+  long; an entry {"kind": "huge_json_ended", "reason": "sent" or "reader_closed"} is appended to the event log.
 - "hang": read the request, then send nothing. The wait ends when the peer closes the connection or after
   `seconds` (default 60); an entry {"kind": "hang_ended", "reason": "peer_closed" or "gave_up", "seconds"} is
   appended to the event log.
@@ -377,6 +380,27 @@ class McpHandler(BaseHTTPRequestHandler):
             self._send_endless(int(mode.get("event_bytes", 65536)), int(mode.get("max_bytes", 64 << 20)))
         elif name == "hang":
             self._hang(float(mode.get("seconds", 60)))
+        elif name == "redirect":
+            self._send(int(mode.get("status", 307)), b"", None, {"Location": mode["location"]})
+        elif name == "huge_json":
+            # A JSON-RPC answer whose one string is `bytes` long: valid, but larger than toolgate reads whole.
+            size = int(mode.get("bytes", 40 << 20))
+            head = json.dumps({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": ""}]}})
+            prefix, suffix = head.split('""', 1)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(prefix) + size + 2 + len(suffix)))
+            self.end_headers()
+            try:
+                self.wfile.write(prefix.encode() + b'"')
+                chunk = b"x" * (1 << 20)
+                for _ in range(size >> 20):
+                    self.wfile.write(chunk)
+                self.wfile.write(b"x" * (size & ((1 << 20) - 1)) + b'"' + suffix.encode())
+                _note({"kind": "huge_json_ended", "reason": "sent"})
+            except OSError as e:
+                _note({"kind": "huge_json_ended", "reason": "reader_closed", "error": repr(e)})
+            self.close_connection = True
         else:
             self._send(500, f"unknown mode {name!r}".encode(), "text/plain")
 
