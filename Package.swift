@@ -146,11 +146,21 @@ let package = Package(
             dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")],
             path: "benchmarks/RedisClientBenchmark"
         ),
-        // Shared by the test targets: reproducible randomness for property and equivalence tests.
+        // Shared by the test targets and the fuzzer: reproducible randomness, and the argument-rule reference
+        // evaluator with its generator.
         .target(
             name: "ToolgateTestSupport",
+            dependencies: ["ToolgateCore"],
             path: "Sources/ToolgateTestSupport"
         ),
+        // libFuzzer targets for every parser of outside input (scripts/fuzz.sh builds them with -sanitize=fuzzer
+        // into .build-fuzz); a plain build replays saved inputs through them.
+        .executableTarget(
+            name: "toolgate-fuzz",
+            dependencies: ["ToolgateCore", "ToolgateRedis", "ToolgateTestSupport", "CLibFuzzer"],
+            path: "Tests/Fuzz/Targets"
+        ),
+        .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
         .testTarget(
             name: "ToolgateCoreTests",
             dependencies: ["ToolgateCore", "ToolgateTestSupport", .product(name: "Crypto", package: "swift-crypto")],

@@ -31,6 +31,10 @@ swift test --skip-build
 
 TOOLGATE_BIN="$(swift build --show-bin-path)/toolgate" bash Tests/e2e/run.sh
 
+# Every fuzz target for 30 s under AddressSanitizer (its own build in .build-fuzz): keeps the harness alive and
+# replays the seed corpus. Long runs: `bash scripts/fuzz.sh SECONDS`.
+bash scripts/fuzz.sh 30
+
 # Every benchmark script, one short round each on the debug build: they keep working (no thresholds; timing is
 # never asserted). BENCHMARKS.md holds the figures of full release runs.
 BENCH_CONFIGURATION=debug bash benchmarks/run.sh --quick >"$workdir/benchmarks.txt" 2>"$workdir/benchmarks.log" || {
