@@ -229,4 +229,26 @@ import Testing
             "p.yaml: tools.t.limits[0].max: must be an integer of 1 or more, got \"10\"",
         ])
     }
+    /// Ten lines of nested aliases stand for 10^10 nodes. Composed and converted, this never ended (and an alias used
+    /// as a mapping key was hashed node by node inside Yams); it is refused, with where, before anything is built.
+    @Test(.timeLimit(.minutes(1)), arguments: [
+        ("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n", "*a"),
+        ("a0: &a0 {k: [x, x, x, x, x, x, x, x, x, x]}\n", "? *a"),
+    ])
+    func yamlAliasesAreRefusedBeforeTheyExpand(first: String, use: String) throws {
+        var yaml = first
+        for i in 1...10 {
+            yaml += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
+        yaml += "k:\n  \(use)10 : v\n"
+        for file in ["policy.yaml", "grants.yaml"] {
+            let error = try #require(throws: PolicyValidationError.self) {
+                if file == "policy.yaml" { _ = try Policy.parse(yaml, file: file) }
+                else { _ = try GrantTable.parse(Array(yaml.utf8), file: file, environment: [:]) }
+            }
+            #expect(error.errors.map(\.description) == ["\(file): invalid YAML: line 2, column 10: aliases are not supported"])
+        }
+        // An anchor that nothing refers to expands nothing and is accepted.
+        #expect(throws: Never.self) { try Policy.parse("version: \"1\"\ntools: &t {x: {}}\n", file: "p.yaml") }
+    }
 }

@@ -3,11 +3,11 @@ import Testing
 
 @testable import ToolgateRedis
 
-/// A Redis that stops, dies, comes back, or was never there; and shutdown. Serialized, because these tests
-/// measure that nothing hangs and a busy machine should not blur that.
-///
-/// The only timing assertions are generous upper bounds: each proves "returns", not "is fast".
-@Suite(.serialized) struct RedisFailureTests {
+/// A Redis that stops, dies, comes back, or was never there; and shutdown. No wall-clock assertions: that a call
+/// ends is shown by its returning with the right error code (a hang trips the suite's time limit), and that calls
+/// fail fast with no connection up is the state machine's, tested on an injected clock
+/// (`RedisConnectionStateMachineTests.afterAFailureRequestsFailFastAndBackoffDoublesToItsCap`).
+@Suite(.serialized, .timeLimit(.minutes(2))) struct RedisFailureTests {
     @Test func aStoppedRedisTimesCallsOutTurnsUnhealthyAndThenFailsFast() async throws {
         try await RedisTestServer.with { server async throws in
             // A long connect timeout, so that failing fast below cannot be mistaken for a connect attempt ending.
@@ -17,11 +17,10 @@ import Testing
 
             server.pause()
             defer { server.resume() }
-            let clock = ContinuousClock()
-            var error: RedisError?
-            let waited = await clock.measure { error = await failure { try await client.send(["SET", "k", "v"]) } }
-            #expect(error?.code == .timeout)
-            #expect(waited < .seconds(3), "a call to a stopped Redis must time out, not hang")
+            let timeoutsBefore = client.statistics.timeouts
+            let error = await failure { try await client.send(["SET", "k", "v"]) }
+            #expect(error?.code == .timeout, "a call to a stopped Redis must time out, not hang")
+            #expect(client.statistics.timeouts == timeoutsBefore + 1)
             #expect(await eventually(within: .seconds(3)) { !client.isHealthy })
             #expect(await client.ping() == false)
 
@@ -30,10 +29,8 @@ import Testing
             #expect(await eventually(within: .seconds(5)) {
                 await failure { try await client.send(["PING"]) }?.code == .connectionFailed
             })
-            var refused: RedisError?
-            let refusedAfter = await clock.measure { refused = await failure { try await client.send(["PING"]) } }
+            let refused = await failure { try await client.send(["PING"]) }
             #expect(refused?.code == .connectionFailed)
-            #expect(refusedAfter < .seconds(1), "with no connection up, calls must fail fast")
 
             server.resume()
             #expect(await eventually(within: .seconds(8)) { (try? await client.send(["PING"])) == .simpleString("PONG") })
@@ -77,11 +74,8 @@ import Testing
             let whileDown = await failure { try await client.send(["GET", "before"]) }
             #expect(whileDown?.code == .connectionFailed)
             #expect(await eventually(within: .seconds(3)) { !client.isHealthy })
-            let clock = ContinuousClock()
-            var stillDown: RedisError?
-            let refusedAfter = await clock.measure { stillDown = await failure { try await client.send(["PING"]) } }
+            let stillDown = await failure { try await client.send(["PING"]) }
             #expect(stillDown?.code == .connectionFailed)
-            #expect(refusedAfter < .seconds(1))
 
             // Down long enough for the backoff to reach its 1 s cap (50 + 100 + 200 + 400 + 800 ms of attempts).
             try await Task.sleep(for: .milliseconds(1600))
@@ -109,12 +103,8 @@ import Testing
         let first = await failure { try await client.send(["PING"]) }
         #expect(first?.code == .connectionFailed)
         #expect(first?.message.contains("refused") == true, "\(first?.message ?? "")")
-        let clock = ContinuousClock()
         for _ in 0..<20 {
-            var error: RedisError?
-            let took = await clock.measure { error = await failure { try await client.send(["PING"]) } }
-            #expect(error?.code == .connectionFailed)
-            #expect(took < .seconds(1))
+            #expect(await failure { try await client.send(["PING"]) }?.code == .connectionFailed)
         }
         #expect(!client.isHealthy)
         #expect(await client.ping() == false)
@@ -133,8 +123,6 @@ import Testing
             server.pause()
             defer { server.resume() }
             let callers = 200
-            let clock = ContinuousClock()
-            let started = clock.now
             let errors = await withTaskGroup(of: RedisError?.self) { group in
                 for caller in 0..<callers {
                     group.addTask { await failure { try await client.send(["SET", "k\(caller)", "v"]) } }
@@ -147,7 +135,7 @@ import Testing
                 }
                 return await group.reduce(into: [RedisError?]()) { $0.append($1) }
             }
-            #expect(clock.now - started < .seconds(10), "shutdown must resume every caller")
+            // Every caller returned (or the time limit trips), each with `.closed`.
             let codes = errors.compactMap { $0?.code }
             #expect(codes.count == callers)
             #expect(codes.allSatisfy { $0 == .closed })

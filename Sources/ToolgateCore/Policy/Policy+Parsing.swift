@@ -40,6 +40,9 @@ func parseYAML(_ bytes: [UInt8]) throws -> JSONValue {
     guard let text = String(validating: bytes, as: UTF8.self) else {
         throw YAMLDocumentError(description: "invalid YAML: not valid UTF-8")
     }
+    if let (line, column) = YAMLAliasScan.firstAlias(in: text) {
+        throw YAMLDocumentError(description: "invalid YAML: line \(line), column \(column): aliases are not supported")
+    }
     let node: Node?
     do {
         node = try Yams.compose(yaml: text)
@@ -79,7 +82,7 @@ private func jsonValue(_ node: Node) throws -> JSONValue {
         }
         return .object(JSONObject(members))
     case .alias:
-        throw YAMLDocumentError(description: "invalid YAML: aliases are not supported in policies")
+        throw YAMLDocumentError(description: "invalid YAML: aliases are not supported")
     }
 }
 
