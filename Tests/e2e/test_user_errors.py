@@ -28,6 +28,7 @@ import time
 
 import pytest
 
+from conftest import toolgate_binary
 from helpers import SEED_POLICY, free_port, http_client, post, tool_call
 
 
@@ -313,3 +314,16 @@ def test_no_secret_reaches_the_log_even_at_trace_level(raw_upstream, toolgate, t
     assert "PolicyReloader(" in log, "the trace log no longer shows the services: this test proves nothing"
     for secret in (grant_token, header_secret, admin_token):
         assert secret not in log, f"a secret reached the log: ...{log[max(0, log.find(secret) - 300):log.find(secret) + 50]}"
+
+
+@pytest.mark.parametrize("flag", ["--max-connections", "--upstream-max-connections"])
+@pytest.mark.parametrize("value", ["0", "-3", "many", "99999999999"])
+def test_connection_caps_must_be_positive_counts(raw_upstream, tmp_path, flag, value):
+    """A cap of zero, a negative or unreadable count, or one past what a descriptor table could hold is refused at
+    start with exit 64 and the flag's name, never taken as "no limit"."""
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps(SEED_POLICY))
+    result = subprocess.run([toolgate_binary(), "serve", "--policy", str(policy), "--upstream", raw_upstream.url,
+                             f"{flag}={value}"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 64, result
+    assert f"{flag} must be a positive integer" in result.stderr, result.stderr
