@@ -12,20 +12,7 @@ connections=${3:-64}
 source benchmarks/lib.sh
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-upstream_port=$(free_port)
-"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
-upstream_pid=$!
-pids+=($upstream_pid)
-wait_port "$upstream_port"
-toolgate_port=$(free_port)
-cat >"$work/policy.json" <<'JSON'
-{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
-JSON
-"$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port/mcp" \
-  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
-toolgate_pid=$!
-pids+=($toolgate_pid)
-wait_http "http://127.0.0.1:$toolgate_port/healthz"
+start_upstream_and_toolgate
 # Warm up both (connection pools, caches) before measuring.
 wrk -t2 -c"$connections" -d2s -s benchmarks/wrk-tools-call.lua "http://127.0.0.1:$toolgate_port/mcp" >/dev/null
 hz=$(getconf CLK_TCK)

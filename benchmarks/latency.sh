@@ -9,18 +9,7 @@ duration=${1:-5}
 rounds=${2:-3}
 source benchmarks/lib.sh
 
-upstream_port=$(free_port)
-"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
-pids+=($!)
-wait_port "$upstream_port"
-toolgate_port=$(free_port)
-cat >"$work/policy.json" <<'JSON'
-{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
-JSON
-"$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port/mcp" \
-  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$toolgate_port/healthz"
+start_upstream_and_toolgate
 wrk -t1 -c1 -d1s -s benchmarks/wrk-tools-call.lua "http://127.0.0.1:$toolgate_port/mcp" >/dev/null  # warm-up
 
 echo "| round | direct p50 µs | direct p99 µs | toolgate p50 µs | toolgate p99 µs | added p50 µs | added p99 µs |"

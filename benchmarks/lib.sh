@@ -1,5 +1,5 @@
-# Shared by the benchmarks that put toolgate between wrk and example-upstream (proxy.sh, cpu-per-call.sh, peer.sh):
-# source it from the repository root. It installs what they need, builds the release binaries, sets `bin` and
+# Shared by the benchmarks that put toolgate between a load generator and example-upstream: source it from the
+# repository root. It installs what they need, builds the release binaries, sets `bin` and
 # `work` (a scratch folder), and stops every process added to `pids` on exit.
 bash scripts/bootstrap.sh >/dev/null
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
@@ -27,3 +27,23 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on port $1" >&2; exit 1; }
 wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# example-upstream, and toolgate in front of it with one limit on `echo` that is never reached (embedded store).
+# $1: the upstream path toolgate forwards to (default /mcp). Sets upstream_port, upstream_pid, toolgate_port and
+# toolgate_pid, and returns once toolgate answers /healthz.
+start_upstream_and_toolgate() {
+  upstream_port=$(free_port)
+  "$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
+  upstream_pid=$!
+  pids+=("$upstream_pid")
+  wait_port "$upstream_port"
+  toolgate_port=$(free_port)
+  cat >"$work/policy.json" <<'JSON'
+{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
+JSON
+  "$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port${1:-/mcp}" \
+    --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
+  toolgate_pid=$!
+  pids+=("$toolgate_pid")
+  wait_http "http://127.0.0.1:$toolgate_port/healthz"
+}

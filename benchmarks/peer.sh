@@ -25,17 +25,7 @@ wait_call() {
   exit 1
 }
 
-upstream_port=$(free_port)
-"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
-pids+=($!)
-wait_port "$upstream_port"
-toolgate_port=$(free_port)
-cat >"$work/policy.json" <<'JSON'
-{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
-JSON
-"$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port/mcp" \
-  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
-pids+=($!)
+start_upstream_and_toolgate
 peer_port=$(free_port)
 "$venv/bin/python" benchmarks/peer/fastmcp_proxy.py "http://127.0.0.1:$upstream_port/mcp" "$peer_port" >"$work/peer.log" 2>&1 &
 pids+=($!)

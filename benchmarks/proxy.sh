@@ -8,19 +8,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 source benchmarks/lib.sh
 
-upstream_port=$(free_port)
-"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
-pids+=($!)
-wait_port "$upstream_port"
-toolgate_port=$(free_port)
-cat >"$work/policy.json" <<'JSON'
-{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
-JSON
-"$bin/toolgate" serve --policy "$work/policy.json" --upstream "http://127.0.0.1:$upstream_port/mcp" \
-  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
-toolgate_pid=$!
-pids+=($toolgate_pid)
-wait_http "http://127.0.0.1:$toolgate_port/healthz"
+start_upstream_and_toolgate
 sleep 0.5
 
 run() {  # target-name url concurrency

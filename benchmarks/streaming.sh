@@ -11,19 +11,8 @@ mib=${1:-50}
 rounds=${2:-5}
 source benchmarks/lib.sh
 
-upstream_port=$(free_port)
-"$bin/example-upstream" "$upstream_port" >"$work/upstream.log" 2>&1 &
-pids+=($!)
-wait_port "$upstream_port"
+start_upstream_and_toolgate "/bench/sse?bytes=$((mib << 20))&event=4096"
 stream_url="http://127.0.0.1:$upstream_port/bench/sse?bytes=$((mib << 20))&event=4096"
-toolgate_port=$(free_port)
-cat >"$work/policy.json" <<'JSON'
-{"version":"1","default":"deny","tools":{"echo":{"limits":[{"counter":"bench","window":"minute","max":2000000000,"scope":"grant"}]}}}
-JSON
-"$bin/toolgate" serve --policy "$work/policy.json" --upstream "$stream_url" \
-  --listen "127.0.0.1:$toolgate_port" --log-level warning >"$work/toolgate.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$toolgate_port/healthz"
 
 call='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"stream"}}}'
 fetch() {  # url -> "ttfb_seconds bytes bytes_per_second"
