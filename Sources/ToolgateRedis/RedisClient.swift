@@ -118,6 +118,14 @@ public final class RedisClient: Sendable {
         connections.contains { $0.isHealthy }
     }
 
+    /// Why no connection can serve calls, when none can: the last failure of a connection that is down (refused,
+    /// AUTH refused, a handshake that timed out), or an unanswered health check.
+    public var unavailableReason: String? {
+        guard !isHealthy else { return nil }
+        return connections.first { $0.status == .down }?.lastFailure
+            ?? "Redis at \(configuration.url.host):\(configuration.url.port) did not answer a health check (PING) in time"
+    }
+
     /// Sends PING on every connection and waits for the answers (bounded by the operation timeout). True if at
     /// least one connection got PONG in time: then calls can be served.
     public func ping() async -> Bool {

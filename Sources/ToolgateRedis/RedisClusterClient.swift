@@ -97,6 +97,20 @@ public final class RedisClusterClient: Sendable {
         return map.masters.allSatisfy { clients[$0]?.isHealthy ?? false }
     }
 
+    /// Why the cluster cannot serve every slot, when it cannot.
+    public var unavailableReason: String? {
+        let (map, clients, lastFailure) = state.withLock { ($0.map, $0.clients, $0.lastFailure) }
+        guard let map else { return "Redis Cluster: \(lastFailure)" }
+        if map.slotsCovered < ClusterSlot.count {
+            return "Redis Cluster: \(ClusterSlot.count - map.slotsCovered) of \(ClusterSlot.count) slots have no master"
+        }
+        for master in map.masters {
+            guard let client = clients[master] else { return "Redis Cluster: master \(master) is not connected yet" }
+            if let reason = client.unavailableReason { return "Redis Cluster: master \(master): \(reason)" }
+        }
+        return nil
+    }
+
     /// PING every master; true when all answer.
     public func ping() async -> Bool {
         guard let map else { return false }

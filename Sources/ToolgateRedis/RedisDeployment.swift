@@ -12,6 +12,12 @@ public final class RedisDeployment: Sendable {
     }
 
     private let mode: Mutex<Mode>
+    /// The last error reply to one of `lua/`'s scripts, and when it came: a reachable Redis can still refuse every
+    /// call (a full Redis under `noeviction` answers OOM), which PING never shows.
+    private let lastScriptError = Mutex<(message: String, at: ContinuousClock.Instant)?>(nil)
+    /// How long a script's error reply keeps `problem` set. Successes meanwhile do not clear it: under OOM, counters
+    /// that already exist keep working while new ones fail.
+    public static let scriptErrorMemory = Duration.seconds(30)
     let configuration: RedisClient.Configuration
     let seeds: [RedisURL]
     let logger: Logger
@@ -72,10 +78,28 @@ public final class RedisDeployment: Sendable {
         _ script: RedisScript, keys: [String], arguments: [String], onLateReply: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws(RedisError) -> RedisValue {
         let tail = [String(keys.count)] + keys + arguments
-        let reply = try await send(["EVALSHA", script.sha1] + tail, slotKey: keys.first, onLateReply: onLateReply)
-        guard case .error(let message) = reply, message.hasPrefix("NOSCRIPT") else { return reply }
-        logger.info("loading Redis script", metadata: ["script": "\(script.fileName)"])
-        return try await send(["EVAL", String(decoding: script.bytes, as: UTF8.self)] + tail, slotKey: keys.first, onLateReply: onLateReply)
+        var reply = try await send(["EVALSHA", script.sha1] + tail, slotKey: keys.first, onLateReply: onLateReply)
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            logger.info("loading Redis script", metadata: ["script": "\(script.fileName)"])
+            reply = try await send(["EVAL", String(decoding: script.bytes, as: UTF8.self)] + tail, slotKey: keys.first, onLateReply: onLateReply)
+        }
+        if case .error(let message) = reply {
+            lastScriptError.withLock { $0 = (String(message.prefix(300)), .now) }
+        }
+        return reply
+    }
+
+    /// Why calls cannot be served now, or nil: no healthy connection (with the last connection failure), or an error
+    /// reply to a script within the last `scriptErrorMemory`.
+    public var problem: String? {
+        let unavailable: String? =
+            switch current {
+            case .standalone(let client): client.unavailableReason
+            case .cluster(let cluster): cluster.unavailableReason
+            }
+        if let unavailable { return unavailable }
+        guard let error = lastScriptError.withLock({ $0 }), ContinuousClock.now - error.at < Self.scriptErrorMemory else { return nil }
+        return "Redis answered a limit script with an error \((ContinuousClock.now - error.at).components.seconds) s ago: \(error.message)"
     }
 
     /// Asks a standalone server whether it is a cluster node. Nil when it did not answer (ask again later).

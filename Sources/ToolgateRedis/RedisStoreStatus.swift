@@ -23,6 +23,7 @@ public final class RedisStoreStatus: StoreStatus, Service {
     public var kind: String { "redis" }
     public var isConnected: Bool { deployment.isHealthy }
     public var warnings: [String] { found.withLock { $0 } }
+    public var problem: String? { deployment.problem }
 
     public var cluster: ClusterSummary? {
         guard let cluster = deployment.cluster else { return nil }

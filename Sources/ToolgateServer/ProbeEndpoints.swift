@@ -28,11 +28,12 @@ struct ProbeEndpoints: Sendable {
 
     func readyz() -> Response {
         let connected = storeStatus.isConnected
+        let storeProblem = storeStatus.problem
         let status: String
         let upstreamProblem = observation.currentProblem
         if readiness.isDraining || upstreamProblem != nil {
             status = "not_ready"
-        } else if !connected {
+        } else if !connected || storeProblem != nil {
             status = configuration.failMode == .open ? "degraded" : "not_ready"
         } else {
             status = "ready"
@@ -41,6 +42,7 @@ struct ProbeEndpoints: Sendable {
             "kind": .string(storeStatus.kind), "connected": .bool(connected),
             "warnings": .array(storeStatus.warnings.map { .string($0) }),
         ]
+        if let storeProblem { store["problem"] = .string(storeProblem) }
         if let cluster = storeStatus.cluster {
             store["cluster"] = [
                 "nodes": .number(JSONNumber(cluster.nodes)), "masters": .number(JSONNumber(cluster.masters)),

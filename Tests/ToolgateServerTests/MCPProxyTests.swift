@@ -257,6 +257,30 @@ import ToolgateCore
         #expect(Self.total(recorded, .toolCalls, [("tool", "imageBackgroundRemoval"), ("decision", decision)]) == 1)
         #expect(Self.total(recorded, .toolCalls, [("tool", "imageBackgroundRemoval"), ("decision", "allowed")]) == 0)
     }
+
+    /// A Redis that answers PING but refuses every script (full, under `noeviction`) is as good as down: the probe
+    /// follows the fail mode and says why.
+    @Test(arguments: FailMode.allCases)
+    func aStoreProblemMakesTheProbeFollowTheFailModeAndSayWhy(mode: FailMode) async throws {
+        let upstream = FakeUpstream { request in MCPProxyTests.okResult(request) }
+        let (app, _) = try Self.app(upstream, storeStatus: RefusingStore()) { $0.failMode = mode }
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                let body = Self.json(response)
+                #expect(body["store"]?["connected"] == true)
+                #expect(body["store"]?["problem"] == .string(RefusingStore.why))
+                #expect(response.status == (mode == .closed ? .serviceUnavailable : .ok))
+                #expect(body["status"] == (mode == .closed ? "not_ready" : "degraded"))
+            }
+        }
+        let (healthy, _) = try Self.app(upstream) { $0.failMode = mode }
+        try await healthy.test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(Self.json(response)["store"]?["problem"] == nil)
+                #expect(Self.json(response)["status"] == "ready")
+            }
+        }
+    }
 }
 
 /// A store that never answers in time, as a stopped Redis would.
@@ -274,4 +298,12 @@ struct DisconnectedStore: StoreStatus {
     var kind: String { "redis" }
     var isConnected: Bool { false }
     var warnings: [String] { [] }
+}
+
+struct RefusingStore: StoreStatus {
+    static let why = "Redis answered a limit script with an error 2 s ago: OOM command not allowed when used memory > 'maxmemory'."
+    var kind: String { "redis" }
+    var isConnected: Bool { true }
+    var warnings: [String] { [] }
+    var problem: String? { Self.why }
 }

@@ -25,7 +25,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from helpers import SEED_POLICY, free_port
+from helpers import SEED_POLICY, DelayProxy, free_port
 
 E2E_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -427,6 +427,90 @@ def redis_command(port: int, *args: Any, timeout: float = 5.0) -> Any:
     return reply
 
 
+# ---------------------------------------------------------------------------------------------------------
+# A redis-server of one test's own, for tests that kill, restart, pause, reconfigure or fill it.
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server on a free loopback port, without persistence, so a restart on the same port comes back
+    empty. `args` adds to its command line (`--maxmemory 2mb`, say); with `password` it runs with `--requirepass`
+    and `command`/`pipeline` authenticate first."""
+
+    group: ProcessGroup
+    port: int
+    directory: Path
+    proc: Proc | None = None
+    eviction: str = "noeviction"
+    args: list[str] = field(default_factory=list)
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it (again, on the same port) and wait until it answers PING."""
+        self.proc = self.group.start("redis", [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(self.directory), "--maxmemory-policy", self.eviction,
+            *(["--requirepass", self.password] if self.password else []), *self.args,
+        ])
+        if (problem := _wait_pong(self.proc, self.port, 10.0, self.password)) is not None:
+            pytest.fail(f"{problem}:\n{self.proc.log()}", pytrace=False)
+
+    def pipeline(self, commands: list[tuple[Any, ...]], timeout: float = 5.0) -> list[Any]:
+        """Like `redis_pipeline`, on one authenticated connection."""
+        if self.password is None:
+            return redis_pipeline(self.port, commands, timeout)
+        auth, *replies = redis_pipeline(self.port, [("AUTH", self.password), *commands], timeout)
+        if isinstance(auth, RespError):
+            raise auth
+        return replies
+
+    def command(self, *args: Any, timeout: float = 5.0) -> Any:
+        """One command; an error reply is raised as RespError."""
+        reply = self.pipeline([args], timeout)[0]
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, and (no persistence) nothing kept for a restart."""
+        assert self.proc is not None
+        self.proc.popen.kill()
+        self.proc.popen.wait(timeout=STOP_TIMEOUT)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.popen.send_signal(sig)
+
+
+@pytest.fixture
+def redis_server(procs: ProcessGroup, tmp_path: Path) -> RedisServer:
+    """A running redis-server of this test's own (`noeviction`, no persistence)."""
+    server = RedisServer(procs, free_port(), tmp_path)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def delay_proxy() -> Iterator[Any]:
+    """Factory: `delay_proxy(port)` → a `DelayProxy` in front of 127.0.0.1:port (a slow or cut network), closed at
+    the end of the test."""
+    proxies: list[DelayProxy] = []
+
+    def make(port: int) -> DelayProxy:
+        proxies.append(DelayProxy(port))
+        return proxies[-1]
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
 @dataclass(frozen=True)
 class ClusterNode:
     """One line of CLUSTER NODES."""
@@ -677,16 +761,18 @@ def cluster_ports(count: int = CLUSTER_NODE_COUNT) -> list[int]:
     pytest.fail(f"could not find {count} free port pairs (P, P+{CLUSTER_BUS_OFFSET}) on 127.0.0.1", pytrace=False)
 
 
-def _wait_pong(proc: Proc, port: int, timeout: float) -> str | None:
-    """None once `port` answers PING; else why not (the process exited, or the time ran out)."""
+def _wait_pong(proc: Proc, port: int, timeout: float, password: str | None = None) -> str | None:
+    """None once `port` answers PING (after AUTH with `password`); else why not (the process exited, or the time
+    ran out)."""
     deadline = time.monotonic() + timeout
+    commands: list[tuple[Any, ...]] = [("AUTH", password), ("PING",)] if password else [("PING",)]
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
             return f"redis-server on {port} {proc.describe_exit()}"
         try:
-            if redis_command(port, "PING", timeout=0.5) == "PONG":
+            if redis_pipeline(port, commands, timeout=0.5)[-1] == "PONG":
                 return None
-        except (OSError, ConnectionError, RespError):
+        except (OSError, ConnectionError):
             pass
         time.sleep(0.05)
     return f"redis-server on {port} did not answer PING within {timeout:.0f} s"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -362,3 +364,154 @@ def raw_post(target: str, body: bytes, headers: list[tuple[str, str]], version: 
     """The bytes of a POST with exactly these headers (plus Content-Length), nothing added."""
     lines = [f"POST {target} {version}"] + [f"{k}: {v}" for k, v in headers] + [f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A slow network in front of a TCP server (a slow Redis, for instance).
+
+
+class DelayProxy:
+    """A TCP proxy on a free loopback port in front of 127.0.0.1:`target_port`. What the client sends passes at once;
+    what the server sends back is held until `delay` seconds after it arrived. `delay` may change at any time and
+    applies to what is still held (setting it to 0 releases everything). Bytes are never reordered, and nothing is
+    dropped except by `cut()`. `close()` (or leaving the `with` block) stops it and cuts every connection."""
+
+    class _Link:
+        def __init__(self, client: socket.socket, server: socket.socket) -> None:
+            self.client = client
+            self.server = server
+            self.held: list[tuple[float, bytes | None]] = []  # (arrival, chunk); None: the server closed
+            self.dead = False
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._delay = 0.0
+        self._changed = threading.Condition()
+        self._closed = False
+        self._links: list[DelayProxy._Link] = []
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port: int = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, name=f"delay-proxy-{self.port}", daemon=True).start()
+
+    @property
+    def delay(self) -> float:
+        return self._delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        with self._changed:
+            self._delay = seconds
+            self._changed.notify_all()
+
+    def __enter__(self) -> "DelayProxy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def cut(self) -> int:
+        """Abort every open connection at once, as a network failure would: the client gets a TCP reset, and what
+        was held for it is dropped. Returns how many connections were cut."""
+        with self._changed:
+            links, self._links = self._links, []
+            for link in links:
+                link.dead = True
+                link.held.clear()
+            self._changed.notify_all()
+        for link in links:
+            try:
+                link.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+            for s, how in ((link.client, socket.SHUT_RD), (link.server, socket.SHUT_RDWR)):
+                try:
+                    s.shutdown(how)  # wakes the thread blocked reading it
+                except OSError:
+                    pass
+            link.client.close()  # SO_LINGER 0: a reset, not a FIN
+            link.server.close()
+        return len(links)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        self.cut()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5.0)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            link = DelayProxy._Link(client, server)
+            with self._changed:
+                if self._closed:
+                    client.close()
+                    server.close()
+                    return
+                self._links.append(link)
+            threading.Thread(target=self._pass, args=(link,), daemon=True).start()
+            threading.Thread(target=self._hold, args=(link,), daemon=True).start()
+            threading.Thread(target=self._release, args=(link,), daemon=True).start()
+
+    @staticmethod
+    def _pass(link: "DelayProxy._Link") -> None:
+        """Client to server, at once. When the client goes, the server connection goes too."""
+        try:
+            while chunk := link.client.recv(65536):
+                link.server.sendall(chunk)
+        except OSError:
+            pass
+        for s in (link.server, link.client):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _hold(self, link: "DelayProxy._Link") -> None:
+        """Server to proxy: stamp each chunk with its arrival."""
+        while True:
+            try:
+                chunk = link.server.recv(65536)
+            except OSError:
+                chunk = b""
+            with self._changed:
+                if link.dead:
+                    return
+                link.held.append((time.monotonic(), chunk or None))
+                self._changed.notify_all()
+            if not chunk:
+                return
+
+    def _release(self, link: "DelayProxy._Link") -> None:
+        """Proxy to client: each chunk once `delay` has passed since it arrived, in order."""
+        while True:
+            with self._changed:
+                while not link.dead and (not link.held or time.monotonic() < link.held[0][0] + self._delay):
+                    self._changed.wait(link.held[0][0] + self._delay - time.monotonic() if link.held else None)
+                if link.dead:
+                    return
+                _, chunk = link.held.pop(0)
+            try:
+                if chunk is None:
+                    link.client.shutdown(socket.SHUT_RDWR)
+                    return
+                link.client.sendall(chunk)
+            except OSError:
+                link.server.close()
+                return

@@ -8,65 +8,16 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
-import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from conftest import ProcessGroup, Proc
+from conftest import RedisServer
 from helpers import free_port, http_client, post, tool_call
-
-
-
-@dataclass
-class RedisServer:
-    group: ProcessGroup
-    port: int
-    directory: Path
-    proc: Proc | None = None
-    eviction: str = "noeviction"
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = self.group.start("redis", [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.directory), "--maxmemory-policy", self.eviction,
-        ])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"redis-server did not start on {self.port}:\n{self.proc.log()}", pytrace=False)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.popen.kill()
-        self.proc.popen.wait(timeout=10)
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.popen.send_signal(sig)
-
-
-@pytest.fixture
-def redis_server(procs: ProcessGroup, tmp_path: Path) -> RedisServer:
-    server = RedisServer(procs, free_port(), tmp_path)
-    server.start()
-    return server
 
 
 def admitted_times(tg) -> list[int]:

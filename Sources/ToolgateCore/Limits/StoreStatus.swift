@@ -6,12 +6,16 @@ public protocol StoreStatus: Sendable {
     var isConnected: Bool { get }
     /// Conditions an operator must know about, such as an eviction policy that can silently reset limits.
     var warnings: [String] { get }
+    /// Why the store cannot serve calls now (a refused password, an unreachable node, error replies such as a full
+    /// Redis's OOM), or nil. `/readyz` shows it, and treats the store as down while it is set.
+    var problem: String? { get }
     /// For a Redis Cluster: what toolgate knows of it. Nil for anything else.
     var cluster: ClusterSummary? { get }
 }
 
 extension StoreStatus {
     public var cluster: ClusterSummary? { nil }
+    public var problem: String? { nil }
 }
 
 /// A Redis Cluster as `/readyz` shows it.
