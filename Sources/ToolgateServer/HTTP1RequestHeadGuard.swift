@@ -97,12 +97,18 @@ final class HTTP1RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandle
 final class HTTP1RequestHeadGuardInstaller: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
+    /// How long one request may take to arrive in full (`RequestArrivalDeadline`).
+    let requestDeadline: TimeAmount
+
+    init(requestDeadline: TimeAmount) { self.requestDeadline = requestDeadline }
+
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         do {
             let codec = try pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self)
             try pipeline.addHandler(HTTP1RequestHeadGuard(), position: .before(codec.handler))
             try pipeline.addHandler(ClientDepartureWatch(), position: .before(codec.handler))
+            try pipeline.addHandler(RequestArrivalDeadline(limit: requestDeadline), position: .before(codec.handler))
         } catch {
             context.fireErrorCaught(error)
         }

@@ -60,12 +60,13 @@ public enum ToolgateServer {
             observation: observation)
         probes.add(to: router)
         let idle = configuration.clientIdleTimeout.components
+        let idleTimeout = TimeAmount.nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)
         return Application(
             router: router,
             server: .http1(
                 configuration: HTTP1Channel.Configuration(
-                    additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller()],
-                    idleTimeout: .nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000))),
+                    additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller(requestDeadline: idleTimeout)],
+                    idleTimeout: idleTimeout)),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil,
                 availableConnectionsDelegate: ClientConnectionLimit(maximum: configuration.maxConnections, logger: logger)),
