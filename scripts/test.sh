@@ -6,25 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 
-workdir=$(mktemp -d)
-redis_pid=
-cleanup() {
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$workdir" \
-  --maxmemory-policy noeviction --daemonize no --loglevel warning >"$workdir/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 1 50); do
-  redis-cli -p "$port" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-redis-cli -p "$port" ping >/dev/null || { echo "test: redis-server did not start:" >&2; cat "$workdir/redis.log" >&2; exit 1; }
-export TOOLGATE_TEST_REDIS_PORT=$port
-echo "test: redis-server on 127.0.0.1:$port" >&2
+source scripts/test-redis.sh
+workdir=$redis_dir
 
 swift build --build-tests
 swift test --skip-build
