@@ -156,6 +156,7 @@ public final class StdioUpstreamTransport: UpstreamTransport {
                 stderrTail.append(text)
                 onEvent(.stderr(text))
             }
+            stderrTail.finish()
         }
         Task { await self.readOutput(of: child, incarnation: incarnation) }
         let initialize: JSONValue = [
@@ -192,6 +193,9 @@ public final class StdioUpstreamTransport: UpstreamTransport {
             _ = await child.waitForExit(timeout: .seconds(1))
             state.withLock { if $0.incarnation == incarnation { $0.child = nil } }
             let how = child.hasExited ? ChildProcess.describe(status: child.exitStatus ?? 0) : "did not answer within \(configuration.initializeTimeout)"
+            // Its last words (`sh: …: not found`) may still be on their way through the stderr pipe: wait for the
+            // pipe's end, a second at most (a process it started may hold the pipe open).
+            for _ in 0..<20 where !stderrTail.isFinished { try? await Task.sleep(for: .milliseconds(50)) }
             let tail = stderrTail.lines.suffix(3).joined(separator: " | ")
             return StdioUpstreamFailure(
                 message: "the upstream command (\(configuration.command)) \(how) before answering initialize"
@@ -415,14 +419,17 @@ public struct StdioUpstreamFailure: Error, Sendable, CustomStringConvertible {
 
 /// The last lines the program wrote on stderr, for the error when it never starts.
 private final class StderrTail: Sendable {
-    private let buffer = Mutex<[String]>([])
+    private let buffer = Mutex<(lines: [String], finished: Bool)>(([], false))
     func append(_ line: String) {
         buffer.withLock {
-            $0.append(String(line.prefix(300)))
-            if $0.count > 10 { $0.removeFirst() }
+            $0.lines.append(String(line.prefix(300)))
+            if $0.lines.count > 10 { $0.lines.removeFirst() }
         }
     }
-    var lines: [String] { buffer.withLock { $0 } }
+    /// The program's stderr has ended.
+    func finish() { buffer.withLock { $0.finished = true } }
+    var isFinished: Bool { buffer.withLock { $0.finished } }
+    var lines: [String] { buffer.withLock { $0.lines } }
 }
 
 /// One exchange's answer: what the transport has for it already, then the events the program's messages make.
