@@ -11,8 +11,9 @@ mib=${1:-50}
 rounds=${2:-5}
 source benchmarks/lib.sh
 
-start_upstream_and_toolgate "/bench/sse?bytes=$((mib << 20))&event=4096"
-stream_url="http://127.0.0.1:$upstream_port/bench/sse?bytes=$((mib << 20))&event=4096"
+stream_path="/bench/sse?bytes=$((mib << 20))&event=4096"
+start_upstream_and_toolgate "$stream_path"
+stream_url="http://127.0.0.1:$upstream_port$stream_path"
 
 call='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"stream"}}}'
 fetch() {  # url -> "ttfb_seconds bytes bytes_per_second"

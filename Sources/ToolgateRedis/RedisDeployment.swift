@@ -98,8 +98,10 @@ public final class RedisDeployment: Sendable {
             case .cluster(let cluster): cluster.unavailableReason
             }
         if let unavailable { return unavailable }
-        guard let error = lastScriptError.withLock({ $0 }), ContinuousClock.now - error.at < Self.scriptErrorMemory else { return nil }
-        return "Redis answered a limit script with an error \((ContinuousClock.now - error.at).components.seconds) s ago: \(error.message)"
+        guard let error = lastScriptError.withLock({ $0 }) else { return nil }
+        let age = ContinuousClock.now - error.at
+        guard age < Self.scriptErrorMemory else { return nil }
+        return "Redis answered a limit script with an error \(age.components.seconds) s ago: \(error.message)"
     }
 
     /// Asks a standalone server whether it is a cluster node. Nil when it did not answer (ask again later).
