@@ -42,7 +42,7 @@ let package = Package(
             sources: ["RedisScript.swift"],
             resources: [
                 .embedInCode("acquire.lua"), .embedInCode("refund.lua"), .embedInCode("approval_start.lua"),
-                .embedInCode("approval_decide.lua"),
+                .embedInCode("approval_decide.lua"), .embedInCode("approval_consume.lua"),
             ]
         ),
         // Policy `regex` rules: PCRE2 on Unicode scalars, with match, depth and heap limits (CompiledRegex).

@@ -7,6 +7,7 @@ public enum RedisScript: String, CaseIterable, Sendable {
     case refund
     case approvalStart = "approval_start"
     case approvalDecide = "approval_decide"
+    case approvalConsume = "approval_consume"
 
     public var fileName: String { rawValue + ".lua" }
 
@@ -16,6 +17,7 @@ public enum RedisScript: String, CaseIterable, Sendable {
         case .refund: PackageResources.refund_lua
         case .approvalStart: PackageResources.approval_start_lua
         case .approvalDecide: PackageResources.approval_decide_lua
+        case .approvalConsume: PackageResources.approval_consume_lua
         }
     }
 

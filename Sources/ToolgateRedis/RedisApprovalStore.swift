@@ -19,40 +19,63 @@ public final class RedisApprovalStore: ApprovalStore {
 
     func recordKey(_ bindingKey: String) -> String { keyPrefix + ":{approvals:_}:" + bindingKey }
     var indexKey: String { keyPrefix + ":{approvals:_}:index" }
+    /// A grant's open requests. The grant comes from outside, so only its hash shapes the key.
+    func openKey(grant: String) -> String { keyPrefix + ":{approvals:_}:pending:" + CounterKey.subjectHash(grant) }
 
-    public func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int) async throws(LimitStoreError) -> ApprovalStart {
+    public func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int, creation: ApprovalCreation) async throws(LimitStoreError)
+        -> ApprovalStart
+    {
+        let maxOpen: Int
+        switch creation {
+        case .lookOnly: maxOpen = 0
+        case .create(let maxPendingPerGrant): maxOpen = max(1, maxPendingPerGrant)
+        }
         let reply = try await evaluate(
-            .approvalStart, keys: [recordKey(binding.key), indexKey],
+            .approvalStart, keys: [recordKey(binding.key), indexKey, openKey(grant: binding.grant)],
             arguments: [
                 newID, binding.key, String(Int64(ttlSeconds) * 1_000), binding.grant, binding.tool, binding.canonicalArguments,
-                binding.policySHA256,
+                binding.policySHA256, String(maxOpen),
             ])
         guard case .array(let items?) = reply, items.count == 5, let status = items[0].string, let id = items[1].string,
-            let state = items[2].string.flatMap(Approval.State.init(rawValue:)), case .integer(let created) = items[3],
-            case .integer(let expires) = items[4]
+            case .integer(let created) = items[3], case .integer(let expires) = items[4]
         else { throw RedisLimitStore.unexpected(reply, "approval_start.lua") }
         switch status {
-        case "consumed": return .consumed(id: id)
+        case "approved": return .approved(id: id)
         case "denied": return .denied(id: id)
+        case "absent": return .absent
+        case "too_many": return .tooManyPending
         case "pending":
             return .pending(
                 Approval(
-                    id: id, state: state, grant: binding.grant, tool: binding.tool, arguments: binding.canonicalArguments,
+                    id: id, state: .pending, grant: binding.grant, tool: binding.tool, arguments: binding.canonicalArguments,
                     policySHA256: binding.policySHA256, createdAtMillis: created, expiresAtMillis: expires))
         default: throw RedisLimitStore.unexpected(reply, "approval_start.lua")
         }
     }
 
+    public func consume(id: String) async throws(LimitStoreError) -> Bool {
+        guard Approval.isWellFormed(id: id) else { return false }
+        let bindingKey = Approval.bindingKey(ofID: id)
+        let reply = try await evaluate(.approvalConsume, keys: [recordKey(bindingKey), indexKey], arguments: [id, bindingKey])
+        guard case .integer(let used) = reply else { throw RedisLimitStore.unexpected(reply, "approval_consume.lua") }
+        return used == 1
+    }
+
     public func decide(id: String, approve: Bool) async throws(LimitStoreError) -> ApprovalDecisionOutcome {
         guard Approval.isWellFormed(id: id) else { return .notFound }
-        let key = recordKey(Approval.bindingKey(ofID: id))
-        let reply = try await evaluate(.approvalDecide, keys: [key], arguments: [id, approve ? "approved" : "denied"])
+        let bindingKey = Approval.bindingKey(ofID: id)
+        // The record names its grant, whose open requests the decision leaves; a grant never changes, so reading
+        // it first is safe.
+        guard let before = try await read(bindingKey: bindingKey), before.id == id else { return .notFound }
+        let reply = try await evaluate(
+            .approvalDecide, keys: [recordKey(bindingKey), openKey(grant: before.grant)],
+            arguments: [id, approve ? "approved" : "denied", bindingKey])
         guard case .array(let items?) = reply, items.count == 2, let status = items[0].string else {
             throw RedisLimitStore.unexpected(reply, "approval_decide.lua")
         }
         if status == "not_found" { return .notFound }
         // Read back for the caller to show; a record that expired in between reads as not found.
-        guard let approval = try await read(bindingKey: Approval.bindingKey(ofID: id)), approval.id == id else { return .notFound }
+        guard let approval = try await read(bindingKey: bindingKey), approval.id == id else { return .notFound }
         return status == "decided" ? .decided(approval) : .alreadyDecided(approval)
     }
 

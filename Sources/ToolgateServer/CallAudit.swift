@@ -21,6 +21,8 @@ struct CallAudit: Sendable {
     let remaining: Int?
     let arguments: JSONValue
     let policySHA256: String
+    /// The approval this call used, if any.
+    var approvalID: String? = nil
 
     /// The JSON line, newline included. `upstreamStatus`: the upstream's HTTP status, nil when toolgate answered or
     /// the upstream failed (then `upstreamError` names how).
@@ -44,6 +46,7 @@ struct CallAudit: Sendable {
             "policySha256": .string(policySHA256),
         ]
         if let upstreamError { object["upstreamError"] = .string(upstreamError) }
+        if let approvalID { object["approvalId"] = .string(approvalID) }
         return JSONWriter.bytes(.object(object)) + [0x0A]
     }
 

@@ -28,15 +28,17 @@ extension MCPProxy {
         let rule = decision.rule ?? Policy.wildcardKey
         let shadowAll = configuration.shadow
         /// Counts the decision and, with an audit log, drafts its line.
-        func record(_ outcome: ToolgateMetrics.Decision, reason: String? = nil, counter: String? = nil, remaining: Int? = nil)
-            -> CallAudit?
-        {
+        func record(
+            _ outcome: ToolgateMetrics.Decision, reason: String? = nil, counter: String? = nil, remaining: Int? = nil,
+            approvalID: String? = nil
+        ) -> CallAudit? {
             metrics.toolCall(tool: decision.metricTool, decision: outcome)
             guard auditLog != nil else { return nil }
             return CallAudit(
                 timeMicros: SystemWallClock().nowMicros(), started: exchange.started, grant: exchange.identity.grant,
                 session: exchange.identity.session, agent: exchange.identity.agent, tool: call.name, rule: rule, decision: outcome.label,
-                reason: reason, counter: counter, remaining: remaining, arguments: call.arguments, policySHA256: snapshot.policy.sha256)
+                reason: reason, counter: counter, remaining: remaining, arguments: call.arguments, policySHA256: snapshot.policy.sha256,
+                approvalID: approvalID)
         }
         func deny(_ denial: ToolCallDenial, quota: RateLimitHeaders? = nil) -> Enforcement {
             let counter = denial.limit?.counter
@@ -90,73 +92,199 @@ extension MCPProxy {
             // DESIGN.md section 7: the call was approved and charged in its first round.
             return .forward(receipt: nil, call: call, audit: record(.allowed, reason: "follow_up_round"))
         }
-        if let approval,
-            let denial = await awaitApproval(call, settings: approval, exchange: exchange, rule: rule, policySHA256: snapshot.policy.sha256)
-        {
-            return deny(denial)
-        }
-        guard !decision.charges.isEmpty else {
-            return .forward(receipt: nil, call: call, audit: record(.allowed))
-        }
         // Under --shadow every limit is a shadow limit: consumed when it passes, never blocking.
         let charges = shadowAll ? decision.charges.map { $0.asShadow } : decision.charges
-        let callID = Self.newCallID()
-        let outcome: LimitOutcome
-        let storeStarted = ContinuousClock.now
-        do {
-            outcome = try await store.acquire(LimitRequest(callID: callID, charges: charges))
-            metrics.storeOperation(.ok)
-        } catch {
-            metrics.storeOperation(error.code == .timeout ? .timeout : .error)
-            switch configuration.failMode {
-            case .closed:
-                if let suppressed = storeFailureLog.admit() {
-                    logger.error(
-                        "limit store failed; denying (fail mode closed)",
-                        metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
+
+        /// The store's answer for the call's limits, consuming them: admitted (with what it consumed), or the
+        /// denial to answer with (refused, or the store failed under `--fail-mode closed`).
+        enum Charge {
+            case admitted(outcome: LimitOutcome?, callID: String)
+            case refused(Enforcement)
+        }
+        func acquire() async -> Charge {
+            let callID = Self.newCallID()
+            guard !charges.isEmpty else { return .admitted(outcome: nil, callID: callID) }
+            let outcome: LimitOutcome
+            let storeStarted = ContinuousClock.now
+            do {
+                outcome = try await store.acquire(LimitRequest(callID: callID, charges: charges))
+                metrics.storeOperation(.ok)
+            } catch {
+                metrics.storeOperation(error.code == .timeout ? .timeout : .error)
+                switch configuration.failMode {
+                case .closed:
+                    if let suppressed = storeFailureLog.admit() {
+                        logger.error(
+                            "limit store failed; denying (fail mode closed)",
+                            metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
+                    }
+                    return .refused(
+                        deny(
+                            ToolCallDenial(
+                                reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again in a second",
+                                retryAfterSeconds: 1)))
+                case .open:
+                    if let suppressed = storeFailureLog.admit() {
+                        logger.warning(
+                            "limit store failed; allowing without limits (fail mode open)",
+                            metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
+                    }
+                    return .admitted(outcome: nil, callID: callID)
                 }
+            }
+            metrics.storeDuration.recordInterval(since: storeStarted)
+            guard outcome.admitted else {
+                let denial = ToolCallDenial.rateLimited(charges: charges, outcome: outcome)
+                    ?? ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited")
+                return .refused(deny(denial, quota: RateLimitHeaders.tightest(charges: decision.charges, outcome: outcome)))
+            }
+            return .admitted(outcome: outcome, callID: callID)
+        }
+
+        /// Consumes the limits and forwards the call. With `approvalID`, the approval is used up once the limits
+        /// admit the call; nil when an identical call used it first (nothing then stays charged).
+        func charge(usingApproval approvalID: String? = nil) async -> Enforcement? {
+            let outcome: LimitOutcome?
+            let callID: String
+            switch await acquire() {
+            case .refused(let denial): return denial
+            case .admitted(let o, let id): (outcome, callID) = (o, id)
+            }
+            if let approvalID, !(await useApproval(approvalID)) {
+                if let receipt = outcome?.receipt { await refund([receipt]) }
+                return nil
+            }
+            guard let outcome else {
+                if charges.isEmpty { return .forward(receipt: nil, call: call, audit: record(.allowed, approvalID: approvalID)) }
+                return .forward(
+                    receipt: nil, call: call, audit: record(.allowedStoreUnavailable, reason: "store_unavailable", approvalID: approvalID))
+            }
+            let failedShadow = zip(charges, outcome.results).first { $0.shadow && !$1.passed }?.0
+            // The store's decision time (Redis TIME on Redis): what fleet-wide exactness is judged by.
+            logger.debug(
+                "tool call admitted",
+                metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
+            let audit: CallAudit?
+            if let failedShadow {
+                audit = record(
+                    .shadowDenied, reason: ToolCallDenial.Reason.rateLimited.rawValue, counter: failedShadow.counter, remaining: 0,
+                    approvalID: approvalID)
+            } else {
+                // The limit with the least left, for the audit line only: no work for it without an audit log.
+                let tightest =
+                    auditLog == nil
+                    ? nil : zip(charges, outcome.results).filter { !$0.0.shadow || shadowAll }.min { $0.1.remaining < $1.1.remaining }
+                audit = record(.allowed, counter: tightest?.0.counter, remaining: tightest?.1.remaining, approvalID: approvalID)
+            }
+            let quota = RateLimitHeaders.tightest(charges: decision.charges, outcome: outcome)
+            return .forward(receipt: outcome.receipt, quota: shadowAll ? nil : quota, call: call, audit: audit)
+        }
+
+        guard let approval else {
+            // Without an approval to use, a charge always ends in an answer.
+            return await charge() ?? deny(ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited"))
+        }
+
+        // DESIGN.md section 6, "Bounds and display": a human cannot review more than this.
+        let argumentBytes = CanonicalJSON.bytes(call.arguments).count
+        guard argumentBytes <= approval.maxArgumentBytes else {
+            return deny(
+                ToolCallDenial(
+                    reason: .invalidArguments, rule: rule,
+                    message: "the arguments are \(argumentBytes) bytes; a human reviews at most \(approval.maxArgumentBytes) (approval.maxArgumentBytes)"))
+        }
+        let binding = ApprovalBinding(
+            grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: snapshot.policy.sha256,
+            decidedBy: snapshot.policy.decidingDigest(forTool: call.name))
+        let deadline = ContinuousClock.now + .seconds(approval.waitSeconds)
+        var creation = ApprovalCreation.lookOnly
+        var lastID: String?
+        while true {
+            let start: ApprovalStart
+            do {
+                start = try await approvals.store.start(
+                    binding, newID: Approval.newID(for: binding), ttlSeconds: approval.ttlSeconds, creation: creation)
+            } catch {
+                // Never approved by default, whatever the fail mode: no human said yes.
+                logger.error("approval store failed; denying", metadata: ["error": "\(error)"])
                 return deny(
                     ToolCallDenial(
-                        reason: .storeUnavailable, rule: rule, message: "the rate-limit store is unavailable; try again in a second",
+                        reason: .storeUnavailable, rule: rule, message: "the approval store is unavailable; try again in a second",
                         retryAfterSeconds: 1))
-            case .open:
-                if let suppressed = storeFailureLog.admit() {
-                    logger.warning(
-                        "limit store failed; allowing without limits (fail mode open)",
-                        metadata: ["error": "\(error)", "suppressedSinceLastLine": "\(suppressed)"])
-                }
-                return .forward(receipt: nil, call: call, audit: record(.allowedStoreUnavailable, reason: "store_unavailable"))
             }
+            switch start {
+            case .approved(let id):
+                // Charged when it proceeds; if a limit refuses it now, the approval stays for a retry.
+                if let answer = await charge(usingApproval: id) {
+                    if case .forward = answer { logger.info("approved call proceeds", metadata: ["tool": "\(call.name)", "approvalId": "\(id)"]) }
+                    return answer
+                }
+                creation = .lookOnly
+                continue  // an identical call used it first: look again
+            case .denied(let id):
+                return deny(
+                    ToolCallDenial(reason: .approvalDenied, rule: rule, message: "a human denied this call to \(call.name)", approvalID: id))
+            case .absent:
+                // Limits first: a call they would refuse is refused without asking a human (nothing stays charged).
+                switch await acquire() {
+                case .refused(let denial): return denial
+                case .admitted(let outcome, _): if let receipt = outcome?.receipt { await refund([receipt]) }
+                }
+                creation = .create(maxPendingPerGrant: approval.maxPending)
+                continue
+            case .tooManyPending:
+                logger.warning(
+                    "approval request refused: the grant has its maximum of pending requests",
+                    metadata: ["tool": "\(call.name)", "grant": "\(binding.grant)", "maxPending": "\(approval.maxPending)"])
+                return deny(
+                    ToolCallDenial(
+                        reason: .approvalRequired, rule: rule,
+                        message: "tool \(call.name) needs a human's approval, and \(approval.maxPending) calls of this agent already wait for one (approval.maxPending); retry once an approver has decided them"))
+            case .pending(let request):
+                lastID = request.id
+                if ContinuousClock.now < deadline {
+                    logger.info(
+                        "tool call waits for approval",
+                        metadata: ["tool": "\(call.name)", "grant": "\(binding.grant)", "approvalId": "\(request.id)"])
+                }
+            }
+            guard ContinuousClock.now < deadline, let id = lastID else { break }
+            switch await approvals.wait(for: id, until: deadline, agent: exchange.agent) {
+            case .approved, .gone:
+                creation = .lookOnly
+                continue  // use it (or, if an identical call used it first, look again)
+            case .denied:
+                return deny(
+                    ToolCallDenial(reason: .approvalDenied, rule: rule, message: "a human denied this call to \(call.name)", approvalID: id))
+            case .timedOut:
+                break
+            }
+            break
         }
-        metrics.storeDuration.recordInterval(since: storeStarted)
-        let quota = RateLimitHeaders.tightest(charges: decision.charges, outcome: outcome)
-        guard outcome.admitted else {
-            let denial = ToolCallDenial.rateLimited(charges: charges, outcome: outcome)
-                ?? ToolCallDenial(reason: .rateLimited, rule: rule, message: "rate limited")
-            return deny(denial, quota: quota)
+        return deny(
+            ToolCallDenial(
+                reason: .approvalRequired, rule: rule,
+                message: "tool \(call.name) needs a human's approval: ask an approver to approve \(lastID ?? "it"), then retry the identical call",
+                approvalID: lastID))
+    }
+
+    /// Uses up an approval once the call's limits admitted it; false when it is gone (an identical call used it
+    /// first) or the store failed (then the call asks again and the store's failure decides).
+    private func useApproval(_ id: String) async -> Bool {
+        do {
+            return try await approvals.store.consume(id: id)
+        } catch {
+            logger.error("approval store failed while using an approval", metadata: ["error": "\(error)", "approvalId": "\(id)"])
+            return false
         }
-        let failedShadow = zip(charges, outcome.results).first { $0.shadow && !$1.passed }?.0
-        // The store's decision time (Redis TIME on Redis): what fleet-wide exactness is judged by.
-        logger.debug(
-            "tool call admitted",
-            metadata: ["tool": "\(call.name)", "callID": "\(callID)", "decidedAtMicros": "\(outcome.decidedAtMicros)"])
-        let audit: CallAudit?
-        if let failedShadow {
-            audit = record(.shadowDenied, reason: ToolCallDenial.Reason.rateLimited.rawValue, counter: failedShadow.counter, remaining: 0)
-        } else {
-            // The limit with the least left, for the audit line only: no work for it without an audit log.
-            let tightest =
-                auditLog == nil
-                ? nil : zip(charges, outcome.results).filter { !$0.0.shadow || shadowAll }.min { $0.1.remaining < $1.1.remaining }
-            audit = record(.allowed, counter: tightest?.0.counter, remaining: tightest?.1.remaining)
-        }
-        return .forward(receipt: outcome.receipt, quota: shadowAll ? nil : quota, call: call, audit: audit)
     }
 
     /// Whether the call carries a `requestState` toolgate relayed to this grant for this tool and these arguments,
     /// not used yet; it is used up here. A store failure reads as "no": the call is then charged as a new one.
     private func isFollowUpRound(_ call: ToolCall, requestState: String, exchange: Exchange) async -> Bool {
-        let binding = RoundBinding(grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, requestState: requestState)
+        let binding = RoundBinding(
+            grant: exchange.identity.grant, tool: call.name, arguments: call.arguments,
+            decidedBy: exchange.snapshot.policy.decidingDigest(forTool: call.name), requestState: requestState)
         do {
             let remembered = try await roundStates.take(binding)
             metrics.round(remembered ? .followUp : .unrecognized)
@@ -173,9 +301,12 @@ extension MCPProxy {
 
     /// Remembers each `requestState` relayed to the agent, before the agent can answer it. A failure only costs the
     /// follow-up its free pass: it is charged like a new call.
-    func rememberRounds(_ rounds: [ResponseRelay.RelayedRound], grant: String) async {
+    /// `policy`: the one the first round was judged and charged by.
+    func rememberRounds(_ rounds: [ResponseRelay.RelayedRound], grant: String, policy: Policy) async {
         for round in rounds {
-            let binding = RoundBinding(grant: grant, tool: round.tool, arguments: round.arguments, requestState: round.requestState)
+            let binding = RoundBinding(
+                grant: grant, tool: round.tool, arguments: round.arguments, decidedBy: policy.decidingDigest(forTool: round.tool),
+                requestState: round.requestState)
             do {
                 try await roundStates.remember(binding, ttlSeconds: RoundBinding.lifetimeSeconds)
                 metrics.round(.remembered)
@@ -185,57 +316,6 @@ extension MCPProxy {
                     "could not remember a multi-round call's state; its follow-up will be charged", metadata: ["error": "\(error)"])
             }
         }
-    }
-
-    /// DESIGN.md section 6: use an approval given for exactly this call, or ask for one and wait up to
-    /// `approval.wait`. Nil: approved (and used up), proceed to the limits; otherwise the denial to answer.
-    private func awaitApproval(
-        _ call: ToolCall, settings: ApprovalSettings, exchange: Exchange, rule: String, policySHA256: String
-    ) async -> ToolCallDenial? {
-        let binding = ApprovalBinding(grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: policySHA256)
-        let deadline = ContinuousClock.now + .seconds(settings.waitSeconds)
-        var lastID: String?
-        while true {
-            let start: ApprovalStart
-            do {
-                start = try await approvals.store.start(binding, newID: Approval.newID(for: binding), ttlSeconds: settings.ttlSeconds)
-            } catch {
-                // Never approved by default, whatever the fail mode: no human said yes.
-                logger.error("approval store failed; denying", metadata: ["error": "\(error)"])
-                return ToolCallDenial(
-                    reason: .storeUnavailable, rule: rule,
-                    message: "the approval store is unavailable; try again in a second", retryAfterSeconds: 1)
-            }
-            switch start {
-            case .consumed(let id):
-                logger.info("approved call proceeds", metadata: ["tool": "\(call.name)", "approvalId": "\(id)"])
-                return nil
-            case .denied(let id):
-                return ToolCallDenial(
-                    reason: .approvalDenied, rule: rule, message: "a human denied this call to \(call.name)", approvalID: id)
-            case .pending(let approval):
-                lastID = approval.id
-                if approval.state == .pending, ContinuousClock.now < deadline {
-                    logger.info(
-                        "tool call waits for approval",
-                        metadata: ["tool": "\(call.name)", "grant": "\(binding.grant)", "approvalId": "\(approval.id)"])
-                }
-            }
-            guard ContinuousClock.now < deadline, let id = lastID else { break }
-            switch await approvals.wait(for: id, until: deadline, agent: exchange.agent) {
-            case .approved, .gone: continue  // use it (or, if an identical call used it first, ask again)
-            case .denied:
-                return ToolCallDenial(
-                    reason: .approvalDenied, rule: rule, message: "a human denied this call to \(call.name)", approvalID: id)
-            case .timedOut:
-                break
-            }
-            break
-        }
-        return ToolCallDenial(
-            reason: .approvalRequired, rule: rule,
-            message: "tool \(call.name) needs a human's approval: ask an approver to approve \(lastID ?? "it"), then retry the identical call",
-            approvalID: lastID)
     }
 
     /// 128 random bits: unique per call across the fleet, and the sliding log's member.

@@ -515,7 +515,7 @@ struct ClusterStoreTests {
         let storeA = RedisApprovalStore(deployment: a.deployment, keyPrefix: "appr", logger: Self.logger)
         let storeB = RedisApprovalStore(deployment: b.deployment, keyPrefix: "appr", logger: Self.logger)
         let binding = ApprovalBinding(grant: "g", tool: "deploy", arguments: ["env": "prod"], policySHA256: "p")
-        guard case .pending(let request) = try await storeA.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60) else {
+        guard case .pending(let request) = try await storeA.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60, creation: .create(maxPendingPerGrant: 10)) else {
             Issue.record("no request opened")
             return
         }
@@ -525,8 +525,10 @@ struct ClusterStoreTests {
                 id: request.id, state: .approved, grant: "g", tool: "deploy", arguments: #"{"env":"prod"}"#, policySHA256: "p",
                 createdAtMillis: request.createdAtMillis, expiresAtMillis: request.expiresAtMillis)))
         #expect(try await storeA.states(ids: [request.id]) == [request.id: .approved])
-        #expect(try await storeA.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60) == .consumed(id: request.id))
-        if case .pending(let next) = try await storeB.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60) {
+        #expect(try await storeA.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60, creation: .create(maxPendingPerGrant: 10)) == .approved(id: request.id))
+        #expect(try await storeA.consume(id: request.id))
+        #expect(try await storeB.consume(id: request.id) == false)
+        if case .pending(let next) = try await storeB.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 60, creation: .create(maxPendingPerGrant: 10)) {
             #expect(next.id != request.id)
         } else {
             Issue.record("a used approval passed again")
@@ -534,5 +536,6 @@ struct ClusterStoreTests {
         // Every approval key is in the one {approvals:_} slot.
         let slot = ClusterSlot.of("appr:{approvals:_}:index")
         #expect(ClusterSlot.of(storeA.recordKey(binding.key)) == slot)
+        #expect(ClusterSlot.of(storeA.openKey(grant: binding.grant)) == slot)
     }
 }

@@ -20,7 +20,7 @@ extension SharedRedisTests {
         }
 
         /// One step of a scenario, the same on both stores; outcomes compared with the ids each store reports.
-        enum Step { case start(Int), decide(Int, Bool), list }
+        enum Step { case start(Int), decide(Int, Bool), consume(Int), list }
 
         @Test func givesTheSameAnswersAsTheMemoryStore() async throws {
             let client = try TestRedis.client()
@@ -33,12 +33,14 @@ extension SharedRedisTests {
             var counter = 0
             for step in 0..<300 {
                 let b = Int.random(in: 0..<bindings.count, using: &generator)
-                switch Int.random(in: 0..<3, using: &generator) {
+                switch Int.random(in: 0..<4, using: &generator) {
                 case 0:
                     counter += 1
                     let id = bindings[b].key + "-" + String(format: "%016x", counter)
-                    let r = try await redis.start(bindings[b], newID: id, ttlSeconds: 60)
-                    let m = try await memory.start(bindings[b], newID: id, ttlSeconds: 60)
+                    // A cap of 1 per grant and looks that never create: both stores must refuse and find alike.
+                    let creation: ApprovalCreation = Bool.random(using: &generator) ? .lookOnly : .create(maxPendingPerGrant: 1)
+                    let r = try await redis.start(bindings[b], newID: id, ttlSeconds: 60, creation: creation)
+                    let m = try await memory.start(bindings[b], newID: id, ttlSeconds: 60, creation: creation)
                     switch (r, m) {
                     case (.pending(let x), .pending(let y)):
                         #expect(x.id == y.id && x.state == y.state && x.arguments == y.arguments && x.grant == y.grant, "step \(step)")
@@ -57,6 +59,9 @@ extension SharedRedisTests {
                     default:
                         #expect(r == m, "step \(step)")
                     }
+                case 2:
+                    guard let id = latest[b] else { continue }
+                    #expect(try await redis.consume(id: id) == (try await memory.consume(id: id)), "step \(step)")
                 default:
                     let r = try await redis.list().map { "\($0.id) \($0.state)" }.sorted()
                     let m = try await memory.list().map { "\($0.id) \($0.state)" }.sorted()
@@ -73,11 +78,17 @@ extension SharedRedisTests {
             let prefix = TestRedis.uniquePrefix("approvals-ttl")
             let redis = Self.store(client, prefix)
             let binding = Self.bindings()[0]
-            guard case .pending(let approval) = try await redis.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 1) else {
+            guard case .pending(let approval) = try await redis.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 1, creation: .create(maxPendingPerGrant: 10)) else {
                 Issue.record("no request opened")
                 return
             }
+            guard case .integer(let openTTL) = try await client.send(["PTTL", redis.openKey(grant: binding.grant)]) else {
+                throw RedisError.protocolError("PTTL")
+            }
+            #expect(openTTL > 0 && openTTL <= 1_000, "the grant's open requests have PTTL \(openTTL)")
             _ = try await redis.decide(id: approval.id, approve: true)
+            // Decided: no longer open, and its grant's set is gone with it.
+            #expect(try await client.send(["EXISTS", redis.openKey(grant: binding.grant)]) == .integer(0))
             for key in [redis.recordKey(binding.key), redis.indexKey] {
                 guard case .integer(let ttl) = try await client.send(["PTTL", key]) else { throw RedisError.protocolError("PTTL") }
                 #expect(ttl > 0 && ttl <= 1_000, "\(key) has PTTL \(ttl)")
@@ -85,8 +96,9 @@ extension SharedRedisTests {
             #expect(try await redis.list().map(\.state) == [.approved])
             try await Task.sleep(for: .milliseconds(1_100))
             #expect(try await redis.list().isEmpty)
-            #expect(try await client.send(["EXISTS", redis.recordKey(binding.key), redis.indexKey]) == .integer(0))
-            if case .pending = try await redis.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 1) {} else {
+            #expect(
+                try await client.send(["EXISTS", redis.recordKey(binding.key), redis.indexKey, redis.openKey(grant: binding.grant)]) == .integer(0))
+            if case .pending = try await redis.start(binding, newID: Approval.newID(for: binding), ttlSeconds: 1, creation: .create(maxPendingPerGrant: 10)) {} else {
                 Issue.record("an expired approval was used")
             }
         }

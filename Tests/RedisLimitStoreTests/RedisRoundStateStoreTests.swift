@@ -16,7 +16,7 @@ extension SharedRedisTests {
             let prefix = TestRedis.uniquePrefix("rounds")
             let a = RedisRoundStateStore(client: clientA, keyPrefix: prefix, logger: Logger(label: "test"))
             let b = RedisRoundStateStore(client: clientB, keyPrefix: prefix, logger: Logger(label: "test"))
-            let binding = RoundBinding(grant: "g", tool: "t", arguments: ["x": 1], requestState: "state")
+            let binding = RoundBinding(grant: "g", tool: "t", arguments: ["x": 1], decidedBy: "p", requestState: "state")
             #expect(try await b.take(binding) == false)
             try await a.remember(binding, ttlSeconds: RoundBinding.lifetimeSeconds)
             let ttl = try await clientA.send(["PTTL", a.key(binding)])
@@ -35,7 +35,7 @@ extension SharedRedisTests {
             let store = RedisRoundStateStore(client: client, keyPrefix: "x", logger: Logger(label: "test"))
             client.shutdown()
             await #expect(throws: LimitStoreError.self) {
-                try await store.take(RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "s"))
+                try await store.take(RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "s"))
             }
         }
     }

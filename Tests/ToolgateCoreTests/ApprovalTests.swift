@@ -68,6 +68,7 @@ import Testing
     // MARK: The store's rules
 
     static let binding = ApprovalBinding(grant: "g", tool: "t", arguments: ["a": 1], policySHA256: "p")
+    static let create = ApprovalCreation.create(maxPendingPerGrant: 10)
 
     /// Well-formed ids of requests for `binding`.
     func id(_ n: Int) -> String { Self.binding.key + "-" + String(repeating: "0", count: 15) + String(n) }
@@ -80,50 +81,80 @@ import Testing
     @Test func anApprovalIsUsedExactlyOnce() async throws {
         let clock = ManualWallClock(micros: 1_000_000_000)
         let store = InMemoryApprovalStore(clock: clock)
-        let first = try await store.start(Self.binding, newID: id(1), ttlSeconds: 60)
+        let first = try await store.start(Self.binding, newID: id(1), ttlSeconds: 60, creation: Self.create)
         #expect(pendingID(first) == id(1))
         // An identical call finds the same request rather than opening another.
-        #expect(pendingID(try await store.start(Self.binding, newID: id(2), ttlSeconds: 60)) == id(1))
+        #expect(pendingID(try await store.start(Self.binding, newID: id(2), ttlSeconds: 60, creation: Self.create)) == id(1))
         guard case .decided(let approved) = try await store.decide(id: id(1), approve: true) else {
             Issue.record("not decided")
             return
         }
         #expect(approved.state == .approved)
-        #expect(try await store.start(Self.binding, newID: id(3), ttlSeconds: 60) == .consumed(id: id(1)))
-        #expect(pendingID(try await store.start(Self.binding, newID: id(4), ttlSeconds: 60)) == id(4))
+        // Found, not used up: a call whose limits refuse it leaves it for a retry.
+        #expect(try await store.start(Self.binding, newID: id(3), ttlSeconds: 60, creation: Self.create) == .approved(id: id(1)))
+        #expect(try await store.start(Self.binding, newID: id(3), ttlSeconds: 60, creation: .lookOnly) == .approved(id: id(1)))
+        #expect(try await store.consume(id: id(0)) == false)
+        #expect(try await store.consume(id: id(1)))
+        #expect(try await store.consume(id: id(1)) == false)
+        #expect(try await store.start(Self.binding, newID: id(4), ttlSeconds: 60, creation: .lookOnly) == .absent)
+        #expect(pendingID(try await store.start(Self.binding, newID: id(4), ttlSeconds: 60, creation: Self.create)) == id(4))
+        #expect(try await store.consume(id: id(4)) == false, "a pending request is not an approval")
         #expect(try await store.states(ids: [id(1), id(4)]) == [id(4): .pending])
+    }
+
+    /// DESIGN.md section 6: pending requests are capped per grant; decided and expired ones do not count, and
+    /// other grants are unaffected.
+    @Test func pendingRequestsAreCappedPerGrant() async throws {
+        let clock = ManualWallClock(micros: 0)
+        let store = InMemoryApprovalStore(clock: clock)
+        func binding(_ grant: String, _ n: Int) -> ApprovalBinding {
+            ApprovalBinding(grant: grant, tool: "t", arguments: ["n": .number(JSONNumber(n))], policySHA256: "p")
+        }
+        func start(_ grant: String, _ n: Int) async throws -> ApprovalStart {
+            try await store.start(binding(grant, n), newID: Approval.newID(for: binding(grant, n)), ttlSeconds: 60, creation: .create(maxPendingPerGrant: 3))
+        }
+        var ids: [String] = []
+        for n in 0..<3 { ids.append(try #require(pendingID(try await start("g", n)))) }
+        #expect(try await start("g", 3) == .tooManyPending)
+        #expect(pendingID(try await start("g", 0)) == ids[0], "an open request is found, not refused")
+        #expect(pendingID(try await start("h", 0)) != nil, "another grant has its own cap")
+        _ = try await store.decide(id: ids[0], approve: false)
+        #expect(pendingID(try await start("g", 3)) != nil, "a decided request no longer counts")
+        #expect(try await start("g", 4) == .tooManyPending)
+        clock.advance(micros: 60_000_000)
+        #expect(pendingID(try await start("g", 4)) != nil, "expired requests no longer count")
     }
 
     @Test func aDenialStandsUntilItExpires() async throws {
         let clock = ManualWallClock(micros: 0)
         let store = InMemoryApprovalStore(clock: clock)
-        _ = try await store.start(Self.binding, newID: id(1), ttlSeconds: 60)
+        _ = try await store.start(Self.binding, newID: id(1), ttlSeconds: 60, creation: Self.create)
         _ = try await store.decide(id: id(1), approve: false)
-        #expect(try await store.start(Self.binding, newID: id(2), ttlSeconds: 60) == .denied(id: id(1)))
+        #expect(try await store.start(Self.binding, newID: id(2), ttlSeconds: 60, creation: Self.create) == .denied(id: id(1)))
         if case .alreadyDecided(let a) = try await store.decide(id: id(1), approve: true) {
             #expect(a.state == .denied)
         } else {
             Issue.record("a decided approval was decided again")
         }
         clock.advance(micros: 60_000_000)
-        #expect(pendingID(try await store.start(Self.binding, newID: id(3), ttlSeconds: 60)) == id(3))
+        #expect(pendingID(try await store.start(Self.binding, newID: id(3), ttlSeconds: 60, creation: Self.create)) == id(3))
     }
 
     @Test func anApprovalNeverUsedExpiresWithItsRequest() async throws {
         let clock = ManualWallClock(micros: 0)
         let store = InMemoryApprovalStore(clock: clock)
-        _ = try await store.start(Self.binding, newID: id(1), ttlSeconds: 10)
+        _ = try await store.start(Self.binding, newID: id(1), ttlSeconds: 10, creation: Self.create)
         clock.advance(micros: 9_000_000)
         _ = try await store.decide(id: id(1), approve: true)
         #expect(try await store.list().map(\.state) == [.approved])
         clock.advance(micros: 1_000_000)
         #expect(try await store.list().isEmpty)
-        #expect(pendingID(try await store.start(Self.binding, newID: id(2), ttlSeconds: 10)) == id(2))
+        #expect(pendingID(try await store.start(Self.binding, newID: id(2), ttlSeconds: 10, creation: Self.create)) == id(2))
     }
 
     @Test func decisionsNeedTheExactID() async throws {
         let store = InMemoryApprovalStore(clock: ManualWallClock(micros: 0))
-        _ = try await store.start(Self.binding, newID: id(1), ttlSeconds: 60)
+        _ = try await store.start(Self.binding, newID: id(1), ttlSeconds: 60, creation: Self.create)
         // Same binding key, another request's random part: not this request.
         #expect(try await store.decide(id: self.id(0), approve: true) == .notFound)
         #expect(try await store.decide(id: "nonsense", approve: true) == .notFound)

@@ -63,18 +63,40 @@ import Testing
         #expect(r.takeRelayedRounds() == [.init(tool: "other", arguments: [:], requestState: "S2")])
     }
 
+    /// A reload that changes what decides a tool (its entry, the `"*"` entry, the default that lets it in) gives its
+    /// calls another digest; an unrelated edit, or the same entry respelled, does not.
+    @Test func theDecidingDigestFollowsOnlyWhatDecidesTheTool() throws {
+        func digest(_ text: String, _ tool: String = "run") throws -> String {
+            try Policy.parse(text, file: "p.json").decidingDigest(forTool: tool)
+        }
+        let base = try digest(#"{"version":"1","tools":{"run":{"limits":[{"counter":"c","window":"minute","max":5}]},"other":{}}}"#)
+        #expect(try digest(#"{"version":"1","tools":{"other":{"action":"deny"},"run":{"limits":[{"max":5,"counter":"c","window":"minute"}]}}}"#) == base)
+        for changed in [
+            #"{"version":"1","tools":{"run":{"action":"approve","limits":[{"counter":"c","window":"minute","max":5}]}}}"#,
+            #"{"version":"1","tools":{"run":{"limits":[{"counter":"c","window":"minute","max":6}]}}}"#,
+            #"{"version":"1","tools":{"run":{"limits":[{"counter":"c","window":"minute","max":5}]},"*":{"limits":[{"counter":"all","window":"hour","max":9}]}}}"#,
+        ] {
+            #expect(try digest(changed) != base, "\(changed)")
+        }
+        // A tool let in by `default: allow` is decided by the default: a new entry for it changes that.
+        let byDefault = try digest(#"{"version":"1","default":"allow","tools":{}}"#)
+        #expect(try digest(#"{"version":"1","default":"allow","tools":{"run":{"action":"approve"}}}"#) != byDefault)
+        #expect(try digest(#"{"version":"1","default":"allow","tools":{"other":{}}}"#) == byDefault)
+    }
+
     @Test func aBindingChangesWithEachOfItsParts() throws {
-        let base = RoundBinding(grant: "g", tool: "t", arguments: ["a": 1, "b": [1, 2]], requestState: "s")
+        let base = RoundBinding(grant: "g", tool: "t", arguments: ["a": 1, "b": [1, 2]], decidedBy: "p", requestState: "s")
         // Member order and number spelling do not matter: the arguments are canonical.
         let respelled = try JSONParser.parse(Array(#"{"b":[1,2.0],"a":1e0}"#.utf8))
-        #expect(base == RoundBinding(grant: "g", tool: "t", arguments: respelled, requestState: "s"))
+        #expect(base == RoundBinding(grant: "g", tool: "t", arguments: respelled, decidedBy: "p", requestState: "s"))
         let others = [
-            RoundBinding(grant: "h", tool: "t", arguments: ["a": 1, "b": [1, 2]], requestState: "s"),
-            RoundBinding(grant: "g", tool: "u", arguments: ["a": 1, "b": [1, 2]], requestState: "s"),
-            RoundBinding(grant: "g", tool: "t", arguments: ["a": 2, "b": [1, 2]], requestState: "s"),
-            RoundBinding(grant: "g", tool: "t", arguments: ["a": 1, "b": [1, 2]], requestState: "s "),
+            RoundBinding(grant: "h", tool: "t", arguments: ["a": 1, "b": [1, 2]], decidedBy: "p", requestState: "s"),
+            RoundBinding(grant: "g", tool: "u", arguments: ["a": 1, "b": [1, 2]], decidedBy: "p", requestState: "s"),
+            RoundBinding(grant: "g", tool: "t", arguments: ["a": 2, "b": [1, 2]], decidedBy: "p", requestState: "s"),
+            RoundBinding(grant: "g", tool: "t", arguments: ["a": 1, "b": [1, 2]], decidedBy: "p", requestState: "s "),
+            RoundBinding(grant: "g", tool: "t", arguments: ["a": 1, "b": [1, 2]], decidedBy: "q", requestState: "s"),
             // Length prefixes: moving a byte between parts makes another binding.
-            RoundBinding(grant: "gt", tool: "", arguments: ["a": 1, "b": [1, 2]], requestState: "s"),
+            RoundBinding(grant: "gt", tool: "", arguments: ["a": 1, "b": [1, 2]], decidedBy: "p", requestState: "s"),
         ]
         for other in others { #expect(other != base) }
         #expect(base.key.count == 64)
@@ -83,8 +105,8 @@ import Testing
     @Test func aRememberedStateIsTakenOnceAndExpires() async throws {
         let clock = ManualWallClock(micros: 1_000_000)
         let store = InMemoryRoundStateStore(clock: clock)
-        let a = RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "a")
-        let b = RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "b")
+        let a = RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "a")
+        let b = RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "b")
         #expect(try await store.take(a) == false, "never relayed")
         try await store.remember(a, ttlSeconds: 600)
         try await store.remember(b, ttlSeconds: 600)
@@ -100,7 +122,7 @@ import Testing
     @Test func rememberingAgainKeepsTheLaterLifetime() async throws {
         let clock = ManualWallClock(micros: 0)
         let store = InMemoryRoundStateStore(clock: clock)
-        let a = RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "a")
+        let a = RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "a")
         try await store.remember(a, ttlSeconds: 10)
         clock.advance(micros: 5_000_000)
         try await store.remember(a, ttlSeconds: 10)
@@ -112,19 +134,19 @@ import Testing
         let clock = ManualWallClock(micros: 0)
         let store = InMemoryRoundStateStore(clock: clock, capacity: 100)
         for i in 0..<10_000 {
-            store.rememberNow(RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: String(i)), ttlSeconds: 600)
+            store.rememberNow(RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: String(i)), ttlSeconds: 600)
             #expect(store.queued <= 100)
         }
         #expect(store.count == 100)
         // The oldest leave first: their follow-ups are charged, the newest still ride free.
-        #expect(!store.takeNow(RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "9899")))
-        #expect(store.takeNow(RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "9900")))
+        #expect(!store.takeNow(RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "9899")))
+        #expect(store.takeNow(RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "9900")))
         // Taken states leave the queue when they would have expired; nothing stays past one lifetime.
         for i in 0..<50 {
-            _ = store.takeNow(RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: String(9950 + i)))
+            _ = store.takeNow(RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: String(9950 + i)))
         }
         clock.advance(micros: 600_000_000)
-        store.rememberNow(RoundBinding(grant: "g", tool: "t", arguments: [:], requestState: "late"), ttlSeconds: 600)
+        store.rememberNow(RoundBinding(grant: "g", tool: "t", arguments: [:], decidedBy: "p", requestState: "late"), ttlSeconds: 600)
         #expect(store.count == 1 && store.queued == 1)
     }
 

@@ -531,12 +531,14 @@ def test_limits_still_apply_after_approval(toolgate, mcp_upstream_json, redis_po
     async def body():
         async with handshake_session(tg.url) as session, admin_client(tg, token) as admin:
             assert_ran(await approved_call(session, admin, 1), 1)
-            result = await approved_call(session, admin, 2)
-            assert result.is_error is True, f"the second approved call passed the limit of 1 a minute: {result!r}"
+            # DESIGN section 6: limits are checked before a human is asked, so this one is refused at once.
+            result = await session.call_tool(TOOL, {"replicas": 2, "tag": tag})
+            assert result.is_error is True, f"the second call passed the limit of 1 a minute: {result!r}"
             denial = denial_of(result)
             assert denial.get("reason") == "rate_limited", denial
             assert (denial.get("rule"), denial.get("counter"), denial.get("limit")) == (TOOL, "approved_scale", 1)
             assert 1 <= denial.get("retryAfterSeconds", 0) <= 60, denial
+            assert not [a for a in await admin.approvals() if a["arguments"].get("replicas") == 2], "a human was asked"
 
     run_async(body)
     assert runs(mcp_upstream_json, tag) == [{"tool": TOOL, "replicas": 1, "force": False}]
@@ -619,3 +621,129 @@ def test_approvals_pending_gauge_counts_calls_waiting_on_this_sidecar(toolgate, 
     assert before == (0, 0), f"before any call waited: A, B = {before}"
     assert while_waiting == (1, 0), f"while a call waited on A: A, B = {while_waiting}"
     assert after == (0, 0), f"after it completed: A, B = {after}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 8. Bounds (DESIGN section 6, "Bounds and display"): what an agent cannot do to the approver and the store
+
+
+def raw_scale(tg, mid: int, arguments: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    from helpers import modern_headers, post, tool_call
+
+    headers = modern_headers("tools/call", TOOL)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with http_client() as http:
+        response = post(http, tg.url, tool_call(mid, TOOL, arguments, modern=True), headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def raw_denial(answer: dict[str, Any]) -> dict[str, Any]:
+    return ((answer.get("result") or {}).get("_meta") or {}).get("toolgate/denial") or {}
+
+
+def admin_list(tg, token: str) -> list[dict[str, Any]]:
+    with http_client() as http:
+        response = http.get(f"{tg.base}/admin/approvals", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()["approvals"]
+
+
+def admin_decide(tg, token: str, approval_id: str, decision: str) -> None:
+    with http_client() as http:
+        response = http.post(f"{tg.base}/admin/approvals/{approval_id}", headers={"Authorization": f"Bearer {token}"},
+                             json={"decision": decision})
+    assert response.status_code == 200, response.text
+
+
+def bounded_sidecar(toolgate, upstream, tmp_path, store_args: list[str], approval: dict[str, Any],
+                    limits: list[dict[str, Any]] | None = None, grants: dict[str, Any] | None = None):
+    admin_file, token = token_file(tmp_path, "admin")
+    entry: dict[str, Any] = {"action": "approve", "approval": {"wait": "0s", **approval}}
+    if limits:
+        entry["limits"] = limits
+    tg = toolgate(upstream.url, {"version": "1", "default": "deny", "tools": {TOOL: entry}}, grants=grants,
+                  args=[*store_args, "--admin-token-file", str(admin_file), "--max-body-bytes", str(8 << 20)])
+    return tg, token
+
+
+def store_args_for(kind: str, redis_port_value: int | None) -> list[str]:
+    if kind == "memory":
+        return []
+    return ["--redis", f"redis://127.0.0.1:{redis_port_value}", "--key-prefix", f"approvals{uuid.uuid4().hex[:10]}"]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(params=["memory", "redis"])
+def bounds_store(request) -> list[str]:
+    port = request.getfixturevalue("redis_port") if request.param == "redis" else None
+    return store_args_for(request.param, port)
+
+
+def test_limits_are_checked_before_a_human_is_asked_and_an_approval_outlives_a_refusal(
+        toolgate, mcp_upstream_json, tmp_path, bounds_store):
+    """A call the limits would refuse never creates a pending approval; an approved call the limits refuse when it
+    proceeds keeps its approval for a retry (the human's yes is not lost)."""
+    limit = {"counter": "bounded_scale", "window": "minute", "max": 1, "scope": "grant"}
+    tg, token = bounded_sidecar(toolgate, mcp_upstream_json, tmp_path, bounds_store, {}, [limit])
+    tag = new_tag()
+    first, second = {"replicas": 1, "tag": tag}, {"replicas": 2, "tag": tag}
+    ids = {}
+    for mid, arguments in ((1, first), (2, second)):
+        denial = raw_denial(raw_scale(tg, mid, arguments))
+        assert denial.get("reason") == "approval_required" and denial.get("approvalId"), denial
+        ids[arguments["replicas"]] = denial["approvalId"]
+    assert len(admin_list(tg, token)) == 2, "asking for approval charged nothing: both could ask"
+    for approval_id in ids.values():
+        admin_decide(tg, token, approval_id, "approve")
+    assert raw_scale(tg, 3, first)["result"]["isError"] is False  # charged now: 1 of 1
+    refused = raw_denial(raw_scale(tg, 4, second))
+    assert refused.get("reason") == "rate_limited", refused
+    states = {a["id"]: a["state"] for a in admin_list(tg, token)}
+    assert states == {ids[2]: "approved"}, f"the refused call's approval was used up: {states}"
+    # A third call: the limits refuse it before anyone is asked.
+    third = raw_denial(raw_scale(tg, 5, {"replicas": 3, "tag": tag}))
+    assert third.get("reason") == "rate_limited" and "approvalId" not in third, third
+    assert {a["id"] for a in admin_list(tg, token)} == {ids[2]}, "a pending approval was created for a refused call"
+    assert runs(mcp_upstream_json, tag) == [{"tool": TOOL, "replicas": 1, "force": False}]
+
+
+def test_pending_approvals_are_capped_per_grant(toolgate, mcp_upstream_json, tmp_path, bounds_store):
+    tokens = {"mallory": "mallory-" + uuid.uuid4().hex, "alice": "alice-" + uuid.uuid4().hex}
+    import hashlib
+
+    grants = {"grants": [{"name": n, "sha256": hashlib.sha256(t.encode()).hexdigest()} for n, t in tokens.items()]}
+    tg, token = bounded_sidecar(toolgate, mcp_upstream_json, tmp_path, bounds_store, {"maxPending": 3}, grants=grants)
+    tag = new_tag()
+    for n in range(3):
+        denial = raw_denial(raw_scale(tg, n, {"replicas": n, "tag": tag}, tokens["mallory"]))
+        assert denial.get("reason") == "approval_required" and denial.get("approvalId"), denial
+    over = raw_scale(tg, 9, {"replicas": 9, "tag": tag}, tokens["mallory"])
+    denial = raw_denial(over)
+    assert denial.get("reason") == "approval_required" and "approvalId" not in denial, denial
+    assert "already wait" in over["result"]["content"][0]["text"], over
+    # Another grant is not held back by mallory's requests.
+    assert raw_denial(raw_scale(tg, 10, {"replicas": 10, "tag": tag}, tokens["alice"])).get("approvalId")
+    listed = admin_list(tg, token)
+    assert sorted(a["grant"] for a in listed) == ["alice", "mallory", "mallory", "mallory"], listed
+    # A decision frees a place.
+    admin_decide(tg, token, next(a["id"] for a in listed if a["grant"] == "mallory"), "deny")
+    assert raw_denial(raw_scale(tg, 11, {"replicas": 11, "tag": tag}, tokens["mallory"])).get("approvalId")
+
+
+def test_arguments_too_large_to_review_are_refused_and_never_stored(toolgate, mcp_upstream_json, tmp_path, bounds_store):
+    """The issue's case: many approve-tool calls of megabytes each used to grow the store and the page without bound.
+    Past `approval.maxArgumentBytes` (default 64 KiB) a call is `invalid_arguments` and no approval is stored."""
+    tg, token = bounded_sidecar(toolgate, mcp_upstream_json, tmp_path, bounds_store, {})
+    tag = new_tag()
+    for n in range(8):
+        answer = raw_scale(tg, n, {"replicas": n, "tag": tag, "pad": "x" * (1 << 20)})
+        denial = raw_denial(answer)
+        assert denial.get("reason") == "invalid_arguments", denial
+        assert "approval.maxArgumentBytes" in answer["result"]["content"][0]["text"], answer
+    just_under = raw_denial(raw_scale(tg, 99, {"replicas": 1, "tag": tag, "pad": "x" * 60_000}))
+    assert just_under.get("reason") == "approval_required", just_under
+    assert len(admin_list(tg, token)) == 1

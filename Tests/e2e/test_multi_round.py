@@ -163,3 +163,43 @@ def test_a_state_is_bound_to_the_grant_it_was_relayed_to(mcp_upstream, toolgate,
     assert completed(alice.call(arguments, state)), "alice's own follow-up still rides free"
     events = round_events(tg)
     assert events == {"remembered": 2, "follow_up": 1, "unrecognized": 1}, events
+
+
+def _reload(tg: Any, policy: dict[str, Any]) -> None:
+    """Rewrite the policy file and wait until toolgate serves it."""
+    import json
+    import time
+
+    text = json.dumps(policy)
+    tg.policy_path.write_text(text)
+    want = hashlib.sha256(text.encode()).hexdigest()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with http_client() as http:
+            if http.get(f"{tg.base}/readyz").json()["policy"]["sha256"] == want:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the policy was not reloaded: {tg.log()}")
+
+
+def test_a_follow_up_after_its_tools_entry_changed_goes_through_the_whole_decision(mcp_upstream, toolgate, store_args):
+    """A state remembered before a reload that put the tool under approval does not ride free: its follow-up
+    needs the approval (and so remembers no new state); an unrelated edit leaves it free."""
+    tg = toolgate(mcp_upstream.url, POLICY, args=store_args)
+    agent = RawAgent(tg.url)
+    arguments = {"rounds": 3, "tag": "reload-" + uuid.uuid4().hex}
+    state = input_required_state(agent.call(arguments))
+
+    # An unrelated edit: the entry that decides `wizard` is unchanged, so the state still rides free.
+    unrelated = {**POLICY, "tools": {**POLICY["tools"], "other_tool": {}}}
+    _reload(tg, unrelated)
+    state = input_required_state(agent.call(arguments, state))
+
+    approve = {"version": "1", "default": "deny", "tools": {"wizard": {
+        "action": "approve", "approval": {"wait": "0s"},
+        "limits": [{"counter": "wizard_rate", "window": "minute", "max": LIMIT, "scope": "grant"}]}}}
+    _reload(tg, approve)
+    follow_up = agent.call(arguments, state)
+    assert denial_reason(follow_up) == "approval_required", f"the follow-up skipped the new approval: {follow_up!r}"
+    events = round_events(tg)
+    assert events.get("follow_up") == 1 and events.get("unrecognized") == 1, events

@@ -58,12 +58,25 @@ public struct Approval: Sendable, Equatable {
 
 /// What asking for an approval found.
 public enum ApprovalStart: Sendable, Equatable {
-    /// An approved, unused approval existed for the binding: it is used up by this call, which may proceed.
-    case consumed(id: String)
+    /// A human approved this binding and the approval is unused: the call may use it (`consume`) once its limits
+    /// admit it; if they refuse, it stays for a retry.
+    case approved(id: String)
     /// A request for approval is pending: created now, or already there (another identical call asked first).
     case pending(Approval)
     /// A human denied this binding; the denial stands until it expires.
     case denied(id: String)
+    /// Nothing is recorded for the binding (only when asked not to create a request).
+    case absent
+    /// The grant already has its maximum of pending requests: none was created.
+    case tooManyPending
+}
+
+/// Whether a new request may be created by `ApprovalStore.start`, and how many one grant may have open.
+public enum ApprovalCreation: Sendable, Equatable {
+    /// Only look: an absent binding reads `.absent`.
+    case lookOnly
+    /// Create a pending request unless the grant already has `maxPendingPerGrant` open.
+    case create(maxPendingPerGrant: Int)
 }
 
 public enum ApprovalDecisionOutcome: Sendable, Equatable {
@@ -77,9 +90,12 @@ public enum ApprovalDecisionOutcome: Sendable, Equatable {
 /// Where approvals live (DESIGN.md section 6): the store every sidecar of a fleet shares, so one sidecar sees and
 /// decides what another is waiting on. Every operation on one approval is atomic.
 public protocol ApprovalStore: Sendable {
-    /// Uses an approved approval for the binding, or finds or creates the pending request (with `newID`, living
-    /// `ttlSeconds`).
-    func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int) async throws(LimitStoreError) -> ApprovalStart
+    /// Finds the binding's approval, or (`creation`) creates the pending request with `newID`, living `ttlSeconds`.
+    /// Nothing is used up here: see `consume`.
+    func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int, creation: ApprovalCreation) async throws(LimitStoreError)
+        -> ApprovalStart
+    /// Uses up the approved approval `id`: true when it was approved and unused, and now is used (by this call only).
+    func consume(id: String) async throws(LimitStoreError) -> Bool
     func decide(id: String, approve: Bool) async throws(LimitStoreError) -> ApprovalDecisionOutcome
     /// Every approval not yet expired or used, oldest first.
     func list() async throws(LimitStoreError) -> [Approval]

@@ -10,27 +10,39 @@ public final class InMemoryApprovalStore: ApprovalStore {
 
     private var nowMillis: Int64 { clock.nowMicros() / 1_000 }
 
-    public func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int) async throws(LimitStoreError) -> ApprovalStart {
+    public func start(_ binding: ApprovalBinding, newID: String, ttlSeconds: Int, creation: ApprovalCreation) async throws(LimitStoreError)
+        -> ApprovalStart
+    {
         let now = nowMillis
         return records.withLock { records in
             Self.prune(&records, now: now)
             let key = binding.key
             if let existing = records[key] {
                 switch existing.state {
-                case .approved:
-                    records[key] = nil
-                    return .consumed(id: existing.id)
-                case .pending:
-                    return .pending(existing)
-                case .denied:
-                    return .denied(id: existing.id)
+                case .approved: return .approved(id: existing.id)
+                case .pending: return .pending(existing)
+                case .denied: return .denied(id: existing.id)
                 }
             }
+            guard case .create(let maxPending) = creation else { return .absent }
+            let open = records.values.count { $0.state == .pending && $0.grant.isExactly(binding.grant) }
+            guard open < maxPending else { return .tooManyPending }
             let created = Approval(
                 id: newID, state: .pending, grant: binding.grant, tool: binding.tool, arguments: binding.canonicalArguments,
                 policySHA256: binding.policySHA256, createdAtMillis: now, expiresAtMillis: now + Int64(ttlSeconds) * 1_000)
             records[key] = created
             return .pending(created)
+        }
+    }
+
+    public func consume(id: String) async throws(LimitStoreError) -> Bool {
+        let now = nowMillis
+        return records.withLock { records in
+            Self.prune(&records, now: now)
+            let key = Approval.bindingKey(ofID: id)
+            guard let existing = records[key], existing.id.isExactly(id), existing.state == .approved else { return false }
+            records[key] = nil
+            return true
         }
     }
 

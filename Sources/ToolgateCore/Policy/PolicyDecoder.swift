@@ -130,13 +130,14 @@ struct PolicyDecoder {
         }
         guard errors.count == errorCount else { return nil }
         return ToolEntry(
-            key: key, action: action, reason: reason, arguments: arguments, limits: limits, approval: approval)
+            key: key, action: action, reason: reason, arguments: arguments, limits: limits, approval: approval,
+            digest: ToolEntry.digestOfEntry(key: key, value: value))
     }
 
     private let wildcardNote = "the \"*\" entry may carry only arguments and limits"
 
     private mutating func approvalSettings(_ value: JSONValue, _ path: PolicyPath) -> ApprovalSettings? {
-        guard let object = object(value, path, allowed: ["wait", "ttl"]) else { return nil }
+        guard let object = object(value, path, allowed: ["wait", "ttl", "maxPending", "maxArgumentBytes"]) else { return nil }
         var wait = ApprovalSettings.default.waitSeconds
         var ttl = ApprovalSettings.default.ttlSeconds
         if let value = object["wait"], let parsed = duration(value, path.key("wait"), allowZero: true) {
@@ -145,7 +146,22 @@ struct PolicyDecoder {
         if let value = object["ttl"], let parsed = duration(value, path.key("ttl"), allowZero: false) {
             ttl = parsed.seconds
         }
-        return ApprovalSettings(waitSeconds: wait, ttlSeconds: ttl)
+        let maxPending = object["maxPending"].flatMap { positiveCount($0, path.key("maxPending"), upTo: 10_000) }
+        let maxArgumentBytes = object["maxArgumentBytes"].flatMap { positiveCount($0, path.key("maxArgumentBytes"), upTo: 1 << 24) }
+        return ApprovalSettings(
+            waitSeconds: wait, ttlSeconds: ttl, maxPending: maxPending ?? ApprovalSettings.default.maxPending,
+            maxArgumentBytes: maxArgumentBytes ?? ApprovalSettings.default.maxArgumentBytes)
+    }
+
+    /// A whole number from 1 to `upTo`, or an error at `path`.
+    private mutating func positiveCount(_ value: JSONValue, _ path: PolicyPath, upTo limit: Int) -> Int? {
+        if case .number(let n) = value, let m = n.int64Value, n.literal.allSatisfy({ $0 != "." && $0 != "e" && $0 != "E" }),
+            m >= 1, m <= Int64(limit)
+        {
+            return Int(m)
+        }
+        fail(path, "must be a whole number from 1 to \(limit), got \(JSONWriter.string(value))")
+        return nil
     }
 
     // MARK: Arguments

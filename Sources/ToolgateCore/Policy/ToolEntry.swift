@@ -16,12 +16,18 @@ public struct ApprovalSettings: Sendable, Equatable {
     public let waitSeconds: Int
     /// How long a pending or granted approval lives.
     public let ttlSeconds: Int
+    /// Requests for approval one grant may have open at once: an agent cannot bury the approver (or the store).
+    public let maxPending: Int
+    /// The largest arguments (canonical JSON) a human is asked to review; larger calls are `invalid_arguments`.
+    public let maxArgumentBytes: Int
 
     public static let `default` = ApprovalSettings(waitSeconds: 30, ttlSeconds: 3_600)
 
-    public init(waitSeconds: Int, ttlSeconds: Int) {
+    public init(waitSeconds: Int, ttlSeconds: Int, maxPending: Int = 10, maxArgumentBytes: Int = 64 << 10) {
         self.waitSeconds = waitSeconds
         self.ttlSeconds = ttlSeconds
+        self.maxPending = maxPending
+        self.maxArgumentBytes = maxArgumentBytes
     }
 }
 
@@ -36,11 +42,15 @@ public final class ToolEntry: Sendable {
     public let limits: [LimitRule]
     /// Set when `action` is `approve`.
     public let approval: ApprovalSettings?
+    /// Hex SHA-256 of the entry as written (key and canonical value): what a remembered decision about a call is
+    /// bound to, so a reload that changes this entry voids it and an unrelated edit does not.
+    public let digest: String
 
     public init(
         key: String, action: ToolAction = .allow, reason: String? = nil, arguments: [ArgumentRule] = [],
-        limits: [LimitRule] = [], approval: ApprovalSettings? = nil
+        limits: [LimitRule] = [], approval: ApprovalSettings? = nil, digest: String = ""
     ) {
+        self.digest = digest
         self.key = key
         self.pattern = ToolPattern(key)
         self.action = action
