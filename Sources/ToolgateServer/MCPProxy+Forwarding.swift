@@ -47,7 +47,8 @@ extension MCPProxy {
         if relay.mode == .json || relay.mode == .notJSONRPC {
             defer { context.agent?.clearDeparture() }
             let answer = await relayJSON(
-                response, relay: &relay, headers: headers, receipts: context.receipts, grant: identity.grant)
+                response, relay: &relay, headers: headers, receipts: context.receipts, grant: identity.grant,
+                policy: context.snapshot.policy)
             noteTools(relay, policy: context.snapshot.policy, laterPage: context.listsALaterPage)
             return answer
         }
@@ -58,7 +59,7 @@ extension MCPProxy {
         let grant = identity.grant
         let policyInForce = context.snapshot.policy
         let body = response.body
-        let token = inflight.beginStream(cancel: { body.cancel() })
+        let token = inflight.beginStream(method == .get ? .listening : .work, cancel: { body.cancel() })
         return Response(status: HTTPResponse.Status(code: response.status), headers: headers, body: ResponseBody { writer in
             defer {
                 agent?.clearDeparture()
@@ -106,7 +107,7 @@ extension MCPProxy {
             }
             // Remembered before the agent sees the state, so an instant follow-up is recognised.
             let rounds = relay.takeRelayedRounds()
-            if !rounds.isEmpty { await rememberRounds(rounds, grant: grant) }
+            if !rounds.isEmpty { await rememberRounds(rounds, grant: grant, policy: policy) }
             guard !out.isEmpty else { continue }
             do {
                 try await writer.write(ByteBuffer(bytes: out))
@@ -128,7 +129,8 @@ extension MCPProxy {
     /// A JSON answer is read whole before anything is sent, so it can be filtered, merged with toolgate's own
     /// answers, and judged for a refund; one that breaks on the way is aborted, never sent truncated.
     private func relayJSON(
-        _ response: UpstreamResponse, relay: inout ResponseRelay, headers: HTTPFields, receipts: [LimitReceipt], grant: String
+        _ response: UpstreamResponse, relay: inout ResponseRelay, headers: HTTPFields, receipts: [LimitReceipt], grant: String,
+        policy: Policy
     ) async -> Response {
         var ending: ResponseRelay.Ending?
         while ending == nil {
@@ -151,14 +153,14 @@ extension MCPProxy {
                 logger.error(
                     "upstream answer is not JSON-RPC; the agent gets a JSON-RPC error instead",
                     metadata: [
-                        "status": "\(response.status)", "contentType": "\(relay.contentType)", "upstream": "\(configuration.upstreamURL)",
+                        "status": "\(response.status)", "contentType": "\(relay.contentType)", "upstream": "\(configuration.upstreamShownURL)",
                         "suppressedSinceLastLine": "\(suppressed)",
                     ])
             }
         }
         if end.refund { await refund(receipts) }
         let rounds = relay.takeRelayedRounds()
-        if !rounds.isEmpty, !end.abort { await rememberRounds(rounds, grant: grant) }
+        if !rounds.isEmpty, !end.abort { await rememberRounds(rounds, grant: grant, policy: policy) }
         var headers = headers
         if let contentType = end.contentType { headers[.contentType] = contentType }
         let status = HTTPResponse.Status(code: end.status ?? response.status)

@@ -71,13 +71,6 @@ struct MCPProxy: Sendable {
         let started = ContinuousClock.now
         inflight.enter()
         defer { inflight.leave() }
-        if readiness.isDraining {
-            var response = Self.httpError(
-                .serviceUnavailable, .internalError, "toolgate is shutting down; send new requests to another instance")
-            response.headers[.connection] = "close"
-            response.headers[.retryAfter] = "1"
-            return response
-        }
         // One policy for the whole request, whatever a reload does meanwhile.
         let snapshot = policy.snapshot
         if let rejection = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
@@ -165,6 +158,9 @@ struct MCPProxy: Sendable {
             body = try JSONRPCBody.parse(bytes)
         } catch {
             return Self.httpError(.badRequest, error.code, error.message)
+        }
+        if readiness.isDraining, DrainAdmission.refuses(body, hasSession: request.headers[Self.sessionID] != nil) {
+            return Self.drainingRefusal()
         }
         let exchange = Exchange(
             identity: identity, era: ProtocolEra(protocolVersionHeader: request.headers[Self.protocolVersion]),
@@ -332,6 +328,14 @@ extension RateLimitHeaders {
 }
 
 extension MCPProxy {
+    /// What starts new work on a draining sidecar is sent elsewhere; the connection closes with the answer.
+    static func drainingRefusal() -> Response {
+        var response = httpError(.serviceUnavailable, .internalError, "toolgate is shutting down; send new sessions to another instance")
+        response.headers[.connection] = "close"
+        response.headers[.retryAfter] = "1"
+        return response
+    }
+
     /// An HTTP-level refusal: the status, and a JSON-RPC error body with `"id": null`.
     static func httpError(_ status: HTTPResponse.Status, _ code: JSONRPCErrorCode, _ message: String) -> Response {
         jsonResponse(status: status, JSONRPCResponse.error(id: nil, code: code, message: message))

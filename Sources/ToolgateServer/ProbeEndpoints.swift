@@ -13,17 +13,44 @@ struct ProbeEndpoints: Sendable {
     let metrics: ToolgateMetrics
     let readiness: ToolgateServer.Readiness
     let observation: UpstreamObservation
+    /// DNS-rebinding protection for the probes: on loopback only a loopback `Host`, and no foreign `Origin`. Names
+    /// given with `--allowed-host` are not required here: scrapers and kubelet probes address a pod by its IP.
+    let originGuard: RequestOriginGuard
+
+    init(
+        configuration: ServerConfiguration, policy: PolicyState, storeStatus: any StoreStatus, metrics: ToolgateMetrics,
+        readiness: ToolgateServer.Readiness, observation: UpstreamObservation, listenHost: String
+    ) {
+        self.configuration = configuration
+        self.policy = policy
+        self.storeStatus = storeStatus
+        self.metrics = metrics
+        self.readiness = readiness
+        self.observation = observation
+        originGuard = RequestOriginGuard(
+            boundToLoopback: RequestOriginGuard.isLoopback(listenHost: listenHost), allowedOrigins: configuration.allowedOrigins)
+    }
 
     func add<Context: RequestContext>(to router: Router<Context>) {
-        router.get("/metrics") { _, _ in
-            Response(
+        router.get("/metrics") { request, _ in
+            if let refusal = refusal(request) { return refusal }
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
         }
-        router.get("/healthz") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
+        router.get("/healthz") { request, _ in
+            if let refusal = refusal(request) { return refusal }
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n")))
         }
-        router.get("/readyz") { _, _ in readyz() }
+        router.get("/readyz") { request, _ in refusal(request) ?? readyz() }
+    }
+
+    private func refusal(_ request: Request) -> Response? {
+        switch originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
+        case nil: nil
+        case .badAuthority(let why): MCPProxy.httpError(.badRequest, .invalidRequest, why)
+        case .forbidden(let why): MCPProxy.httpError(.forbidden, .invalidRequest, why)
+        }
     }
 
     func readyz() -> Response {
@@ -49,7 +76,7 @@ struct ProbeEndpoints: Sendable {
                 "slotsCovered": .number(JSONNumber(cluster.slotsCovered)),
             ]
         }
-        var upstreamReport: JSONObject = ["url": .string(configuration.upstreamURL)]
+        var upstreamReport: JSONObject = ["url": .string(configuration.upstreamShownURL)]
         if let upstreamProblem { upstreamReport["problem"] = .string(upstreamProblem) }
         if let last = observation.latest {
             upstreamReport["lastStatus"] = .string(last.status)

@@ -6,7 +6,7 @@
 extension ServerConfiguration: CustomStringConvertible, CustomDebugStringConvertible {
     public var description: String {
         let headers = upstreamHeaders.map { "\($0.name): <redacted>" }
-        return "ServerConfiguration(listen: \(listenHost):\(listenPort), upstream: \(upstreamURL), "
+        return "ServerConfiguration(listen: \(listenHost):\(listenPort), upstream: \(upstreamShownURL), "
             + "upstreamHeaders: \(headers), grants: \(grants.map { "\($0.grants.count) grants" } ?? "none"), "
             + "adminToken: \(adminToken == nil ? "none" : "<redacted>"), failMode: \(failMode), shadow: \(shadow))"
     }

@@ -6,6 +6,8 @@ public struct ServerConfiguration: Sendable {
     /// 0 picks any free port; the chosen address is logged and reported through `onListening`.
     public var listenPort: Int
     public var upstreamURL: String
+    /// The upstream URL as logs, `/readyz` and errors show it: without userinfo and query, where keys live.
+    public var upstreamShownURL: String { ShownURL.redacting(upstreamURL) }
     /// Added to every upstream request, already `${ENV}`-expanded.
     public var upstreamHeaders: [HTTPHeader]
     public var agentID: String

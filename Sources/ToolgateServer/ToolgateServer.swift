@@ -57,16 +57,11 @@ public enum ToolgateServer {
         }
         let probes = ProbeEndpoints(
             configuration: configuration, policy: policy, storeStatus: storeStatus, metrics: metrics, readiness: readiness,
-            observation: observation)
+            observation: observation, listenHost: configuration.listenHost)
         probes.add(to: router)
-        let idle = configuration.clientIdleTimeout.components
-        let idleTimeout = TimeAmount.nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)
         return Application(
             router: router,
-            server: .http1(
-                configuration: HTTP1Channel.Configuration(
-                    additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller(requestDeadline: idleTimeout)],
-                    idleTimeout: idleTimeout)),
+            server: guardedHTTP1(configuration),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil,
                 availableConnectionsDelegate: ClientConnectionLimit(maximum: configuration.maxConnections, logger: logger)),
@@ -74,7 +69,7 @@ public enum ToolgateServer {
                 let port = channel.localAddress?.port ?? configuration.listenPort
                 logger.info(
                     "toolgate listening",
-                    metadata: ["address": "\(configuration.listenHost):\(port)", "upstream": "\(configuration.upstreamURL)"])
+                    metadata: ["address": "\(configuration.listenHost):\(port)", "upstream": "\(configuration.upstreamShownURL)"])
                 await onListening(configuration.listenHost, port)
             },
             logger: logger)
@@ -91,10 +86,11 @@ extension ToolgateServer {
         let router = Router()
         ProbeEndpoints(
             configuration: configuration, policy: policy, storeStatus: storeStatus, metrics: metrics, readiness: readiness,
-            observation: observation
+            observation: observation, listenHost: host
         ).add(to: router)
         return Application(
             router: router,
+            server: guardedHTTP1(configuration),
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: nil,
                 availableConnectionsDelegate: ClientConnectionLimit(maximum: ConnectionBudget.probeConnections, logger: logger)),
@@ -105,33 +101,55 @@ extension ToolgateServer {
     }
 }
 
-/// The drain of DESIGN.md section 2: on SIGTERM/SIGINT `/readyz` turns 503 at once and `/mcp` refuses new requests,
-/// while the calls and event streams in flight get up to `timeout` to finish; streams still open then are ended.
+extension ToolgateServer {
+    /// HTTP/1.1 with the guards every listener has: bounded request heads, a request that must arrive in full and a
+    /// connection that may stay idle for at most `--client-idle-timeout`.
+    static func guardedHTTP1(_ configuration: ServerConfiguration) -> HTTPServerBuilder {
+        let idle = configuration.clientIdleTimeout.components
+        let idleTimeout = TimeAmount.nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)
+        return .http1(
+            configuration: HTTP1Channel.Configuration(
+                additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller(requestDeadline: idleTimeout)], idleTimeout: idleTimeout))
+    }
+}
+
+/// The drain of DESIGN.md section 2: on SIGTERM/SIGINT `/readyz` turns 503 at once and `/mcp` refuses what starts new
+/// work, while the agents' steps in progress go on. The process ends once no work has been in flight for a second
+/// (then the `GET` streams still open are ended), or when `timeout` passes (then everything still open is).
 /// Placed last among the services, it is the first that graceful shutdown reaches, so the listeners keep serving
-/// (and answering 503) until the drain is over.
+/// until the drain is over.
 public struct DrainGate: Service {
     let readiness: ToolgateServer.Readiness
     let inflight: InflightRequests
     let timeout: Duration
     let logger: Logger
+    /// How long nothing may be in flight before the drain is over: an agent's step is several requests in a row.
+    let quiet: Duration
 
-    public init(readiness: ToolgateServer.Readiness, inflight: InflightRequests, timeout: Duration, logger: Logger) {
+    public init(
+        readiness: ToolgateServer.Readiness, inflight: InflightRequests, timeout: Duration, logger: Logger,
+        quiet: Duration = .seconds(1)
+    ) {
         self.readiness = readiness
         self.inflight = inflight
         self.timeout = timeout
         self.logger = logger
+        self.quiet = quiet
     }
 
     public func run() async throws {
         try? await gracefulShutdown()
         readiness.startDraining()
         let started = ContinuousClock.now
-        logger.info("draining", metadata: ["inFlight": "\(inflight.count)", "timeout": "\(timeout)"])
-        if await inflight.waitUntilIdle(until: started + timeout) {
+        logger.info("draining", metadata: ["inFlight": "\(inflight.work)", "timeout": "\(timeout)"])
+        if await inflight.waitUntilQuiet(for: quiet, until: started + timeout) {
+            // Agents listening on GET streams are done with: their steps have ended.
+            inflight.cancelStreams()
+            _ = await inflight.waitUntilIdle(until: .now + .seconds(2))
             logger.info("drained", metadata: ["seconds": "\(ContinuousClock.now - started)"])
             return
         }
-        logger.warning("drain timeout reached; ending the calls and streams still open", metadata: ["inFlight": "\(inflight.count)"])
+        logger.warning("drain timeout reached; ending the calls and streams still open", metadata: ["inFlight": "\(inflight.work)"])
         inflight.cancelStreams()
         ClientConnection.stopAllExchanges()
         _ = await inflight.waitUntilIdle(until: .now + .seconds(2))

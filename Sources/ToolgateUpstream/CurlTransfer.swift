@@ -130,15 +130,16 @@ final class CurlTransfer: @unchecked Sendable {
         fail(error.with(requestSent: requestWasSent()))
     }
 
-    /// Whether the upstream can have the whole request: it answered, or every body byte went out on a
-    /// connection. Called on the multi thread before the handle is released.
+    /// Whether the upstream can have the whole request: it answered, or the request head and every body byte went
+    /// out on a connection. Judged from what curl wrote to the socket, whether the connection was new or reused (a
+    /// reused one has no connect time, yet carries the request as surely). Called on the multi thread before the
+    /// handle is released.
     private func requestWasSent() -> Bool {
         if head.isComplete { return true }
         guard let easy else { return false }
-        var connectedAt: curl_off_t = 0
-        guard toolgate_easy_getinfo_off_t(easy, CURLINFO_CONNECT_TIME_T, &connectedAt) == CURLE_OK, connectedAt > 0 else {
-            return false
-        }
+        var headBytes = 0
+        guard toolgate_easy_getinfo_long(easy, CURLINFO_REQUEST_SIZE, &headBytes) == CURLE_OK else { return true }
+        guard headBytes > 0 else { return false }
         var uploaded: curl_off_t = 0
         guard toolgate_easy_getinfo_off_t(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK else { return true }
         return uploaded >= curl_off_t(requestBodyCount)

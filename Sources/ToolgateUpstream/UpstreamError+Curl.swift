@@ -7,35 +7,36 @@ import Glibc
 import Darwin
 #endif
 
-/// Messages name the upstream URL and the failure, since they end up in logs and in the agent's `-32603` error.
+/// Messages name the upstream URL and the failure, since they end up in logs and in the agent's `-32603` error; the
+/// URL without userinfo and query (`ShownURL`), where hosted MCP servers carry keys.
 extension UpstreamError {
     static func unreachable(_ url: String, _ detail: String) -> UpstreamError {
-        UpstreamError(code: .unreachable, message: "upstream \(url) unreachable: \(detail)", requestSent: false)
+        UpstreamError(code: .unreachable, message: "upstream \(ShownURL.redacting(url)) unreachable: \(detail)", requestSent: false)
     }
 
     static func headersTimeout(_ url: String, after timeout: Duration) -> UpstreamError {
-        UpstreamError(code: .headersTimeout, message: "upstream \(url) sent no response headers within \(format(timeout))")
+        UpstreamError(code: .headersTimeout, message: "upstream \(ShownURL.redacting(url)) sent no response headers within \(format(timeout))")
     }
 
     static func idleTimeout(_ url: String, after timeout: Duration) -> UpstreamError {
-        UpstreamError(code: .idleTimeout, message: "upstream \(url) sent nothing for \(format(timeout)) inside the response body")
+        UpstreamError(code: .idleTimeout, message: "upstream \(ShownURL.redacting(url)) sent nothing for \(format(timeout)) inside the response body")
     }
 
     static func idleTimeout(_ url: String, after timeout: Duration, reason: String) -> UpstreamError {
-        UpstreamError(code: .idleTimeout, message: "upstream \(url) response cut after \(format(timeout)) without progress: \(reason)")
+        UpstreamError(code: .idleTimeout, message: "upstream \(ShownURL.redacting(url)) response cut after \(format(timeout)) without progress: \(reason)")
     }
 
     static func transport(_ url: String, _ detail: String) -> UpstreamError {
-        UpstreamError(code: .transport, message: "upstream \(url) transport error: \(detail)")
+        UpstreamError(code: .transport, message: "upstream \(ShownURL.redacting(url)) transport error: \(detail)")
     }
 
     /// Refused before anything was sent (a header that cannot be sent, say).
     static func notSent(_ url: String, _ detail: String) -> UpstreamError {
-        UpstreamError(code: .transport, message: "upstream \(url) request not sent: \(detail)", requestSent: false)
+        UpstreamError(code: .transport, message: "upstream \(ShownURL.redacting(url)) request not sent: \(detail)", requestSent: false)
     }
 
     static func cancelled(_ url: String, _ why: String = "request cancelled") -> UpstreamError {
-        UpstreamError(code: .cancelled, message: "upstream \(url) \(why)")
+        UpstreamError(code: .cancelled, message: "upstream \(ShownURL.redacting(url)) \(why)")
     }
 
     /// Before the head arrived, failing to connect (refused, unresolvable, connect timeout) is `unreachable`;

@@ -177,7 +177,7 @@ extension ToolgateProcess {
         var settings = settings
         let logLevel = settings.logLevel
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = logLevel
             return handler
         }

@@ -189,19 +189,48 @@ import ToolgateCore
         #expect(throws: FileAuditSink.Failure.self) { try FileAuditSink(path: directory.appendingPathComponent("no/such/dir").path) }
     }
 
-    @Test func whileDrainingNewRequestsAreRefusedAndReadyzSays503() async throws {
+    /// DESIGN.md section 2: a drain refuses only what starts new work; the rest of an agent's step is served.
+    @Test func whileDrainingOnlyNewSessionsAreRefusedAndReadyzSays503() async throws {
         let upstream = FakeUpstream { request in P.okResult(request) }
         let readiness = ToolgateServer.Readiness()
         let (app, _) = try P.app(upstream, policy: Self.policy, readiness: readiness)
         try await app.test(.router) { client in
             #expect(try await Self.post(client, Self.call(1, "checked", #"{"n":1}"#)).status == .ok)
             readiness.startDraining()
-            let refused = try await Self.post(client, Self.call(2, "checked", #"{"n":1}"#))
-            #expect(refused.status == .serviceUnavailable)
-            #expect(P.json(refused)["error"]?["code"] == -32603)
+            // The rest of a step: a call, a list, a session's end.
+            #expect(try await Self.post(client, Self.call(2, "checked", #"{"n":1}"#)).status == .ok)
+            #expect(try await Self.post(client, #"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#).status == .ok)
+            var session = P.jsonHeaders
+            session[HTTPField.Name("Mcp-Session-Id")!] = "s-1"
+            #expect(try await client.execute(uri: "/mcp", method: .delete, headers: session).status == .ok)
+            // New work: an initialize outside a session, server/discover, and a batch holding either.
+            let initialize = #"{"jsonrpc":"2.0","id":4,"method":"initialize","params":{}}"#
+            for body in [initialize, #"{"jsonrpc":"2.0","id":5,"method":"server/discover"}"#, "[\(Self.call(6, "checked", #"{"n":1}"#)),\(initialize)]"] {
+                let refused = try await Self.post(client, body)
+                #expect(refused.status == .serviceUnavailable, "\(body)")
+                #expect(P.json(refused)["error"]?["code"] == -32603)
+                #expect(refused.headers[.retryAfter] == "1")
+            }
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .serviceUnavailable)
         }
-        #expect(upstream.requests.count == 1)
+        #expect(upstream.requests.count == 4)
+    }
+
+    @Test func aDrainWaitsForASecondWithNothingInFlightAndNotForListeningStreams() async throws {
+        let inflight = InflightRequests(metrics: ToolgateMetrics(version: "test"))
+        let listening = inflight.beginStream(.listening, cancel: {})
+        // A GET stream is no work: quiet at once (the object was made more than `quiet` ago).
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(await inflight.waitUntilQuiet(for: .milliseconds(20), until: .now + .seconds(60)))
+        let working = inflight.beginStream(.work, cancel: {})
+        #expect(inflight.work == 1)
+        #expect(await inflight.waitUntilQuiet(for: .milliseconds(20), until: .now + .milliseconds(50)) == false)
+        inflight.endStream(working)
+        // Work that just ended restarts the quiet period: not quiet before `quiet` has passed since.
+        #expect(await inflight.waitUntilQuiet(for: .seconds(3600), until: .now) == false)
+        #expect(await inflight.waitUntilQuiet(for: .milliseconds(20), until: .now + .seconds(60)))
+        inflight.endStream(listening)
+        #expect(inflight.count == 0)
     }
 
     @Test func everyMetricHasHelpTextAndOnlyKnownNames() async throws {

@@ -276,6 +276,25 @@ struct CurlUpstreamTransportTests {
         }
     }
 
+    /// A request that went out whole may have run upstream, whether its connection was new or kept alive from an
+    /// earlier request (which has no connect time of its own): it must never read as undelivered (a refund).
+    @Test(arguments: [false, true])
+    func aHeadersTimeoutAfterTheRequestWentOutCountsAsSent(reusingAConnection: Bool) async throws {
+        try await TestUpstreamServer.with { server in
+            var configuration = Self.quick
+            configuration.headersTimeout = .milliseconds(300)
+            let transport = CurlUpstreamTransport(configuration: configuration)
+            if reusingAConnection {
+                let response = try await transport.send(UpstreamRequest(method: .post, url: server.url("/echo"), headers: [], body: [1]))
+                _ = try await readAll(response.body)
+            }
+            let error = await Self.expectError(.headersTimeout) {
+                _ = try await transport.send(UpstreamRequest(method: .post, url: server.url("/hang"), headers: [], body: Array("{}".utf8)))
+            }
+            #expect(error?.requestSent == true)
+        }
+    }
+
     @Test func aSilentBodyIsAnIdleTimeoutAfterTheBytesThatCame() async throws {
         try await TestUpstreamServer.with { server in
             var configuration = Self.quick

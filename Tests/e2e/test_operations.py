@@ -255,7 +255,7 @@ def test_an_audit_log_that_cannot_be_opened_refuses_to_start(raw_upstream, toolg
 # --- drain --------------------------------------------------------------------------------------------------------
 
 
-def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(mcp_upstream_sse, toolgate):
+def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_sessions(mcp_upstream_sse, toolgate):
     policy = {"version": "1", "default": "deny", "tools": {"sleepy": {}, "echo": {}}}
     tg = toolgate(mcp_upstream_sse.url, policy, args=["--drain-timeout", "20"])
     outcome: dict[str, Any] = {}
@@ -274,7 +274,7 @@ def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(mcp_upstrea
     assert wait_for(lambda: readyz(tg)[0] == 503, timeout=5), "readyz turns 503 while the call is still in flight"
     assert readyz(tg)[1]["status"] == "not_ready"
     with http_client() as http:
-        refused = post(http, tg.url, tool_call(2, "echo", {"text": "too late"}))
+        refused = post(http, tg.url, {"jsonrpc": "2.0", "id": 2, "method": "server/discover"}, modern_headers("server/discover"))
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == -32603
     caller.join(timeout=30)
@@ -283,6 +283,50 @@ def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(mcp_upstrea
     assert outcome["answer"]["result"]["isError"] is False, outcome
     assert tg.proc.popen.wait(timeout=30) == 0, tg.log()
     assert "drained" in tg.log() and "drain timeout reached" not in tg.log(), "exits once drained, not at the timeout"
+
+
+def test_a_drain_lets_the_sdk_finish_its_step_then_exits_without_waiting_for_the_timeout(mcp_upstream_sse, toolgate):
+    """DESIGN section 2: the official SDK follows a tools/call with tools/list (to check output schemas) and ends its
+    session with DELETE. A drain that began during the call serves both; a new session is refused meanwhile."""
+    import anyio
+    import httpx2
+    import mcp
+    from mcp.client.streamable_http import streamable_http_client
+
+    policy = {"version": "1", "default": "deny", "tools": {"sleepy": {}}}
+    tg = toolgate(mcp_upstream_sse.url, policy, args=["--drain-timeout", "60"])
+    statuses: list[tuple[str, str, int]] = []
+
+    async def record(response: httpx2.Response) -> None:
+        body = response.request.content.decode(errors="replace") if response.request.method == "POST" else ""
+        method = json.loads(body).get("method", "") if body.startswith("{") else ""
+        statuses.append((response.request.method, method, response.status_code))
+
+    async def step() -> Any:
+        async with httpx2.AsyncClient(timeout=30, event_hooks={"response": [record]}) as http:
+            async with streamable_http_client(tg.url, http_client=http) as (read, write):
+                async with mcp.ClientSession(read, write, read_timeout_seconds=30) as session:
+                    await session.initialize()
+                    async with anyio.create_task_group() as group:
+                        async def terminate_during_the_call() -> None:
+                            await anyio.sleep(1.0)  # the call is with the upstream now
+                            tg.proc.popen.send_signal(signal.SIGTERM)
+                        group.start_soon(terminate_during_the_call)
+                        result = await session.call_tool("sleepy", {"seconds": 2.5, "tag": "step-" + uuid.uuid4().hex})
+                    # A new agent is sent elsewhere while this one finishes.
+                    with http_client() as other:
+                        refused = post(other, tg.url, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "late", "version": "1"}}})
+                    assert refused.status_code == 503 and refused.json()["error"]["code"] == -32603, refused.text
+                    return result
+
+    result = run_async(step)
+    assert result.is_error is False, (result, tg.log())
+    after_sigterm = statuses[statuses.index(next(s for s in statuses if s[1] == "tools/call")):]
+    assert ("POST", "tools/list", 200) in after_sigterm, (statuses, tg.log())
+    assert any(m == "DELETE" and code in (200, 202, 204) for m, _, code in after_sigterm), (statuses, tg.log())
+    assert tg.proc.popen.wait(timeout=30) == 0, tg.log()
+    assert "drained" in tg.log() and "drain timeout reached" not in tg.log(), "exits once the step is done, not at the timeout"
 
 
 def test_a_drain_timeout_ends_streams_that_outlive_it(mcp_upstream_sse, toolgate):

@@ -98,13 +98,18 @@ def sleepy_call(mid, seconds: float, tag: str) -> dict:
 # --- never refunded: the upstream may have run the call -------------------------------------------------------
 
 
-def test_headers_timeout_is_not_refunded(mcp_upstream_json, toolgate, store_args):
+@pytest.mark.parametrize("connection", ["new", "reused"])
+def test_headers_timeout_is_not_refunded(mcp_upstream_json, toolgate, store_args, connection):
     """--upstream-headers-timeout 1 and a tool that takes 2 s: the call times out at toolgate, but the upstream
-    ran it, so it stays charged."""
+    ran it, so it stays charged, whether it went out on a new upstream connection or on one kept alive from an
+    earlier request (which has no connect time of its own)."""
     tag = uuid.uuid4().hex
     tg = toolgate(mcp_upstream_json.url, SLEEPY_POLICY, args=store_args + ["--upstream-headers-timeout", "1"])
     headers = modern_headers("tools/call", "sleepy")
     with http_client() as http:
+        if connection == "reused":
+            listed = post(http, tg.url, request(0, "tools/list", modern=True), modern_headers("tools/list"))
+            assert listed.status_code == 200, listed.text
         first = post(http, tg.url, sleepy_call(1, 2, tag), headers)
         answer = final_response(first)
         assert "error" in answer or answer.get("result", {}).get("isError") is True, \
