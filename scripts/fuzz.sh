@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of outside input with libFuzzer (Tests/Fuzz): each target for SECONDS (default 30), one
 # after another, under AddressSanitizer. Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+#        scripts/fuzz.sh --replay [TARGET...]   every seed input through the plain build's targets (no libFuzzer,
+#                                                no sanitizer): each property checked on each input, in seconds;
+#                                                what scripts/test.sh runs, on the build it has already made
 #
 # The binary is built into .build-fuzz with -sanitize=fuzzer,address. Each target starts from its seed corpus
 # (Tests/Fuzz/Corpus/TARGET, in git) plus what earlier runs found (.build-fuzz/corpus/TARGET, not in git), with
@@ -10,9 +13,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+all_targets=(jsonrpc sse policy-json policy-yaml grants redis-url mcp-name argument-rules regex)
+if [ "${1:-}" = "--replay" ]; then
+  shift
+  targets=("$@")
+  [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
+  swift build --product toolgate-fuzz 2>&1 | { grep -vE "^warning: (prohibited flag|'swift-distributed-tracing')" || true; } >&2
+  binary="$(swift build --show-bin-path)/toolgate-fuzz"
+  [ -x "$binary" ] || { echo "fuzz: $binary was not built" >&2; exit 1; }
+  for target in "${targets[@]}"; do
+    [ -d "Tests/Fuzz/Corpus/$target" ] || { echo "fuzz: unknown target \"$target\" (targets: ${all_targets[*]})" >&2; exit 64; }
+    "$binary" "$target" "Tests/Fuzz/Corpus/$target" || { echo "fuzz: $target FAILED on its seed corpus" >&2; exit 1; }
+  done
+  exit 0
+fi
 seconds=${1:-30}
 shift || true
-all_targets=(jsonrpc sse policy-json policy-yaml grants redis-url mcp-name argument-rules regex)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: SECONDS must be a positive whole number, got \"$seconds\"" >&2; exit 64; }
