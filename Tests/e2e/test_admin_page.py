@@ -521,7 +521,7 @@ def test_sign_out_revokes_the_secret(toolgate, mcp_upstream_json, browsers, tmp_
     wait_for(browser, "the sign-in form", lambda: driver.find_element(By.ID, "signin").is_displayed() or None, 5)
     assert session_secret(browser) is None
     answers = browser.responses("/admin/session")
-    assert [r["status"] for r in answers] == [204], answers
+    assert [r["status"] for r in answers] == [200, 204], answers  # signed in, signed out
     # The secret the page held no longer opens anything, for anyone.
     response = httpx2.get(f"{tg.base}/admin/approvals", headers=header, timeout=5.0)
     assert response.status_code == 401, (response.status_code, response.text)
@@ -757,7 +757,8 @@ def test_invisible_characters_are_shown_as_escapes(toolgate, mcp_upstream_json, 
         rendered = pre.get_attribute("textContent")
         # No invisible or direction-changing character reaches the rendered text; each shows as its escape.
         for char, escape in invisible.items():
-            assert char not in rendered, f"U+{ord(char):04X} is in the page raw"
+            # (A raw newline is the pretty-printing's own; the one inside the string must show as \n.)
+            assert char == "\n" or char not in rendered, f"U+{ord(char):04X} is in the page raw"
         marks = [e.text for e in pre.find_elements(By.CSS_SELECTOR, "span.esc")]
         for escape in invisible.values():
             assert escape in marks, (escape, marks)
@@ -768,6 +769,7 @@ def test_invisible_characters_are_shown_as_escapes(toolgate, mcp_upstream_json, 
         # Reading order is the stored order: the part an override would have flipped reads as sent.
         assert "echo safe \\u202e~ fr- mr\\u202c" in rendered, rendered[:300]
         assert '"ls[3000 spaces]; rm -rf ~"' in rendered
+        assert '\\u0007\\n\\u00a0"' in rendered, "the string's newline is an escape, not a line break"
         # Nothing is pushed out of view: the long string wraps inside the card, and its tail is displayed.
         width = driver.execute_script("return [arguments[0].scrollWidth, arguments[0].clientWidth];", pre)
         assert width[0] <= width[1], f"the arguments overflow sideways: {width}"
