@@ -24,7 +24,7 @@ public enum ToolgateServer {
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
         approvals: (any ApprovalStore)? = nil, observation: UpstreamObservation = UpstreamObservation(),
         roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()), auditLog: AuditLog? = nil,
-        inflight: InflightRequests? = nil, adminListener: AdminListener? = nil,
+        inflight: InflightRequests? = nil, adminListener: AdminListener? = nil, adminClock: any WallClock = SystemWallClock(),
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
@@ -43,7 +43,7 @@ public enum ToolgateServer {
             }
         }
         if let token = configuration.adminToken {
-            let admin = AdminAPI(access: AdminAccess(token: token), gate: gate, logger: logger)
+            let admin = AdminAPI(access: AdminAccess(token: token, sessions: AdminSessions(clock: adminClock)), gate: gate, logger: logger)
             if let adminListener {
                 // `--admin-listen`: /admin is served there, and not here.
                 adminListener.install(admin, configuration: configuration)
