@@ -86,4 +86,23 @@ import ToolgateCore
             #expect(try await Self.signIn(client, Self.token).0 == .ok)
         }
     }
+
+    @Test func wrongBearerTokensOnTheAPICountTowardsTheThrottle() async throws {
+        let clock = ManualWallClock(micros: 1_000_000)
+        try await Self.app(clock: clock).test(.router) { client in
+            let wrong: HTTPFields = [.authorization: "Bearer wrong-token-guess"]
+            let right: HTTPFields = [.authorization: "Bearer " + Self.token]
+            for _ in 0..<5 {
+                let status = try await Self.list(client, wrong)
+                #expect(status == .unauthorized)
+            }
+            let held = try await Self.list(client, right)
+            #expect(held == .tooManyRequests)
+            let signIn = try await Self.signIn(client, Self.token)
+            #expect(signIn.0 == .tooManyRequests)
+            clock.advance(micros: 60_000_000)
+            let later = try await Self.list(client, right)
+            #expect(later == .ok)
+        }
+    }
 }

@@ -179,10 +179,14 @@ def test_failed_sign_ins_are_rate_limited(toolgate, mcp_upstream_json, tmp_path)
     assert statuses[5:] == [429] * 7, statuses
     status, headers, body = raw_sign_in(tg.port, wrong[0])
     assert status == 429 and 1 <= int(headers["retry-after"]) <= 60, (status, headers, body)
-    assert b"too many failed sign-ins" in body
+    assert b"too many wrong admin tokens" in body
     # While held, the right token is refused too: a refusal never tells a right guess from a wrong one.
     status, headers, _ = raw_sign_in(tg.port, token)
     assert status == 429, status
+    # Nor does the API take the token from a held address: it is no way around the throttle.
+    approvals_request = (b"GET /admin/approvals HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+                         b"Connection: close\r\n\r\n" % (tg.port, token.encode()))
+    assert raw_request(tg.port, approvals_request)[0] == 429
     # Another address is not held by this one's failures.
     status, _, body = raw_sign_in(tg.port, token, source="127.0.0.2")
     assert status == 200 and json.loads(body)["session"], (status, body)

@@ -18,8 +18,8 @@ struct AdminAPI: Sendable {
 
     /// `GET /admin/approvals[?after=CURSOR]`: `{"approvals": [...], "next": CURSOR|null, "total": N}`, oldest first,
     /// `ApprovalListPage.size` at a time.
-    func list(_ request: Request) async -> Response {
-        guard access.credential(request.headers) != nil else { return Self.unauthorized() }
+    func list(_ request: Request, clientAddress: String) async -> Response {
+        if case .refusal(let response) = authorize(request, clientAddress: clientAddress) { return response }
         let approvals: [Approval]
         do {
             approvals = try await gate.store.list()
@@ -41,8 +41,8 @@ struct AdminAPI: Sendable {
     }
 
     /// `POST /admin/approvals/{id}` with `{"decision": "approve" | "deny"}`.
-    func decide(_ request: Request, id: String) async -> Response {
-        guard access.credential(request.headers) != nil else { return Self.unauthorized() }
+    func decide(_ request: Request, id: String, clientAddress: String) async -> Response {
+        if case .refusal(let response) = authorize(request, clientAddress: clientAddress) { return response }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: 64 * 1024)
@@ -116,21 +116,43 @@ struct AdminAPI: Sendable {
                     "admin sign-in throttled: too many wrong tokens",
                     metadata: ["client": "\(clientAddress)", "retryAfter": "\(seconds)", "suppressedSinceLastLine": "\(suppressed)"])
             }
-            var response = Self.json(
-                .tooManyRequests, ["error": .string("too many failed sign-ins from this address; try again in \(seconds) s")])
-            response.headers[.retryAfter] = String(seconds)
-            return response
+            return Self.throttled(seconds)
         }
     }
 
     /// `DELETE /admin/session`: the secret in the header stops working at once.
-    func signOut(_ request: Request) async -> Response {
-        guard case .session(let secret) = access.credential(request.headers) else {
+    func signOut(_ request: Request, clientAddress: String) async -> Response {
+        guard case .allowed(.session(let secret)) = access.verdict(request.headers, clientAddress: clientAddress) else {
             return Self.json(.unauthorized, ["error": "not signed in: send the session in X-Toolgate-Admin-Session"])
         }
         access.sessions.signOut(secret: secret)
         logger.notice("admin signed out")
         return Response(status: .noContent, headers: [.cacheControl: "no-store"])
+    }
+
+    enum Authorization {
+        case granted(AdminAccess.Credential)
+        case refusal(Response)
+    }
+
+    /// 401 without a right token or a live secret; 429 while the address is throttled for wrong tokens.
+    func authorize(_ request: Request, clientAddress: String) -> Authorization {
+        switch access.verdict(request.headers, clientAddress: clientAddress) {
+        case .allowed(let credential): return .granted(credential)
+        case .refused:
+            if request.headers[.authorization] != nil, let suppressed = signInFailureLog.admit() {
+                logger.warning(
+                    "admin API request refused: wrong token", metadata: ["client": "\(clientAddress)", "suppressedSinceLastLine": "\(suppressed)"])
+            }
+            return .refusal(Self.unauthorized())
+        case .throttled(let seconds): return .refusal(Self.throttled(seconds))
+        }
+    }
+
+    static func throttled(_ seconds: Int) -> Response {
+        var response = json(.tooManyRequests, ["error": .string("too many wrong admin tokens from this address; try again in \(seconds) s")])
+        response.headers[.retryAfter] = String(seconds)
+        return response
     }
 
     static func unauthorized() -> Response {

@@ -36,17 +36,34 @@ struct AdminAccess: Sendable {
         case session(secret: String)
     }
 
-    func credential(_ headers: HTTPFields) -> Credential? {
+    enum Verdict: Equatable {
+        case allowed(Credential)
+        case refused
+        /// Too many wrong tokens from this address lately: the one presented was not looked at.
+        case throttled(retryAfterSeconds: Int)
+    }
+
+    /// The bearer token (a wrong one counts towards the sign-in throttle of `clientAddress`: the API is no way
+    /// around it), or a live sign-in's secret (256 random bits: guessing one is hopeless, and a page holding an
+    /// expired one must not lock its address out).
+    func verdict(_ headers: HTTPFields, clientAddress: String) -> Verdict {
         if let authorization = headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased().isExactly("bearer"), accepts(String(parts[1]).trimmingWhitespace) { return .token }
+            if parts.count == 2, parts[0].lowercased().isExactly("bearer") {
+                let candidate = String(parts[1]).trimmingWhitespace
+                switch sessions.checkToken(address: clientAddress, check: { accepts(candidate) }) {
+                case .right: return .allowed(.token)
+                case .throttled(let seconds): return .throttled(retryAfterSeconds: seconds)
+                case .wrong: break
+                }
+            }
         }
         let secrets = headers[values: Self.sessionHeader]
         if secrets.count == 1, let secret = secrets.first?.trimmingWhitespace, !secret.isEmpty, secret.utf8.count <= 256,
             sessions.isSignedIn(secret: secret)
         {
-            return .session(secret: secret)
+            return .allowed(.session(secret: secret))
         }
-        return nil
+        return .refused
     }
 }

@@ -29,18 +29,18 @@ struct AdminRoutes: Sendable {
             if let refusal = refusal(request) { return refusal }
             return await api.signIn(request, clientAddress: context.clientAddress)
         }
-        router.delete("/admin/session") { request, _ in
+        router.delete("/admin/session") { request, context in
             if let refusal = refusal(request) { return refusal }
-            return await api.signOut(request)
+            return await api.signOut(request, clientAddress: context.clientAddress)
         }
-        router.get("/admin/approvals") { request, _ in
+        router.get("/admin/approvals") { request, context in
             if let refusal = refusal(request) { return refusal }
-            return await api.list(request)
+            return await api.list(request, clientAddress: context.clientAddress)
         }
         router.post("/admin/approvals/:id") { request, context in
             if let refusal = refusal(request) { return refusal }
             let raw = context.parameters.get("id") ?? ""
-            return await api.decide(request, id: raw.removingPercentEncoding ?? raw)
+            return await api.decide(request, id: raw.removingPercentEncoding ?? raw, clientAddress: context.clientAddress)
         }
     }
 
