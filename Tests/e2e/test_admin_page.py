@@ -724,7 +724,7 @@ def test_a_page_on_another_port_cannot_decide(toolgate, mcp_upstream_json, brows
 # 5. What the approver sees is what is approved
 
 
-def test_invisible_characters_are_shown_as_escapes(toolgate, mcp_upstream_json, browsers, tmp_path):
+def test_invisible_characters_are_shown_as_escapes(toolgate, mcp_upstream_json, browsers, tmp_path, record_property):
     admin_file, token = token_file(tmp_path)
     policy = {"version": "1", "default": "deny",
               "tools": {TOOL: {"action": "approve", "approval": {"wait": "0s", "ttl": "1h"}}}}
@@ -778,6 +778,8 @@ def test_invisible_characters_are_shown_as_escapes(toolgate, mcp_upstream_json, 
 
     retry_stale(check)
     assert card is not None
+    driver.execute_script("document.querySelectorAll('span.esc')[1].scrollIntoView({block: 'center'});")
+    save_screenshot(browser, "admin-page-escapes.png", record_property)
     browser.assert_only_own_origin_and_clean_console()
 
 
