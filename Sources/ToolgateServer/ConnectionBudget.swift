@@ -6,12 +6,14 @@
 /// connections wait in the listen backlog until one closes), and when the descriptor limit cannot hold both caps
 /// plus a reserve for everything else, both are lowered to fit and the operator is told.
 public struct ConnectionBudget: Sendable, Equatable {
-    /// Descriptors kept for everything but client and upstream connections: the listeners, the probes listener's
-    /// own connections (`probeConnections`), Redis, the policy and audit files, a stdio upstream's pipes, curl's
+    /// Descriptors kept for everything but client and upstream connections: the listeners, the probes and admin
+    /// listeners' own connections (`probeConnections`, `adminConnections`), Redis, the policy and audit files, a stdio upstream's pipes, curl's
     /// internal sockets.
     public static let reserve = 64
     /// The `--metrics-listen` listener's own cap, inside the reserve: probes and scrapes need few connections.
     public static let probeConnections = 16
+    /// The `--admin-listen` listener's own cap, inside the reserve: a few approvers' browsers and the CLI.
+    public static let adminConnections = 16
 
     public var clientConnections: Int
     public var upstreamConnections: Int

@@ -8,7 +8,8 @@ import ServiceLifecycle
 import Synchronization
 import ToolgateCore
 
-/// Builds the HTTP application: `/mcp`, `/metrics`, `/healthz`, `/readyz`.
+/// Builds the HTTP application: `/mcp`, `/metrics`, `/healthz`, `/readyz`, and `/admin` unless `--admin-listen` gives it
+/// a listener of its own.
 public enum ToolgateServer {
     /// Readiness that the HTTP layer reports; set to draining when graceful shutdown begins.
     public final class Readiness: Sendable {
@@ -23,7 +24,7 @@ public enum ToolgateServer {
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
         approvals: (any ApprovalStore)? = nil, observation: UpstreamObservation = UpstreamObservation(),
         roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()), auditLog: AuditLog? = nil,
-        inflight: InflightRequests? = nil,
+        inflight: InflightRequests? = nil, adminListener: AdminListener? = nil, adminClock: any WallClock = SystemWallClock(),
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
@@ -42,17 +43,12 @@ public enum ToolgateServer {
             }
         }
         if let token = configuration.adminToken {
-            let admin = AdminAPI(access: AdminAccess(token: token), gate: gate, logger: logger)
-            let page = AdminPageRoutes(api: admin)
-            // The page's own refreshes use its cookie; a GET changes nothing.
-            router.get("/admin/approvals") { request, _ in await admin.list(request, cookieAllowed: true) }
-            router.get("/admin/") { request, _ in await page.page(request) }
-            router.post("/admin/login") { request, _ in await page.login(request) }
-            router.post("/admin/logout") { request, _ in await page.logout(request) }
-            router.post("/admin/decide") { request, _ in await page.decide(request) }
-            router.post("/admin/approvals/:id") { request, context in
-                let raw = context.parameters.get("id") ?? ""
-                return await admin.decide(request, id: raw.removingPercentEncoding ?? raw)
+            let admin = AdminAPI(access: AdminAccess(token: token, sessions: AdminSessions(clock: adminClock)), gate: gate, logger: logger)
+            if let adminListener {
+                // `--admin-listen`: /admin is served there, and not here.
+                adminListener.install(admin, configuration: configuration)
+            } else {
+                AdminRoutes(api: admin, listenHost: configuration.listenHost, configuration: configuration).add(to: router)
             }
         }
         let probes = ProbeEndpoints(
@@ -77,6 +73,11 @@ public enum ToolgateServer {
 }
 
 extension ToolgateServer {
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let parts = duration.components
+        return .nanoseconds(parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000)
+    }
+
     /// `--metrics-listen`: `/metrics`, `/healthz` and `/readyz` on a listener of their own (a pod's probes and
     /// scrapes), while `/mcp` stays where it is, loopback for instance.
     public static func makeProbesApplication(
@@ -105,8 +106,11 @@ extension ToolgateServer {
     /// HTTP/1.1 with the guards every listener has: bounded request heads, a request that must arrive in full and a
     /// connection that may stay idle for at most `--client-idle-timeout`.
     static func guardedHTTP1(_ configuration: ServerConfiguration) -> HTTPServerBuilder {
-        let idle = configuration.clientIdleTimeout.components
-        let idleTimeout = TimeAmount.nanoseconds(idle.seconds * 1_000_000_000 + idle.attoseconds / 1_000_000_000)
+        guardedHTTP1(idleTimeout: configuration.clientIdleTimeout)
+    }
+
+    static func guardedHTTP1(idleTimeout idle: Duration) -> HTTPServerBuilder {
+        let idleTimeout = timeAmount(idle)
         return .http1(
             configuration: HTTP1Channel.Configuration(
                 additionalChannelHandlers: [HTTP1RequestHeadGuardInstaller(requestDeadline: idleTimeout)], idleTimeout: idleTimeout))

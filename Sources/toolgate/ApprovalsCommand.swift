@@ -58,15 +58,29 @@ struct ApprovalsCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let (status, value) = try await connection.send(.get, "/admin/approvals")
-            guard status == 200, let approvals = value["approvals"]?.arrayValue else { throw CLIFailure(Self.problem(status, value)) }
+            // Every page, oldest first (the API gives 50 at a time).
+            var approvals: [JSONValue] = []
+            var after: String?
+            repeat {
+                let query = after.map { "?after=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
+                let (status, value) = try await connection.send(.get, "/admin/approvals" + query)
+                guard status == 200, let page = value["approvals"]?.arrayValue else { throw CLIFailure(Self.problem(status, value)) }
+                approvals += page
+                after = value["next"]?.stringValue
+            } while after != nil && approvals.count < 100_000
             if approvals.isEmpty {
                 print("no approvals")
                 return
             }
+            // Shown as the page shows them: invisible and direction-changing characters as escapes.
+            func shown(_ value: JSONValue?) -> String {
+                guard let value else { return "" }
+                if case .string(let text) = value { return ArgumentDisplay.plain(ArgumentDisplay.text(text)) }
+                return ArgumentDisplay.plain(ArgumentDisplay.text(JSONWriter.string(value)))
+            }
             let rows = approvals.map { a in
-                [a["id"]?.stringValue ?? "", a["state"]?.stringValue ?? "", a["grant"]?.stringValue ?? "", a["tool"]?.stringValue ?? "",
-                 a["expiresAt"]?.stringValue ?? "", a["arguments"].map { JSONWriter.string($0) } ?? ""]
+                [shown(a["id"]), shown(a["state"]), shown(a["grant"]), shown(a["tool"]), shown(a["expiresAt"]),
+                 a["arguments"].map { ArgumentDisplay.plain(ArgumentDisplay.text(JSONWriter.string($0))) } ?? ""]
             }
             printTable(header: ["ID", "STATE", "GRANT", "TOOL", "EXPIRES", "ARGUMENTS"], rows: rows)
         }

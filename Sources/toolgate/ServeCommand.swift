@@ -34,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
         let text = String(describing: error)
         var address = "\(settings.server.listenHost):\(settings.server.listenPort) (--listen)"
         if let (host, port) = settings.metricsListen { address += " or \(host):\(port) (--metrics-listen)" }
+        if let (host, port) = settings.adminListen { address += " or \(host):\(port) (--admin-listen)" }
         if text.contains("Address already in use") {
             return "toolgate: cannot listen on \(address): the address is already in use by another process; "
                 + "pick another port (port 0 takes any free one)"
@@ -70,6 +71,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
     @Option(name: .customLong("admin-token-file"), help: "File holding the admin token; enables /admin (approvals API and page).")
     var adminTokenFile: String?
+    @Option(name: .customLong("admin-listen"), help: "HOST:PORT serving /admin on a listener of its own (then not on --listen's).")
+    var adminListen: String?
     @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
     var upstreamHeaders: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 4194304); larger gets HTTP 413.") var maxBodyBytes: String?
@@ -110,6 +113,8 @@ struct ServeSettings {
     var redisSeeds: [RedisURL] = []
     /// `--metrics-listen`: a second listener for `/metrics`, `/healthz` and `/readyz`.
     var metricsListen: (host: String, port: Int)?
+    /// `--admin-listen`: `/admin` on a listener of its own, and not on `--listen`'s.
+    var adminListen: (host: String, port: Int)?
     /// `--grants`, read again on SIGHUP with the policy; and the environment its `tokenEnv` entries read.
     var grantsPath: String?
     var environment: [String: String] = [:]
@@ -281,6 +286,15 @@ struct ServeSettings {
         server.maxConnections = clientConnections
         if let path = env.value(command.adminTokenFile, flag: "admin-token-file") {
             server.adminToken = try Self.readAdminToken(path)
+        }
+        if let text = env.value(command.adminListen, flag: "admin-listen") {
+            guard let (adminHost, adminPort) = Self.parseListen(text) else {
+                throw usage("--admin-listen must be HOST:PORT with a port from 0 to 65535, got \"\(text)\"")
+            }
+            guard server.adminToken != nil else {
+                throw usage("--admin-listen serves /admin, which needs --admin-token-file (or TOOLGATE_ADMIN_TOKEN_FILE)")
+            }
+            adminListen = (adminHost, adminPort)
         }
         if let commandText {
             // toolgate's environment, less its own secrets: grant tokens read from the environment, and every

@@ -23,7 +23,7 @@ struct StdioCommand: AsyncParsableCommand {
         let environment = EnvironmentOptions()
         var settings: ServeSettings
         do throws(ServeSettings.Failure) {
-            for (flag, given) in [("listen", options.listen), ("grants", options.grants), ("admin-token-file", options.adminTokenFile)]
+            for (flag, given) in [("listen", options.listen), ("grants", options.grants), ("admin-token-file", options.adminTokenFile), ("admin-listen", options.adminListen)]
             where environment.value(given, flag: flag) != nil {
                 throw ServeSettings.Failure(
                     lines: ["toolgate stdio: --\(flag) does not apply: the client is on stdin/stdout (use --grant to name its grant)"],

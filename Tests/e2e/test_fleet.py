@@ -197,7 +197,8 @@ def test_redis_faults_follow_the_fail_mode_and_heal(raw_upstream, toolgate, redi
     assert wait_for(lambda: readyz(tg)[1]["status"] == "ready", 5) is not None, readyz(tg)
 
     with Load(tg.url) as load:
-        time.sleep(0.5)
+        # Waits for the state, not a fixed time: a busy machine may take a while to answer the first calls.
+        assert wait_for(lambda: load.since(0), 30) is not None, "no call completed"
         assert {r[2] for r in load.since(0)} == {"allowed"}
 
         for fault in ("kill", "pause"):
@@ -206,12 +207,14 @@ def test_redis_faults_follow_the_fail_mode_and_heal(raw_upstream, toolgate, redi
                 redis_server.kill()
             else:
                 redis_server.signal(signal.SIGSTOP)
-            time.sleep(1.5)
+            # Calls that started once the outage was under way: some must complete, or requests hang.
+            assert wait_for(lambda: len(load.since(start + 0.5)) >= 3, 30) is not None, \
+                "no calls completed during the outage: requests hang"
             during = [r for r in load.since(start + 0.5)]
-            assert during, "no calls completed during the outage: requests hang"
             assert {r[2] for r in during} == {outage_answer}, (fault, {r[2] for r in during})
-            # Refusals come within the Redis timeout, not after a hang (generous bound for a loaded machine).
-            assert max(r[1] - r[0] for r in during) < 1.0, (fault, max(r[1] - r[0] for r in during))
+            # Refusals come within the Redis timeout, not after a hang (a bound generous enough for a loaded machine,
+            # far below a hang).
+            assert max(r[1] - r[0] for r in during) < 5.0, (fault, max(r[1] - r[0] for r in during))
             status, body = readyz(tg)
             assert (status, body["status"]) == outage_ready, (fault, status, body)
             assert body["store"]["connected"] is False
@@ -221,11 +224,13 @@ def test_redis_faults_follow_the_fail_mode_and_heal(raw_upstream, toolgate, redi
                 redis_server.start()
             else:
                 redis_server.signal(signal.SIGCONT)
+            # Served again within about 2 s of Redis's return (DESIGN section 7); the bound leaves room for a machine
+            # busy with other tests, and still fails a reconnect that waits for a restart or never happens.
             if fail_mode == "closed":
-                took = wait_for(lambda: any(r[2] == "allowed" for r in load.since(healed_at)), 5)
-                assert took is not None and took < 3.0, (fault, took)
-            took = wait_for(lambda: readyz(tg)[1]["status"] == "ready", 5)
-            assert took is not None and took < 3.0, (fault, took)
+                took = wait_for(lambda: any(r[2] == "allowed" for r in load.since(healed_at)), 10)
+                assert took is not None and took < 6.0, (fault, took)
+            took = wait_for(lambda: readyz(tg)[1]["status"] == "ready", 10)
+            assert took is not None and took < 6.0, (fault, took)
             time.sleep(0.3)
 
     assert tg.proc.popen.poll() is None, "toolgate exited during the faults"

@@ -99,7 +99,7 @@ public struct RequestOriginGuard: Sendable {
         }
     }
 
-    static func normalizedOrigin(_ origin: String) -> String {
+    public static func normalizedOrigin(_ origin: String) -> String {
         var o = origin.trimmingWhitespace.lowercased()
         while o.hasSuffix("/") { o.removeLast() }
         return o
