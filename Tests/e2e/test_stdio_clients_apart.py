@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
+import subprocess
 import uuid
 from typing import Any
 
@@ -148,6 +150,12 @@ def test_an_answer_to_no_waiting_request_is_refused(toolgate):
 
     run_async(body)
     assert metric(tg, "toolgate_stdio_refused_responses_total", reason="unknown_request") == 3
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: run scripts/bootstrap.sh (Debian package prometheus)", pytrace=False)
+    text = httpx2.get(f"{tg.base}/metrics", timeout=10).text
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -360,8 +368,6 @@ def test_isolation_session_gives_a_per_request_era_grant_its_own_process(toolgat
 
 
 def test_isolation_flags_are_checked(tmp_path):
-    import subprocess
-
     from conftest import toolgate_binary
 
     policy = tmp_path / "policy.json"
