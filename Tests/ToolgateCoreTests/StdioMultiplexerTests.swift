@@ -77,6 +77,7 @@ import Testing
         #expect(m.response(answer, caller: Self.caller("victim", grant: "other")) == .failure(.otherClient))
         #expect(m.response(answer, caller: Self.caller(nil)) == .failure(.otherClient))
         #expect(m.response(answer, caller: Self.caller("attacker")) == .failure(.otherClient))
+        #expect(m.refusal(of: answer, caller: Self.caller("victim")) == nil, "checking takes nothing")
         #expect(m.response(answer, caller: Self.caller("victim")).map { $0["id"] } == .success(0), "the rightful answer still goes")
         #expect(m.response(answer, caller: Self.caller("victim")) == .failure(.unknownRequest), "once")
     }

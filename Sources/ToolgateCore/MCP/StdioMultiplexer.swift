@@ -178,12 +178,20 @@ public struct StdioMultiplexer: Sendable {
     /// A client's answer to a request of the server's, as the server gets it; refused unless it comes from the
     /// caller the request was routed to. A refused answer leaves the request waiting for its rightful one.
     public mutating func response(_ message: JSONObject, caller: Caller) -> Result<JSONValue, ResponseRefusal> {
-        guard let id = message["id"]?.stringValue, let routed = serverRequests[id] else { return .failure(.unknownRequest) }
-        guard routed.caller.isSameClient(as: caller) else { return .failure(.otherClient) }
-        serverRequests[id] = nil
+        if let refusal = refusal(of: message, caller: caller) { return .failure(refusal) }
+        guard let id = message["id"]?.stringValue, let routed = serverRequests.removeValue(forKey: id) else {
+            return .failure(.unknownRequest)
+        }
         var message = message
         message["id"] = routed.id
         return .success(.object(message))
+    }
+
+    /// Why `response` would refuse this answer, without taking it: a POST with several answers is refused whole
+    /// or taken whole.
+    public func refusal(of message: JSONObject, caller: Caller) -> ResponseRefusal? {
+        guard let id = message["id"]?.stringValue, let routed = serverRequests[id] else { return .unknownRequest }
+        return routed.caller.isSameClient(as: caller) ? nil : .otherClient
     }
 
     /// One message from the server.

@@ -281,10 +281,10 @@ final class StdioProgram: Sendable {
             // Answers to the server's requests first: one that is not this caller's refuses the whole POST, before
             // anything of it reaches the server.
             for case .object(let message) in messages where message["method"] == nil {
-                switch state.multiplexer.response(message, caller: caller) {
-                case .success(let mapped): toWrite.append(mapped)
-                case .failure(let refusal): return .refused(refusal)
-                }
+                if let refusal = state.multiplexer.refusal(of: message, caller: caller) { return .refused(refusal) }
+            }
+            for case .object(let message) in messages where message["method"] == nil {
+                if case .success(let mapped) = state.multiplexer.response(message, caller: caller) { toWrite.append(mapped) }
             }
             state.nextClient += 1
             let client = state.nextClient
