@@ -377,3 +377,24 @@ def test_isolation_flags_are_checked(tmp_path):
         proc = subprocess.run([toolgate_binary(), "serve", "--policy", str(policy), "--upstream-command", SERVER, *bad],
                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert proc.returncode == 64 and message in proc.stderr, proc
+
+
+def test_the_stdio_command_takes_the_isolation_flags(tmp_path):
+    """`toolgate stdio --upstream-command ... --upstream-isolation session`: its one client's session gets a process
+    of its own (the start-up trial run is another, stopped)."""
+    from test_stdio import stdio_session
+
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(ALL_TOOLS))
+    args = ["stdio", "--policy", str(policy), "--upstream-command", SERVER, "--upstream-isolation", "session",
+            "--upstream-max-processes", "1", "--log-level", "debug"]
+    errlog_path = tmp_path / "toolgate-stderr.log"
+
+    async def body() -> None:
+        with open(errlog_path, "w") as errlog:
+            async with stdio_session(args, errlog) as session:
+                pid = text_of(await session.call_tool("whoami", {}))
+                assert text_of(await session.call_tool("whoami", {})) == pid
+
+    run_async(body)
+    assert len(started_pids(errlog_path.read_text())) == 2, errlog_path.read_text()
