@@ -254,7 +254,8 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         }
         switch outcome {
         case .success(let program):
-            await program?.value?.stop()
+            // Stopped in the background: its stdin closes at once, and the client need not wait for the exit.
+            if let program { Task { await program.value?.stop() } }
             return StdioProgram.response(200, headers: [], body: [])
         case .failure:
             guard configuration.isolation == .session else { return StdioProgram.response(200, headers: [], body: []) }
