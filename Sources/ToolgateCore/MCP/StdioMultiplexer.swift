@@ -155,9 +155,10 @@ public struct StdioMultiplexer: Sendable {
             return NotificationOutcome()  // toolgate initialized the server itself
         case "notifications/cancelled":
             guard let id = message["params"]?["requestId"] else { return NotificationOutcome() }
+            // The caller first: only its own request ids are ever compared with the id it sent.
             let matches = pending.filter {
-                $0.value.originalID == id && $0.value.caller.grant == caller.grant
-                    && ($0.value.client == client || $0.value.caller.isSameClient(as: caller))
+                $0.value.caller.grant == caller.grant
+                    && ($0.value.client == client || $0.value.caller.isSameClient(as: caller)) && $0.value.originalID == id
             }
             guard matches.count == 1, let match = matches.first else { return NotificationOutcome() }
             let (upstreamID, request) = (match.key, match.value)

@@ -372,9 +372,6 @@ final class StdioProgram: Sendable {
         return UpstreamResponse(status: 200, headers: headers, body: exchange)
     }
 
-    /// Exchanges in flight with requests at the program.
-    var pendingCount: Int { state.withLock { $0.multiplexer.pendingCount } }
-
     private func cancelClient(_ client: StdioMultiplexer.ClientID, child: ChildProcess, notify: Bool) {
         let cancellations = state.withLock { state -> [JSONValue] in
             state.clients.removeValue(forKey: client)?.continuation.finish()
