@@ -13,7 +13,7 @@ extension MCPProxy {
         let upstreamRequest = UpstreamRequest(
             method: method, url: configuration.upstreamURL,
             headers: ProxyHeaders.upstream(from: request.headers, adding: configuration.upstreamHeaders), body: body,
-            agent: context.agent)
+            agent: context.agent, grant: identity.grant)
         let started = ContinuousClock.now
         let response: UpstreamResponse
         do {

@@ -124,6 +124,11 @@ public final class ToolgateMetrics: Sendable {
         counter(.upstreamAnswersNotJSONRPC, [("status", String(status))]).increment()
     }
 
+    /// A client's answer to a stdio upstream's request refused: it was not that client's to answer.
+    public func stdioResponseRefused(_ reason: StdioMultiplexer.ResponseRefusal) {
+        counter(.stdioRefusedResponses, [("reason", reason.rawValue)]).increment()
+    }
+
     /// Requests refused for a missing or unknown bearer token.
     public func authFailure() {
         counter(.authFailures, []).increment()

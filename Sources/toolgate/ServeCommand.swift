@@ -55,6 +55,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
     @Option(name: .customLong("upstream-command"), help: "Run a stdio MCP server instead of --upstream, e.g. 'npx -y some-mcp-server' (run by /bin/sh -c).")
     var upstreamCommand: String?
+    @Option(name: .customLong("upstream-isolation"), help: "--upstream-command: shared (one process for every client, default) or session (one per client session; per grant without one).")
+    var upstreamIsolation: String?
+    @Option(name: .customLong("upstream-max-processes"), help: "Most --upstream-command processes under --upstream-isolation session (default 32); past it a new session gets HTTP 503.")
+    var upstreamMaxProcesses: String?
     @Option(name: .customLong("upstream-env"), help: "NAME=VALUE in --upstream-command's environment; ${ENV_VAR} is expanded. Repeatable.")
     var upstreamEnv: [String] = []
     @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
@@ -163,6 +167,25 @@ struct ServeSettings {
         }
         if !command.upstreamEnv.isEmpty, commandText == nil {
             throw usage("--upstream-env applies to --upstream-command only")
+        }
+        let isolationText = env.value(command.upstreamIsolation, flag: "upstream-isolation")
+        let maxProcessesText = env.value(command.upstreamMaxProcesses, flag: "upstream-max-processes")
+        var isolation = StdioSessionTable.Isolation.shared
+        if let isolationText {
+            guard let value = StdioSessionTable.Isolation(rawValue: isolationText) else {
+                throw usage("--upstream-isolation must be shared or session, got \"\(isolationText)\"")
+            }
+            isolation = value
+        }
+        var maxProcesses = 32
+        if let maxProcessesText {
+            guard let n = Int(maxProcessesText), n > 0, n <= 4096 else {
+                throw usage("--upstream-max-processes must be an integer from 1 to 4096, got \"\(maxProcessesText)\"")
+            }
+            maxProcesses = n
+        }
+        if commandText == nil, command.upstreamIsolation != nil || command.upstreamMaxProcesses != nil {
+            throw usage("--upstream-isolation and --upstream-max-processes apply to --upstream-command only")
         }
         let listen = env.value(command.listen, flag: "listen") ?? "127.0.0.1:8931"
         guard let (host, port) = Self.parseListen(listen) else {
@@ -312,7 +335,9 @@ struct ServeSettings {
                 }
             }
             upstreamCommand = StdioUpstreamTransport.Configuration(
-                command: commandText, environment: childEnvironment, maximumLineBytes: Self.maximumStdioLine)
+                command: commandText, environment: childEnvironment, maximumLineBytes: Self.maximumStdioLine,
+                headersTimeout: upstream.headersTimeout, idleTimeout: upstream.idleTimeout, isolation: isolation,
+                maximumProcesses: maxProcesses)
         }
         if command.shadow {
             server.shadow = true

@@ -10,10 +10,10 @@ import ToolgateUpstream
 enum ToolgateProcess {
     static func serviceGroup(
         _ settings: ServeSettings, stdio: Bool = false, auditSink: (any AuditSink)? = nil,
-        stdioUpstream: StdioUpstreamTransport? = nil, observation: UpstreamObservation = UpstreamObservation(), logger: Logger,
+        stdioUpstream: StdioUpstreamTransport? = nil, observation: UpstreamObservation = UpstreamObservation(),
+        metrics: ToolgateMetrics = ToolgateMetrics(version: ToolgateVersion.current), logger: Logger,
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> ServiceGroup {
-        let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         metrics.policyInForce(sha256: settings.policy.sha256)
         let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix, grants: settings.server.grants)
         let readiness = ToolgateServer.Readiness()
@@ -123,9 +123,11 @@ extension ToolgateProcess {
     /// The stdio upstream of `--upstream-command`, started and answering `initialize`, its events logged (its stderr
     /// line by line, tagged) and shown in `/readyz`. Throws, for the user, when it never answers.
     static func startStdioUpstream(
-        _ configuration: StdioUpstreamTransport.Configuration, observation: UpstreamObservation, logger: Logger
+        _ configuration: StdioUpstreamTransport.Configuration, observation: UpstreamObservation, metrics: ToolgateMetrics,
+        logger: Logger
     ) async throws(StdioUpstreamFailure) -> StdioUpstreamTransport {
         let notJSONLog = LogThrottle()
+        let refusalLog = LogThrottle()
         let transport = StdioUpstreamTransport(configuration: configuration) { event in
             switch event {
             case .started(let pid):
@@ -145,6 +147,19 @@ extension ToolgateProcess {
                 logger.error("upstream command failed to start; restarting", metadata: ["error": "\(description)", "in": "\(restartIn)"])
             case .stderr(let line):
                 logger.info("\(line)", metadata: ["source": "upstream-stderr"])
+            case .refusedResponse(let reason):
+                metrics.stdioResponseRefused(reason)
+                if let suppressed = refusalLog.admit() {
+                    logger.warning(
+                        "refused a client's answer to a request of the upstream command's: it was not that client's to answer",
+                        metadata: ["reason": "\(reason.rawValue)", "suppressedSinceLastLine": "\(suppressed)"])
+                }
+            case .processCapReached(let maximum):
+                if let suppressed = refusalLog.admit() {
+                    logger.warning(
+                        "refused a new session: the upstream command processes are at --upstream-max-processes",
+                        metadata: ["maximum": "\(maximum)", "suppressedSinceLastLine": "\(suppressed)"])
+                }
             case .notJSON(let prefix):
                 if let suppressed = notJSONLog.admit() {
                     logger.warning(
@@ -202,10 +217,12 @@ extension ToolgateProcess {
         settings.server.maxConnections = budget.clientConnections
         settings.upstream.maxConnectionsPerHost = budget.upstreamConnections
         let observation = UpstreamObservation()
+        let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         var stdioUpstream: StdioUpstreamTransport?
         if let upstreamCommand = settings.upstreamCommand {
             do {
-                stdioUpstream = try await startStdioUpstream(upstreamCommand, observation: observation, logger: logger)
+                stdioUpstream = try await startStdioUpstream(
+                    upstreamCommand, observation: observation, metrics: metrics, logger: logger)
             } catch {
                 printError("toolgate \(command): \(error)")
                 throw ExitCode.failure
@@ -214,7 +231,7 @@ extension ToolgateProcess {
         do {
             try await serviceGroup(
                 settings, stdio: command == "stdio", auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation,
-                logger: logger
+                metrics: metrics, logger: logger
             ).run()
         } catch {
             printError(ServeCommand.explain(error, settings: settings))

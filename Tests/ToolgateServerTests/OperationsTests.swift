@@ -245,6 +245,7 @@ import ToolgateCore
         metrics.upstreamAnswerNotJSONRPC(status: 404)
         metrics.upstreamEventsDropped(1)
         metrics.auditDropped(2)
+        metrics.stdioResponseRefused(.otherClient)
         metrics.decisionDuration.recordNanoseconds(1_000)
         metrics.storeDuration.recordNanoseconds(1_000)
         metrics.upstreamDuration.recordNanoseconds(1_000)

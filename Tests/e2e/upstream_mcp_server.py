@@ -27,6 +27,8 @@ import argparse
 import json
 import os
 import sys
+import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -234,6 +236,52 @@ def getenv(name: str) -> str:
     return os.environ.get(name, "<unset>")
 
 
+# The stdio wire, taken before the SDK diverts fd 1 to stderr (it guards its stdout).
+_wire = 1
+_waiters: dict[str, int] = defaultdict(int)
+_sent: dict[str, threading.Event] = defaultdict(threading.Event)
+
+
+_NOTIFICATIONS = {
+    "log": {"method": "notifications/message", "params": {"level": "warning", "logger": "e2e", "data": "log {tag}"}},
+    "resource_updated": {"method": "notifications/resources/updated", "params": {"uri": "file:///{tag}"}},
+    "progress": {"method": "notifications/progress", "params": {"progressToken": "made-up-{tag}", "progress": 1}},
+    "tools_list_changed": {"method": "notifications/tools/list_changed"},
+    "resources_list_changed": {"method": "notifications/resources/list_changed"},
+    "prompts_list_changed": {"method": "notifications/prompts/list_changed"},
+}
+
+
+@mcp.tool()
+async def notify_later(kind: str, tag: str, waiters: int = 1) -> str:
+    """Answer at once; then, once `waiters` calls of `wait_sent(tag)` are in flight, write one notification of the
+    server's own that belongs to no request (stdio only: it is written straight to stdout, one whole line, as a
+    server's background work would): "log" (notifications/message), "resource_updated", "progress" (with a token no
+    request gave), or "tools_list_changed", "resources_list_changed", "prompts_list_changed"."""
+    message = json.loads(json.dumps(_NOTIFICATIONS[kind]).replace("{tag}", tag))
+    line = json.dumps({"jsonrpc": "2.0", **message}).encode() + b"\n"
+
+    def later() -> None:
+        deadline = time.monotonic() + 30
+        while _waiters[tag] < waiters and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.write(_wire, line)  # one write of a short line: whole, never interleaved with the SDK's own lines
+        _sent[tag].set()
+
+    threading.Thread(target=later, daemon=True).start()
+    return f"will send {kind}"
+
+
+@mcp.tool()
+async def wait_sent(tag: str) -> str:
+    """Stay in flight until `notify_later(tag)`'s notification has been written (it is on stdout before this answer)."""
+    _waiters[tag] += 1
+    with anyio.fail_after(30):
+        while not _sent[tag].is_set():
+            await anyio.sleep(0.02)
+    return f"sent {tag}"
+
+
 @mcp.tool()
 def whoami() -> str:
     """The server's process id: a restarted stdio server answers with another."""
@@ -247,6 +295,8 @@ def main() -> None:
     parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead of HTTP")
     args = parser.parse_args()
     if args.stdio:
+        global _wire
+        _wire = os.dup(1)
         mcp.run(transport="stdio")
         return
     if args.port is None:

@@ -1,7 +1,9 @@
 /// Many HTTP clients, one stdio MCP server (`--upstream-command`), as a state machine with no I/O. toolgate owns the
-/// server's one MCP session; each client exchange's requests get ids of toolgate's own (`tg-N`), so answers,
-/// progress (by rewritten `progressToken`) and cancellations reach the right client, and the server's own requests
-/// (sampling, elicitation, roots) go to the one client with calls in flight, or are refused when none can be told.
+/// server's one MCP session; each client exchange's requests get ids of toolgate's own (`tg-N`), so answers and
+/// progress (by rewritten `progressToken`) reach the right client. The server's own requests (sampling, elicitation,
+/// roots) go to the one exchange with calls in flight, or are refused when none can be told, and only the caller that
+/// exchange belongs to may answer them; only a request's own caller may cancel it. A notification no one client can
+/// be told for goes to none, except the `list_changed` ones, which go to every exchange (DESIGN.md section 3).
 ///
 /// The server is initialized in the handshake era. A client of the per-request era (2026-07-28) is served all the
 /// same: the reserved `io.modelcontextprotocol/*` envelope keys leave its requests' `_meta`, and its answers get
@@ -9,6 +11,47 @@
 public struct StdioMultiplexer: Sendable {
     /// One client exchange (one POST); what the server says for its requests goes back on that exchange.
     public typealias ClientID = UInt64
+
+    /// Who sent an exchange, as far as the transport can tell: the grant, and the session toolgate issued to that
+    /// grant (nil when there is none: the per-request era, or a client that left the header out). Without a session,
+    /// a caller is known only within its one exchange.
+    public struct Caller: Sendable, Hashable {
+        public let grant: String
+        public let session: String?
+
+        public init(grant: String, session: String?) {
+            self.grant = grant
+            self.session = session
+        }
+
+        /// Whether a message on another exchange can be told to come from this caller: only by a session of the
+        /// same grant, never by a missing one.
+        func isSameClient(as other: Caller) -> Bool {
+            grant == other.grant && session != nil && session == other.session
+        }
+    }
+
+    /// Why a client's answer to a request of the server's is not passed on.
+    public enum ResponseRefusal: String, Error, Sendable, Equatable {
+        /// The request was routed to another client (another grant, another session, or one without a session).
+        case otherClient = "other_client"
+        /// No request of the server's is waiting under that id.
+        case unknownRequest = "unknown_request"
+    }
+
+    /// What becomes of a client's notification.
+    public struct NotificationOutcome: Sendable, Equatable {
+        /// For the server; nil when it is not for the server.
+        public var toServer: JSONValue?
+        /// Answers that end exchanges now (a cancelled request's error: the server will not answer it).
+        public var deliveries: [Delivery] = []
+    }
+
+    /// Notifications every client may receive: what they announce is no one client's, and the lists that follow are
+    /// filtered as always.
+    public static let broadcastNotifications: Set<String> = [
+        "notifications/tools/list_changed", "notifications/resources/list_changed", "notifications/prompts/list_changed",
+    ]
 
     public enum Delivery: Sendable, Equatable {
         /// A message for a client exchange.
@@ -19,7 +62,7 @@ public struct StdioMultiplexer: Sendable {
 
     struct Pending: Sendable {
         let client: ClientID
-        let session: String?
+        let caller: Caller
         let originalID: JSONValue
         let originalToken: JSONValue?
         let token: String?
@@ -53,7 +96,7 @@ public struct StdioMultiplexer: Sendable {
     /// Rewritten progress token → the upstream id of its request.
     private var tokens: [String: String] = [:]
     /// Ids toolgate gave the server's requests when passing them to a client → the server's own ids.
-    private var serverRequests: [String: (client: ClientID, id: JSONValue)] = [:]
+    private var serverRequests: [String: (client: ClientID, caller: Caller, id: JSONValue)] = [:]
     private var nextID: UInt64 = 0
     /// The server's `serverInfo`, which per-request-era results carry in `_meta`.
     public var serverInfo: JSONValue?
@@ -72,7 +115,7 @@ public struct StdioMultiplexer: Sendable {
     }
 
     /// A client's request, as the server gets it.
-    public mutating func request(_ message: JSONObject, client: ClientID, session: String?) -> JSONValue {
+    public mutating func request(_ message: JSONObject, client: ClientID, caller: Caller) -> JSONValue {
         var message = message
         let upstreamID = newID("tg-")
         var params = message["params"]?.objectValue
@@ -96,39 +139,60 @@ public struct StdioMultiplexer: Sendable {
             message["params"] = params.map(JSONValue.object)
         }
         pending[upstreamID] = Pending(
-            client: client, session: session, originalID: message["id"] ?? .null, originalToken: originalToken, token: token,
+            client: client, caller: caller, originalID: message["id"] ?? .null, originalToken: originalToken, token: token,
             perRequestEra: perRequestEra, method: message["method"]?.stringValue ?? "")
         message["id"] = .string(upstreamID)
         return .object(message)
     }
 
-    /// A client's notification, as the server gets it; nil when it is not for the server. A cancellation names the
-    /// client's own request id: it is mapped within the client's session (or, without one, when only one pending
-    /// request has that id).
-    public mutating func notification(_ message: JSONObject, session: String?) -> JSONValue? {
+    /// A client's notification, as the server gets it. A cancellation names the client's own request id: it is
+    /// matched among the requests of the same caller, by the exchange it came on or by the caller's session (never by
+    /// a missing one), and not passed on when nothing matches. A cancelled request's exchange ends at once with an
+    /// error for its id: the server drops a cancelled request without an answer.
+    public mutating func notification(_ message: JSONObject, client: ClientID, caller: Caller) -> NotificationOutcome {
         switch message["method"]?.stringValue {
         case "notifications/initialized":
-            return nil  // toolgate initialized the server itself
+            return NotificationOutcome()  // toolgate initialized the server itself
         case "notifications/cancelled":
-            guard let id = message["params"]?["requestId"] else { return nil }
-            let matches = pending.filter { $0.value.originalID == id && $0.value.session == session }
-            guard matches.count == 1, let upstreamID = matches.first?.key else { return nil }
+            guard let id = message["params"]?["requestId"] else { return NotificationOutcome() }
+            // The caller first: only its own request ids are ever compared with the id it sent.
+            let matches = pending.filter {
+                $0.value.caller.grant == caller.grant
+                    && ($0.value.client == client || $0.value.caller.isSameClient(as: caller)) && $0.value.originalID == id
+            }
+            guard matches.count == 1, let match = matches.first else { return NotificationOutcome() }
+            let (upstreamID, request) = (match.key, match.value)
+            pending[upstreamID] = nil
+            if let token = request.token { tokens[token] = nil }
             var message = message
             var params = message["params"]?.objectValue ?? JSONObject()
             params["requestId"] = .string(upstreamID)
             message["params"] = .object(params)
-            return .object(message)
+            let ended = JSONRPCResponse.error(
+                id: request.originalID, code: .internalError, message: "the request was cancelled; the server will not answer it")
+            return NotificationOutcome(toServer: .object(message), deliveries: [.client(request.client, ended)])
         default:
-            return .object(message)
+            return NotificationOutcome(toServer: .object(message))
         }
     }
 
-    /// A client's answer to a request of the server's, as the server gets it; nil when it answers nothing pending.
-    public mutating func response(_ message: JSONObject) -> JSONValue? {
-        guard let id = message["id"]?.stringValue, let original = serverRequests.removeValue(forKey: id) else { return nil }
+    /// A client's answer to a request of the server's, as the server gets it; refused unless it comes from the
+    /// caller the request was routed to. A refused answer leaves the request waiting for its rightful one.
+    public mutating func response(_ message: JSONObject, caller: Caller) -> Result<JSONValue, ResponseRefusal> {
+        if let refusal = refusal(of: message, caller: caller) { return .failure(refusal) }
+        guard let id = message["id"]?.stringValue, let routed = serverRequests.removeValue(forKey: id) else {
+            return .failure(.unknownRequest)
+        }
         var message = message
-        message["id"] = original.id
-        return .object(message)
+        message["id"] = routed.id
+        return .success(.object(message))
+    }
+
+    /// Why `response` would refuse this answer, without taking it: a POST with several answers is refused whole
+    /// or taken whole.
+    public func refusal(of message: JSONObject, caller: Caller) -> ResponseRefusal? {
+        guard let id = message["id"]?.stringValue, let routed = serverRequests[id] else { return .unknownRequest }
+        return routed.caller.isSameClient(as: caller) ? nil : .otherClient
     }
 
     /// One message from the server.
@@ -146,13 +210,16 @@ public struct StdioMultiplexer: Sendable {
             return [.client(request.client, .object(object))]
         }
         if let id {
-            // The server's own request: for the one client with calls in flight.
+            // The server's own request: for the one client with calls in flight, if it can answer.
             let clients = Set(pending.values.map(\.client))
-            guard clients.count == 1, let client = clients.first else {
+            let caller = pending.values.first { $0.client == clients.first }?.caller
+            guard clients.count == 1, let client = clients.first, let caller, caller.session != nil else {
                 let why =
                     clients.isEmpty
                     ? "no client has a call in flight to send it to"
-                    : "\(clients.count) clients have calls in flight and toolgate cannot tell which one this is for"
+                    : clients.count > 1
+                        ? "\(clients.count) clients have calls in flight and toolgate cannot tell which one this is for"
+                        : "the client has no session on which its answer could be told from another client's"
                 return [
                     .server(
                         JSONRPCResponse.error(
@@ -160,12 +227,12 @@ public struct StdioMultiplexer: Sendable {
                 ]
             }
             let routed = newID("tg-server-")
-            serverRequests[routed] = (client, id)
+            serverRequests[routed] = (client, caller, id)
             object["id"] = .string(routed)
             return [.client(client, .object(object))]
         }
-        // A notification: progress goes to the request's client with its own token; anything else to the one
-        // client with calls in flight, or nowhere.
+        // A notification: progress goes to the request's client with its own token; a list change to every client;
+        // anything else cannot be told for one client, and goes nowhere.
         if object["method"]?.stringValue == "notifications/progress", let token = object["params"]?["progressToken"]?.stringValue,
             let upstreamID = tokens[token], let request = pending[upstreamID]
         {
@@ -174,9 +241,8 @@ public struct StdioMultiplexer: Sendable {
             object["params"] = .object(params)
             return [.client(request.client, .object(object))]
         }
-        let clients = Set(pending.values.map(\.client))
-        guard clients.count == 1, let client = clients.first else { return [] }
-        return [.client(client, .object(object))]
+        guard let method = object["method"]?.stringValue, Self.broadcastNotifications.contains(method) else { return [] }
+        return Set(pending.values.map(\.client)).sorted().map { .client($0, .object(object)) }
     }
 
     /// The server is gone: each request in flight gets a -32603 error on its client's exchange.

@@ -32,13 +32,20 @@ public struct UpstreamRequest: Sendable {
     public var body: [UInt8]
     /// The agent waiting for the answer: when it leaves, the transport stops the exchange.
     public var agent: (any AgentPresence)?
+    /// The caller's grant. Never sent upstream; a transport that serves several clients over one connection of its
+    /// own (the stdio upstream) tells them apart by it.
+    public var grant: String?
 
-    public init(method: Method, url: String, headers: [HTTPHeader], body: [UInt8] = [], agent: (any AgentPresence)? = nil) {
+    public init(
+        method: Method, url: String, headers: [HTTPHeader], body: [UInt8] = [], agent: (any AgentPresence)? = nil,
+        grant: String? = nil
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.agent = agent
+        self.grant = grant
     }
 }
 

@@ -1,19 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Synchronization
 import ToolgateCore
 
-/// The upstream as a program toolgate runs (`--upstream-command`), speaking newline-delimited JSON-RPC on its stdin
-/// and stdout (the MCP stdio transport), shared by every client of the sidecar. toolgate owns the program's one MCP
-/// session: it initializes it, answers each client's `initialize` (and `server/discover`) from the program's own
-/// answer with a session id of its own, and maps every client's requests through a `StdioMultiplexer`. To the proxy
-/// it is one more `UpstreamTransport`: a POST's requests come back as an event stream of what the program says for
-/// them, so everything `/mcp` does (filtering, limits, refunds, audit) applies unchanged.
-///
-/// If the program exits, calls in flight get a -32603 error (the tool may have run: no refund); a request that finds
-/// it gone is refused as undelivered (refunded). It is restarted with backoff (100 ms doubling to 10 s).
+/// The upstream as a program toolgate runs (`--upstream-command`). To the proxy it is one more `UpstreamTransport`,
+/// so everything `/mcp` does (filtering, limits, refunds, audit) applies unchanged. toolgate answers the clients'
+/// `initialize` itself and issues their session ids, so it alone knows which client a session is: a
+/// `StdioSessionTable` records them per grant and picks the program that serves each request (DESIGN.md section 3):
+/// under `shared` isolation one program serves everyone; under `session`, each session has its own, and requests
+/// without a session one per grant, capped and stopped on `DELETE` or when idle.
 public final class StdioUpstreamTransport: UpstreamTransport {
     public struct Configuration: Sendable {
         /// The command line as the user wrote it; run by `/bin/sh -c`.
@@ -24,440 +18,271 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         /// How long the program has to answer `initialize`.
         public var initializeTimeout: Duration
         public var maximumLineBytes: Int
+        /// Longest wait for the first thing the program says for an exchange (`--upstream-headers-timeout`).
+        public var headersTimeout: Duration
+        /// Longest silence between the things it says for an exchange (`--upstream-idle-timeout`).
+        public var idleTimeout: Duration
+        /// `--upstream-isolation`.
+        public var isolation: StdioSessionTable.Isolation
+        /// `--upstream-max-processes`: the cap under `session` isolation.
+        public var maximumProcesses: Int
+        /// How long a session (and under `session` isolation its program) may go without a request.
+        public var sessionIdleLimit: Duration
 
         public init(
             command: String, environment: [String: String], shutdownGrace: Duration = .seconds(2),
-            initializeTimeout: Duration = .seconds(30), maximumLineBytes: Int = 32 << 20
+            initializeTimeout: Duration = .seconds(30), maximumLineBytes: Int = 32 << 20, headersTimeout: Duration = .seconds(300),
+            idleTimeout: Duration = .seconds(300), isolation: StdioSessionTable.Isolation = .shared, maximumProcesses: Int = 32,
+            sessionIdleLimit: Duration = .seconds(600)
         ) {
             self.command = command
             self.environment = environment
             self.shutdownGrace = shutdownGrace
             self.initializeTimeout = initializeTimeout
             self.maximumLineBytes = maximumLineBytes
+            self.headersTimeout = headersTimeout
+            self.idleTimeout = idleTimeout
+            self.isolation = isolation
+            self.maximumProcesses = maximumProcesses
+            self.sessionIdleLimit = sessionIdleLimit
         }
     }
 
-    /// What the wiring logs and shows in `/readyz`.
+    /// What the wiring logs, counts and shows in `/readyz`.
     public enum Event: Sendable {
         case started(pid: Int32)
         case ready(serverName: String)
-        /// The program stopped; it is started again after `restartIn` (nil: toolgate is stopping).
+        /// The program stopped; it is started again after `restartIn` (nil: it was stopped on purpose).
         case exited(description: String, restartIn: Duration?)
         case launchFailed(description: String, restartIn: Duration)
         case stderr(String)
         /// A line on stdout that is not JSON: skipped.
         case notJSON(prefix: String)
+        /// A client's answer to a request of the server's was refused (HTTP 400): it was not that client's to answer.
+        case refusedResponse(StdioMultiplexer.ResponseRefusal)
+        /// `session` isolation: a new session was refused, `--upstream-max-processes` programs running.
+        case processCapReached(maximum: Int)
     }
 
-    private struct Client: Sendable {
-        let continuation: AsyncStream<[UInt8]>.Continuation
-    }
-
-    private struct State: Sendable {
-        var multiplexer = StdioMultiplexer()
-        var child: ChildProcess?
-        /// The program's answer to toolgate's `initialize`: what clients are answered from. Nil while not ready.
-        var initialized: JSONObject?
-        var initializeWaiter: CheckedContinuation<JSONObject?, Never>?
-        var clients: [StdioMultiplexer.ClientID: Client] = [:]
-        var nextClient: StdioMultiplexer.ClientID = 0
-        var problem: String? = "the upstream command has not started yet"
+    private struct State {
+        var table: StdioSessionTable
+        var programs: [StdioSessionTable.ProcessKey: Task<StdioProgram?, Never>] = [:]
         var stopping = false
-        var incarnation = 0
-        /// The last incarnation whose stdout has closed: its `initialize` will never be answered.
-        var outputEnded = 0
     }
 
     public let configuration: Configuration
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let onEvent: @Sendable (Event) -> Void
+    /// The one program of `shared` isolation.
+    private let shared: StdioProgram?
+    private let clock: @Sendable () -> ContinuousClock.Instant
 
-    public init(configuration: Configuration, onEvent: @escaping @Sendable (Event) -> Void = { _ in }) {
+    public init(
+        configuration: Configuration, onEvent: @escaping @Sendable (Event) -> Void = { _ in },
+        clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
         self.configuration = configuration
         self.onEvent = onEvent
+        self.clock = clock
+        state = Mutex(
+            State(
+                table: StdioSessionTable(
+                    isolation: configuration.isolation, maximumProcesses: configuration.maximumProcesses,
+                    idleLimit: configuration.sessionIdleLimit)))
+        shared = configuration.isolation == .shared ? StdioProgram(configuration: configuration, onEvent: onEvent) : nil
     }
 
-    /// Nil while the program serves; otherwise why not, for `/readyz`.
-    public var problem: String? { state.withLock { $0.problem } }
+    /// Nil while the upstream serves; otherwise why not, for `/readyz`.
+    public var problem: String? { shared?.problem }
 
-    // MARK: Running the program
-
-    /// Starts the program and waits for its `initialize` answer. Throws a message fit for the user when it never
-    /// answers: the first start of `serve` fails with it, rather than serving a sidecar whose upstream cannot run.
+    /// Starts the program and waits for its `initialize` answer (under `session` isolation, a trial run that is
+    /// stopped again). Throws a message fit for the user when it never answers: the first start of `serve` fails with
+    /// it, rather than serving a sidecar whose upstream cannot run.
     public func start() async throws(StdioUpstreamFailure) {
-        if let failure = await launchOnce() { throw failure }
-    }
-
-    /// Keeps the program running until `stop`: restarts it with backoff whenever it exits.
-    public func superviseUntilStopped() async {
-        var backoff: Duration = .milliseconds(100)
-        while !state.withLock({ $0.stopping }) {
-            if state.withLock({ $0.child == nil }) {
-                if let failure = await launchOnce() {
-                    if state.withLock({ $0.stopping }) { return }
-                    onEvent(.launchFailed(description: failure.message, restartIn: backoff))
-                    state.withLock { $0.problem = "\(failure.message); restarting in \(backoff)" }
-                    try? await Task.sleep(for: backoff)
-                    backoff = min(backoff * 2, .seconds(10))
-                    continue
-                }
-            }
-            // Wait for the running program to end.
-            let child = state.withLock { $0.child }
-            guard let child else { continue }
-            let startedAt = ContinuousClock.now
-            while !child.hasExited, !state.withLock({ $0.stopping }) {
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-            if state.withLock({ $0.stopping }) { return }
-            // A program that served for a while starts over at the shortest backoff.
-            if ContinuousClock.now - startedAt > .seconds(10) { backoff = .milliseconds(100) }
-            let description = ChildProcess.describe(status: child.exitStatus ?? 0)
-            onEvent(.exited(description: description, restartIn: backoff))
-            state.withLock { $0.problem = "the upstream command \(description); restarting in \(backoff)" }
-            try? await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, .seconds(10))
-            state.withLock { $0.child = nil }
-        }
-    }
-
-    /// Closes the program's stdin, then SIGTERM, then SIGKILL (each after `shutdownGrace`); nothing of it is left.
-    public func stop() async {
-        let child = state.withLock { state -> ChildProcess? in
-            state.stopping = true
-            state.problem = "toolgate is stopping"
-            return state.child
-        }
-        await child?.stop(grace: configuration.shutdownGrace)
-        if let child { onEvent(.exited(description: ChildProcess.describe(status: child.exitStatus ?? 0), restartIn: nil)) }
-    }
-
-    private func launchOnce() async -> StdioUpstreamFailure? {
-        let child: ChildProcess
-        do {
-            child = try ChildProcess.launch(
-                ["/bin/sh", "-c", configuration.command], environment: configuration.environment,
-                maximumLineBytes: configuration.maximumLineBytes)
-        } catch {
-            return StdioUpstreamFailure(message: error.description)
-        }
-        onEvent(.started(pid: child.pid))
-        let incarnation = state.withLock { state -> Int in
-            state.incarnation += 1
-            state.child = child
-            state.initialized = nil
-            state.multiplexer = StdioMultiplexer()
-            return state.incarnation
-        }
-        let stderrTail = StderrTail()
-        Task { [onEvent] in
-            for await line in child.errorLines {
-                let text = String(decoding: line, as: UTF8.self)
-                stderrTail.append(text)
-                onEvent(.stderr(text))
-            }
-            stderrTail.finish()
-        }
-        Task { await self.readOutput(of: child, incarnation: incarnation) }
-        let initialize: JSONValue = [
-            "jsonrpc": "2.0", "id": "tg-initialize", "method": "initialize",
-            "params": [
-                "protocolVersion": .string(Self.handshakeVersion),
-                "capabilities": ["elicitation": [:], "sampling": [:], "roots": ["listChanged": false]],
-                "clientInfo": ["name": "toolgate", "version": "1"],
-            ],
-        ]
-        let answer: JSONObject? = await withCheckedContinuation { waiter in
-            let ended = state.withLock { state -> Bool in
-                guard state.outputEnded != incarnation else { return true }
-                state.initializeWaiter = waiter
-                return false
-            }
-            if ended {
-                waiter.resume(returning: nil)  // it is gone already: nothing will answer
-                return
-            }
-            do {
-                try child.write(line: JSONWriter.bytes(initialize))
-            } catch {
-                resumeInitializeWaiter(with: nil, incarnation: incarnation)
-            }
-            let timeout = configuration.initializeTimeout
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.resumeInitializeWaiter(with: nil, incarnation: incarnation)
-            }
-        }
-        guard let answer, answer["protocolVersion"] != nil else {
-            await child.stop(grace: .milliseconds(200))
-            _ = await child.waitForExit(timeout: .seconds(1))
-            state.withLock { if $0.incarnation == incarnation { $0.child = nil } }
-            let how = child.hasExited ? ChildProcess.describe(status: child.exitStatus ?? 0) : "did not answer within \(configuration.initializeTimeout)"
-            // Its last words (`sh: …: not found`) may still be on their way through the stderr pipe: wait for the
-            // pipe's end, a second at most (a process it started may hold the pipe open).
-            for _ in 0..<20 where !stderrTail.isFinished { try? await Task.sleep(for: .milliseconds(50)) }
-            let tail = stderrTail.lines.suffix(3).joined(separator: " | ")
-            return StdioUpstreamFailure(
-                message: "the upstream command (\(configuration.command)) \(how) before answering initialize"
-                    + (tail.isEmpty ? "" : "; its stderr: \(tail)"))
-        }
-        try? child.write(line: JSONWriter.bytes(["jsonrpc": "2.0", "method": "notifications/initialized"]))
-        state.withLock { state in
-            state.initialized = answer
-            state.multiplexer.serverInfo = answer["serverInfo"]
-            state.problem = nil
-        }
-        onEvent(.ready(serverName: answer["serverInfo"]?["name"]?.stringValue ?? "?"))
-        return nil
-    }
-
-    /// Ends the wait for `incarnation`'s `initialize` answer; a later incarnation's wait is left alone (a timer or
-    /// a stdout that closes late must not fail the next start).
-    private func resumeInitializeWaiter(with answer: JSONObject?, incarnation: Int) {
-        let waiter = state.withLock { state -> CheckedContinuation<JSONObject?, Never>? in
-            guard state.incarnation == incarnation else { return nil }
-            defer { state.initializeWaiter = nil }
-            return state.initializeWaiter
-        }
-        waiter?.resume(returning: answer)
-    }
-
-    private func readOutput(of child: ChildProcess, incarnation: Int) async {
-        for await line in child.outputLines {
-            guard !line.isEmpty else { continue }
-            guard let value = try? JSONParser.parse(line) else {
-                onEvent(.notJSON(prefix: String(decoding: line.prefix(120), as: UTF8.self)))
-                continue
-            }
-            for message in value.arrayValue ?? [value] { handleOutput(message, from: child, incarnation: incarnation) }
-        }
-        // stdout closed: the program is ending. Its calls in flight get an error now.
-        state.withLock { $0.outputEnded = max($0.outputEnded, incarnation) }
-        _ = await child.waitForExit(timeout: .seconds(2))
-        let reason =
-            "the upstream command \(child.hasExited ? ChildProcess.describe(status: child.exitStatus ?? 0) : "closed its stdout") before answering"
-        resumeInitializeWaiter(with: nil, incarnation: incarnation)
-        let (deliveries, clients) = state.withLock { state -> ([StdioMultiplexer.Delivery], [StdioMultiplexer.ClientID: Client]) in
-            guard state.incarnation == incarnation else { return ([], [:]) }
-            state.initialized = nil
-            state.problem = reason
-            return (state.multiplexer.serverExited(reason), state.clients)
-        }
-        deliver(deliveries, to: clients, child: child)
-        state.withLock { state in
-            for id in Set(deliveries.compactMap { if case .client(let c, _) = $0 { c } else { nil } }) {
-                state.clients.removeValue(forKey: id)?.continuation.finish()
-            }
-        }
-    }
-
-    private func handleOutput(_ message: JSONValue, from child: ChildProcess, incarnation: Int) {
-        if message["id"]?.stringValue == "tg-initialize", message["method"] == nil {
-            resumeInitializeWaiter(with: message["result"]?.objectValue, incarnation: incarnation)
+        if let shared {
+            try await shared.start()
             return
         }
-        let (deliveries, clients) = state.withLock { state in (state.multiplexer.inbound(message), state.clients) }
-        deliver(deliveries, to: clients, child: child)
+        let trial = StdioProgram(configuration: configuration, onEvent: onEvent)
+        do {
+            try await trial.start()
+        } catch {
+            await trial.stop()
+            throw error
+        }
+        await trial.stop()
     }
 
-    private func deliver(
-        _ deliveries: [StdioMultiplexer.Delivery], to clients: [StdioMultiplexer.ClientID: Client], child: ChildProcess
-    ) {
-        for delivery in deliveries {
-            switch delivery {
-            case .server(let message):
-                try? child.write(line: JSONWriter.bytes(message))
-            case .client(let id, let message):
-                guard let client = clients[id] else { continue }
-                client.continuation.yield(SSEEvent.message(message).encoded())
-                let done = state.withLock { $0.multiplexer.pendingCount(client: id) == 0 }
-                if done, message["method"] == nil {
-                    client.continuation.finish()
-                    _ = state.withLock { $0.clients.removeValue(forKey: id) }
+    /// Keeps the upstream running until `stop`: restarts the shared program whenever it exits, forgets idle
+    /// sessions, and under `session` isolation stops their programs.
+    public func superviseUntilStopped() async {
+        await withTaskGroup(of: Void.self) { group in
+            if let shared { group.addTask { await shared.superviseUntilStopped() } }
+            group.addTask {
+                var ticks = 0
+                while !self.state.withLock({ $0.stopping }) {
+                    if ticks % 20 == 0 { await self.reapIdle() }
+                    ticks += 1
+                    try? await Task.sleep(for: .milliseconds(100))
                 }
             }
         }
     }
+
+    /// Stops the programs of sessions idle for the idle limit, now.
+    func reapIdle() async {
+        let now = clock()
+        let stopped = state.withLock { state in
+            state.table.expire(now: now).compactMap { state.programs.removeValue(forKey: $0) }
+        }
+        for program in stopped { await program.value?.stop() }
+    }
+
+    /// Stops every program: stdin closed, then SIGTERM, then SIGKILL (each after `shutdownGrace`).
+    public func stop() async {
+        let programs = state.withLock { state in
+            state.stopping = true
+            defer { state.programs = [:] }
+            return Array(state.programs.values)
+        }
+        await shared?.stop()
+        for program in programs { await program.value?.stop() }
+    }
+
+    /// Programs running under `session` isolation.
+    public var processCount: Int { state.withLock { $0.table.processCount } }
 
     // MARK: Exchanges
 
-    static let handshakeVersion = "2025-11-25"
-    static let perRequestVersion = "2026-07-28"
-    /// Handshake revisions a client may ask for, oldest first.
-    static let handshakeVersions = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"]
-
     public func send(_ request: UpstreamRequest) async throws(UpstreamError) -> UpstreamResponse {
-        let session = request.headers.first { $0.name.lowercased() == "mcp-session-id" }?.value
+        let sessionHeader = request.headers.first { $0.name.lowercased() == "mcp-session-id" }?.value
+        let grant = request.grant ?? ""
         switch request.method {
         case .get:
-            // No stream of its own: what the program sends outside a call goes to the client with calls in flight.
-            return Self.response(405, headers: [HTTPHeader("Allow", "POST, DELETE")], body: [])
+            // No stream of its own: what the program says outside a call cannot be told for one client.
+            return StdioProgram.response(405, headers: [HTTPHeader("Allow", "POST, DELETE")], body: [])
         case .delete:
-            return Self.response(200, headers: [], body: [])
+            return await delete(session: sessionHeader, grant: grant)
         case .post:
             break
         }
-        guard let body = try? JSONParser.parse(request.body) else {
-            return Self.response(
-                400, headers: [HTTPHeader("Content-Type", "application/json")],
-                body: JSONWriter.bytes(JSONRPCResponse.error(id: nil, code: .parseError, message: "not JSON")))
+        let initializes = Self.initializes(request.body)
+        let routed = state.withLock { state -> Result<StdioSessionTable.Route, StdioSessionTable.Refusal>? in
+            guard !state.stopping else { return nil }
+            let newSession = initializes && (sessionHeader == nil || state.table.isolation == .shared) ? Self.newSessionID() : nil
+            // A known session re-initializing keeps its session.
+            let route = state.table.route(grant: grant, sessionHeader: sessionHeader, newSession: newSession, now: clock())
+            if case .success(let r) = route { state.table.exchangeBegan(on: r.process) }
+            return route
         }
-        let messages = body.arrayValue ?? [body]
-        var local: [JSONValue] = []
-        var issuedSession: String?
-        var toWrite: [JSONValue] = []
-        var forwardsRequests = false
-        let prepared: (client: StdioMultiplexer.ClientID, stream: AsyncStream<[UInt8]>?, child: ChildProcess?)? = state.withLock {
-            state in
-            guard let initialized = state.initialized, let child = state.child, !child.hasExited else { return nil }
-            state.nextClient += 1
-            let client = state.nextClient
-            for case .object(let message) in messages {
-                let method = message["method"]?.stringValue
-                let id = message["id"]
-                switch (method, id) {
-                case ("initialize"?, let id?):
-                    let sessionID = Self.newSessionID()
-                    issuedSession = sessionID
-                    local.append(JSONRPCResponse.result(id: id, Self.initializeResult(initialized, asked: message)))
-                case ("server/discover"?, let id?):
-                    local.append(JSONRPCResponse.result(id: id, Self.discoverResult(initialized)))
-                case (_?, _?):
-                    toWrite.append(state.multiplexer.request(message, client: client, session: session))
-                    forwardsRequests = true
-                case (_?, nil):
-                    if let mapped = state.multiplexer.notification(message, session: session) { toWrite.append(mapped) }
-                case (nil, _):
-                    if let mapped = state.multiplexer.response(message) { toWrite.append(mapped) }
+        let route: StdioSessionTable.Route
+        switch routed {
+        case nil:
+            throw UpstreamError(code: .unreachable, message: "upstream command not ready: toolgate is stopping", requestSent: false)
+        case .failure(.unknownSession)?:
+            return Self.refusal(
+                404, code: .invalidRequest,
+                message: "unknown session: Mcp-Session-Id names no session of this client's (deleted, expired or never issued); initialize again")
+        case .failure(.full(let maximum))?:
+            onEvent(.processCapReached(maximum: maximum))
+            return Self.refusal(
+                503, code: .internalError,
+                message: "toolgate runs \(maximum) upstream command processes already (--upstream-max-processes); try again later",
+                headers: [HTTPHeader("Retry-After", "10")])
+        case .success(let r)?:
+            route = r
+        }
+        let ended: @Sendable () -> Void = { [weak self] in
+            guard let self else { return }
+            self.state.withLock { $0.table.exchangeEnded(on: route.process, now: self.clock()) }
+        }
+        guard let program = await program(for: route) else {
+            ended()
+            state.withLock { $0.table.abandon(route) }
+            throw UpstreamError(
+                code: .unreachable, message: "upstream command not ready: its process for this session did not start",
+                requestSent: false)
+        }
+        let caller = StdioMultiplexer.Caller(grant: grant, session: route.session)
+        do {
+            return try await program.post(request, caller: caller, issuedSession: route.issued ? route.session : nil, onFinish: ended)
+        } catch {
+            if route.issued { state.withLock { $0.table.abandon(route) } }
+            throw error
+        }
+    }
+
+    /// The program of a route: the shared one, or the route's own, started on first use.
+    private func program(for route: StdioSessionTable.Route) async -> StdioProgram? {
+        if route.process == .shared { return shared }
+        let task = state.withLock { state -> Task<StdioProgram?, Never>? in
+            if let running = state.programs[route.process] { return running }
+            guard !state.stopping else { return nil }
+            let configuration = configuration
+            let onEvent = onEvent
+            let task = Task { () -> StdioProgram? in
+                let program = StdioProgram(configuration: configuration, onEvent: onEvent)
+                do throws(StdioUpstreamFailure) {
+                    try await program.start()
+                } catch {
+                    onEvent(.launchFailed(description: error.message, restartIn: .zero))
+                    await program.stop()
+                    return nil
                 }
+                Task { await program.superviseUntilStopped() }
+                return program
             }
-            guard forwardsRequests else { return (client, nil, child) }
-            let (stream, continuation) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
-            state.clients[client] = Client(continuation: continuation)
-            return (client, stream, child)
+            state.programs[route.process] = task
+            return task
         }
-        guard let prepared, let child = prepared.child else {
-            let why = problem ?? "the upstream command is not running"
-            throw UpstreamError(code: .unreachable, message: "upstream command not ready: \(why)", requestSent: false)
-        }
-        var written = 0
-        for message in toWrite {
-            do {
-                try child.write(line: JSONWriter.bytes(message))
-                written += 1
-            } catch {
-                if written == 0 {
-                    cancelClient(prepared.client, child: child, notify: false)
-                    throw UpstreamError(
-                        code: .unreachable, message: "the upstream command is gone (its stdin is closed)", requestSent: false)
-                }
-                break  // the rest is answered with errors when the program's exit is seen
+        guard let task else { return nil }
+        let program = await task.value
+        if program == nil {
+            state.withLock { state in
+                state.programs[route.process] = nil
+                state.table.processEnded(route.process)
             }
         }
-        var headers: [HTTPHeader] = []
-        if let issuedSession { headers.append(HTTPHeader("Mcp-Session-Id", issuedSession)) }
-        guard let stream = prepared.stream else {
-            if local.isEmpty { return Self.response(202, headers: headers, body: []) }
-            headers.append(HTTPHeader("Content-Type", "application/json"))
-            let answer = local.count == 1 && body.arrayValue == nil ? local[0] : .array(local)
-            return Self.response(200, headers: headers, body: JSONWriter.bytes(answer))
-        }
-        headers.append(HTTPHeader("Content-Type", "text/event-stream"))
-        let first = local.isEmpty ? [] : SSEEvent.message(.array(local)).encoded()
-        let exchange = StdioExchangeBody(first: first, stream: stream) { [weak self] in
-            self?.cancelClient(prepared.client, child: child, notify: true)
-        }
-        request.agent?.onDeparture { exchange.cancel() }
-        return UpstreamResponse(status: 200, headers: headers, body: exchange)
+        return program
     }
 
-    private func cancelClient(_ client: StdioMultiplexer.ClientID, child: ChildProcess, notify: Bool) {
-        let cancellations = state.withLock { state -> [JSONValue] in
-            state.clients.removeValue(forKey: client)?.continuation.finish()
-            return state.multiplexer.clientGone(client)
+    /// `DELETE` of a session: forgotten when it is this grant's, and under `session` isolation its program stopped.
+    private func delete(session: String?, grant: String) async -> UpstreamResponse {
+        guard let session else { return StdioProgram.response(200, headers: [], body: []) }
+        let outcome = state.withLock { state -> Result<Task<StdioProgram?, Never>?, StdioSessionTable.Refusal> in
+            state.table.delete(session: session, grant: grant).map { key in key.flatMap { state.programs.removeValue(forKey: $0) } }
         }
-        guard notify else { return }
-        for message in cancellations { try? child.write(line: JSONWriter.bytes(message)) }
+        switch outcome {
+        case .success(let program):
+            // Stopped in the background: its stdin closes at once, and the client need not wait for the exit.
+            if let program { Task { await program.value?.stop() } }
+            return StdioProgram.response(200, headers: [], body: [])
+        case .failure:
+            guard configuration.isolation == .session else { return StdioProgram.response(200, headers: [], body: []) }
+            return Self.refusal(404, code: .invalidRequest, message: "unknown session: Mcp-Session-Id names no session of this client's")
+        }
     }
 
-    static func response(_ status: Int, headers: [HTTPHeader], body: [UInt8]) -> UpstreamResponse {
-        UpstreamResponse(status: status, headers: headers, body: StdioExchangeBody(first: body, stream: nil, onCancel: {}))
+    static func refusal(_ status: Int, code: JSONRPCErrorCode, message: String, headers: [HTTPHeader] = []) -> UpstreamResponse {
+        StdioProgram.response(
+            status, headers: headers + [HTTPHeader("Content-Type", "application/json")],
+            body: JSONWriter.bytes(JSONRPCResponse.error(id: nil, code: code, message: message)))
     }
 
+    /// Whether a POST body holds an `initialize` request (alone or in a batch).
+    static func initializes(_ body: [UInt8]) -> Bool {
+        guard let value = try? JSONParser.parse(body) else { return false }
+        return (value.arrayValue ?? [value]).contains { $0["method"]?.stringValue == "initialize" && $0["id"] != nil }
+    }
+
+    /// 128 random bits as 32 hex digits: a session id no client can guess.
     static func newSessionID() -> String {
         var generator = SystemRandomNumberGenerator()
-        return String(generator.next() as UInt64, radix: 16) + String(generator.next() as UInt64, radix: 16)
-    }
-
-    /// The program's own answer, in the revision the client asked for when toolgate can speak it with the program.
-    static func initializeResult(_ initialized: JSONObject, asked: JSONObject) -> JSONValue {
-        var result = initialized
-        let serverVersion = initialized["protocolVersion"]?.stringValue ?? handshakeVersion
-        if let wanted = asked["params"]?["protocolVersion"]?.stringValue, handshakeVersions.contains(wanted),
-            wanted <= serverVersion
-        {
-            result["protocolVersion"] = .string(wanted)
+        var text = ""
+        for _ in 0..<2 {
+            let part = String(generator.next() as UInt64, radix: 16)
+            text += String(repeating: "0", count: 16 - part.count) + part
         }
-        return .object(result)
-    }
-
-    /// `server/discover` (2026-07-28), from the program's `initialize` answer.
-    static func discoverResult(_ initialized: JSONObject) -> JSONValue {
-        var result: JSONObject = [
-            "supportedVersions": [.string(perRequestVersion)],
-            "capabilities": initialized["capabilities"] ?? [:],
-        ]
-        if let instructions = initialized["instructions"] { result["instructions"] = instructions }
-        return .object(StdioMultiplexer.perRequestResult(result, method: "server/discover", serverInfo: initialized["serverInfo"]))
-    }
-}
-
-public struct StdioUpstreamFailure: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
-}
-
-/// The last lines the program wrote on stderr, for the error when it never starts.
-private final class StderrTail: Sendable {
-    private let buffer = Mutex<(lines: [String], finished: Bool)>(([], false))
-    func append(_ line: String) {
-        buffer.withLock {
-            $0.lines.append(String(line.prefix(300)))
-            if $0.lines.count > 10 { $0.lines.removeFirst() }
-        }
-    }
-    /// The program's stderr has ended.
-    func finish() { buffer.withLock { $0.finished = true } }
-    var isFinished: Bool { buffer.withLock { $0.finished } }
-    var lines: [String] { buffer.withLock { $0.lines } }
-}
-
-/// One exchange's answer: what the transport has for it already, then the events the program's messages make.
-final class StdioExchangeBody: UpstreamBody {
-    private let pendingFirst: Mutex<[UInt8]?>
-    private let stream: AsyncStream<[UInt8]>?
-    private let cancelled = Mutex(false)
-    private let onCancel: @Sendable () -> Void
-
-    init(first: [UInt8], stream: AsyncStream<[UInt8]>?, onCancel: @escaping @Sendable () -> Void) {
-        pendingFirst = Mutex(first.isEmpty ? nil : first)
-        self.stream = stream
-        self.onCancel = onCancel
-    }
-
-    func next() async throws(UpstreamError) -> [UInt8]? {
-        if let first = pendingFirst.withLock({ value -> [UInt8]? in defer { value = nil }; return value }) { return first }
-        guard !cancelled.withLock({ $0 }), let stream else { return nil }
-        // One reader (the relay) at a time; an AsyncStream's iterators share its buffer.
-        var iterator = stream.makeAsyncIterator()
-        return await iterator.next()
-    }
-
-    func cancel() {
-        let first = cancelled.withLock { value -> Bool in
-            defer { value = true }
-            return !value
-        }
-        if first { onCancel() }
+        return text
     }
 }
