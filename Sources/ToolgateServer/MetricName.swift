@@ -17,6 +17,7 @@ public enum MetricName: String, CaseIterable, Sendable {
     case argumentChecksUndecided = "toolgate_argument_checks_undecided_total"
     case upstreamAnswersNotJSONRPC = "toolgate_upstream_answers_not_jsonrpc_total"
     case toolCallRounds = "toolgate_tool_call_rounds_total"
+    case accessDecisions = "toolgate_access_decisions_total"
 
     public var help: String {
         switch self {
@@ -37,6 +38,8 @@ public enum MetricName: String, CaseIterable, Sendable {
         case .upstreamEventsDropped: "Upstream event-stream events dropped because their data was not JSON"
         case .argumentChecksUndecided: "tools/call denied because a regex argument rule could not be decided within the engine's bounds"
         case .upstreamAnswersNotJSONRPC: "Upstream answers that were not JSON-RPC, replaced by JSON-RPC errors, by HTTP status"
+        case .accessDecisions:
+            "Requests naming a resource or prompt (read, subscribe, unsubscribe, get, complete) by kind (resource or prompt) and decision: allowed, denied (answered as if absent), shadow_denied"
         case .toolCallRounds: "Rounds of multi-round tools/call: remembered, follow_up (not charged), unrecognized (charged), remember_failed, lookup_failed"
         }
     }

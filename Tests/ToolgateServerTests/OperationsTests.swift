@@ -212,6 +212,7 @@ import ToolgateCore
         metrics.policyReload(.failure)
         metrics.policyInForce(sha256: "abc")
         metrics.round(.followUp)
+        metrics.accessDecision(kind: .resource, decision: .denied)
         metrics.argumentCheckUndecided(tool: "t")
         metrics.upstreamAnswerNotJSONRPC(status: 404)
         metrics.upstreamEventsDropped(1)
