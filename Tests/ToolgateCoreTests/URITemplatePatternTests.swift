@@ -145,3 +145,49 @@ import Testing
         #expect(pattern.covers("p/" + String(repeating: "a", count: 100_000)))
     }
 }
+
+/// A URI is judged under the spellings a server may read it as: hiding covers them all, allowing needs the URI and its
+/// normal form both allowed.
+@Suite struct URINormalFormTests {
+    @Test(arguments: [
+        ("SECRET://Alice/token", "secret://alice/token", "secret://alice/token"),
+        ("secret://k%65ys", "secret://keys", "secret://keys"),
+        ("file:///srv/docs/../secret/key", "file:///srv/secret/key", "file:///srv/secret/key"),
+        ("file:///srv/docs/%2E%2E/secret", "file:///srv/secret", "file:///srv/secret"),
+        ("file:///a%2fb", "file:///a%2Fb", "file:///a/b"),
+        ("file:///a/./b/../../..", "file:///", "file:///"),
+        ("x:a/../../b?q=%41#f", "x:b?q=A#f", "x:b?q=A#f"),
+        ("no scheme/%7e", "no scheme/~", "no scheme/~"),
+        ("1x://A", "1x://A", "1x://A"),
+        ("a%", "a%", "a%"),
+    ])
+    func spellings(uri: String, normalized: String, decoded: String) {
+        #expect(URINormalForm.normalized(uri) == normalized)
+        #expect(URINormalForm.decoded(uri) == decoded)
+    }
+
+    @Test func hidingCoversEverySpellingAndAllowingNeedsTheNormalForm() throws {
+        let policy = try Policy.parse(
+            #"""
+            {"version":"1","tools":{},
+             "resources":{"default":"deny","allow":["file:///srv/docs/*","secret://*"],"hide":["secret://{name}/token","secret://keys"]}}
+            """#, file: "p.json")
+        let resources = try #require(policy.resources)
+        for hidden in ["secret://keys", "SECRET://keys", "secret://k%65ys", "Secret://x/token", "secret://x%2Ftoken",
+                       "secret://a/b/../../x/token"] {
+            #expect(!resources.allows(hidden), "\(hidden)")
+        }
+        #expect(resources.allows("secret://other"))
+        #expect(resources.allows("file:///srv/docs/a.md"))
+        #expect(!resources.allows("file:///srv/docs/../secret/key"))
+        #expect(!resources.allows("file:///srv/docs/%2E%2E/%2E%2E/etc/passwd"))
+    }
+
+    @Test func spellingsCostLinearWork() {
+        func work(_ n: Int) -> Int {
+            let uri = "file:///" + String(repeating: "a/../%2E%2E/%41/", count: n)
+            return WorkMeter.measure { _ = URINormalForm.spellings(of: uri) }
+        }
+        #expect(Double(work(4_000)) <= 2.3 * Double(work(2_000)))
+    }
+}

@@ -5,6 +5,10 @@
 /// In the `resources` section a pattern may be an RFC 6570 template (`URITemplatePattern`): under `hide` and `deny`
 /// it keeps out every URI it could produce, matched conservatively; under `allow` it lets in exactly the URIs it
 /// can produce. Prompt names are plain globs.
+///
+/// A URI is judged under every spelling a server may read it as (`URINormalForm`): kept out if any spelling is
+/// hidden or denied, let in by `allow` only if both the URI as sent and its RFC 3986 normal form are allowed (so
+/// `file:///srv/docs/../secret` is not in `file:///srv/docs/*`). Patterns are matched as written.
 public struct AccessList: Sendable {
     public let defaultAction: DefaultAction
     public let allow: [URITemplatePattern]
@@ -27,8 +31,12 @@ public struct AccessList: Sendable {
     }
 
     public func allows(_ name: String) -> Bool {
-        if hide.contains(where: { $0.covers(name) }) || deny.contains(where: { $0.covers(name) }) { return false }
-        if allow.contains(where: { $0.admits(name) }) { return true }
+        let spellings = uriTemplates ? URINormalForm.spellings(of: name) : [name]
+        for spelling in spellings {
+            if hide.contains(where: { $0.covers(spelling) }) || deny.contains(where: { $0.covers(spelling) }) { return false }
+        }
+        let admitted = uriTemplates ? [name, URINormalForm.normalized(name)] : [name]
+        if admitted.allSatisfy({ spelling in allow.contains(where: { $0.admits(spelling) }) }) { return true }
         return defaultAction == .allow
     }
 }
