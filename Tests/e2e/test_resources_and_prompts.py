@@ -32,6 +32,7 @@ from helpers import (
     post,
     request,
     run_async,
+    wait_for,
 )
 
 POLICY = {
@@ -156,10 +157,12 @@ def modern_answer(http: httpx2.Client, url: str, method: str, params: dict[str, 
     return final_response(response)
 
 
-def test_a_hidden_template_hides_the_uris_it_produces_and_answers_as_absent(resource_upstream, toolgate):
+def test_a_hidden_template_hides_the_uris_it_produces_and_answers_as_absent(resource_upstream, toolgate, tmp_path):
     """`resources/read secret://alice/token` under a hidden `secret://{name}/token`: the upstream's "unknown
-    resource" answer, identical (modulo the URI) to its answer for a URI it really does not have."""
-    tg = toolgate(resource_upstream.url, HIDING)
+    resource" answer, identical (modulo the URI) to its answer for a URI it really does not have. The decision is
+    audited and counted."""
+    audit = tmp_path / "audit.log"
+    tg = toolgate(resource_upstream.url, HIDING, args=["--audit-log", str(audit)])
     hidden, absent = "secret://alice/token", "secret://nobody/missing"
     with http_client() as http:
         via_toolgate = modern_answer(http, tg.url, "resources/read", {"uri": hidden}, hidden)
@@ -174,6 +177,16 @@ def test_a_hidden_template_hides_the_uris_it_produces_and_answers_as_absent(reso
     assert readme["result"]["contents"][0]["text"] == "the public readme", readme
     seen = resource_upstream.seen()
     assert "alice" not in seen, "the hidden URI reached the upstream"
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+
+    assert wait_for(lambda: len([line for line in lines() if line.get("kind") == "resource"]) >= 3), lines()
+    decisions = {(line["name"], line["decision"]) for line in lines() if line.get("kind") == "resource"}
+    assert (hidden, "denied") in decisions and ("test://static/readme", "allowed") in decisions, decisions
+    with http_client() as http:
+        metrics = http.get(f"{tg.base}/metrics").text
+    assert 'toolgate_access_decisions_total{kind="resource",decision="denied"} 1' in metrics, metrics
 
 
 def test_a_hidden_prompt_answers_prompts_get_as_an_absent_one(resource_upstream, toolgate):
