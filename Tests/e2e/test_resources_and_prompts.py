@@ -152,9 +152,10 @@ def same_modulo_name(a: Any, a_name: str, b: Any, b_name: str) -> bool:
 
 
 def modern_answer(http: httpx2.Client, url: str, method: str, params: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """One 2026-07-28 request (no session; `Mcp-Name` as the SDK client sends it), its JSON-RPC answer."""
+    """One 2026-07-28 request (no session; `Mcp-Name` as the SDK client sends it), its JSON-RPC answer, with the
+    HTTP status under "_status" (the SDK server answers some refusals with 400)."""
     response = post(http, url, request(9, method, params, modern=True), modern_headers(method, name))
-    return final_response(response)
+    return {**final_response(response), "_status": response.status_code}
 
 
 def test_a_hidden_template_hides_the_uris_it_produces_and_answers_as_absent(resource_upstream, toolgate, tmp_path):
@@ -175,6 +176,7 @@ def test_a_hidden_template_hides_the_uris_it_produces_and_answers_as_absent(reso
     assert same_modulo_name(via_toolgate, hidden, absent_direct, absent), (via_toolgate, absent_direct)
     assert same_modulo_name(via_toolgate, hidden, absent_via_toolgate, absent), (via_toolgate, absent_via_toolgate)
     assert readme["result"]["contents"][0]["text"] == "the public readme", readme
+    assert via_toolgate["_status"] == absent_direct["_status"] == 400, (via_toolgate, absent_direct)
     seen = resource_upstream.seen()
     assert "alice" not in seen, "the hidden URI reached the upstream"
 
