@@ -202,16 +202,31 @@ struct MCPProxy: Sendable {
             case (.request, .initialize):
                 context.initializes = true
             case (.request, .resourcesRead), (.request, .promptsGet), (.request, nil):
+                var body = bytes
+                var header = request.headers[Self.mcpName]
                 switch resourceOrPromptGate(message, exchange) {
                 case .forward: break
                 case .answer(let answer): return Self.answer(answer, format: exchange.format, retryAfter: nil)
                 case .probe(let standIn, let probe):
                     context.plan.probes = [probe]
+                    body = JSONWriter.bytes(standIn)
+                    if let replaced = probe.nameHeader(replacing: header) { header = replaced }
+                }
+                // A header naming something hidden that the body does not (checked unless the probe set it; every
+                // value, if the agent sent several).
+                if !configuration.shadow, header == request.headers[Self.mcpName],
+                    let replaced = request.headers[values: Self.mcpName].lazy.compactMap({
+                        ResourceAndPromptGate.nameHeaderStandIn(
+                            message, header: $0, policy: snapshot.policy, token: Self.absentNameToken)
+                    }).first
+                {
+                    header = replaced
+                }
+                if header != request.headers[Self.mcpName] || body != bytes {
                     var head = request.head
-                    if let header = probe.nameHeader(replacing: request.headers[Self.mcpName]) { head.headerFields[Self.mcpName] = header }
+                    head.headerFields[Self.mcpName] = header
                     return await forward(
-                        Request(head: head, body: request.body), method: .post, body: JSONWriter.bytes(standIn), identity: identity,
-                        context: context)
+                        Request(head: head, body: request.body), method: .post, body: body, identity: identity, context: context)
                 }
             case (.request, let known?) where known.isFilteredList:
                 context.plan.listsTools = true

@@ -138,6 +138,20 @@ import Testing
         #expect(promptProbe.restore(values)?["result"]?["completion"]?["values"] == ["internal_debug-a"])
     }
 
+    @Test func anMcpNameHeaderNamingWhatIsKeptOutGetsAStandIn() throws {
+        let read = try Self.message(#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a.md"}}"#)
+        func standIn(_ header: String?, _ message: JSONRPCMessage) -> String? {
+            ResourceAndPromptGate.nameHeaderStandIn(message, header: header, policy: Self.templates, token: { "t0" })
+        }
+        #expect(standIn("secret://alice/token", read) == "secret://t0")
+        #expect(standIn("=?base64?c2VjcmV0Oi8vYWxpY2UvdG9rZW4=?=", read) == "secret://t0")
+        #expect(standIn("file:///a.md", read) == String?.none)
+        #expect(standIn(nil, read) == String?.none)
+        let get = try Self.message(#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}"#)
+        #expect(standIn("internal_x", get) == "t0")
+        #expect(standIn("summarize", get) == String?.none)
+    }
+
     @Test(arguments: [("secret://alice/token", "secret://"), ("urn:isbn:1", "urn:"), ("no scheme", ""), ("1x://a", ""), ("a+b.c-d:x", "a+b.c-d:")])
     func standInsKeepTheScheme(uri: String, prefix: String) {
         #expect(AbsentNameProbe.schemePrefix(of: uri) == prefix)

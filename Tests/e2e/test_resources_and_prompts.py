@@ -299,3 +299,18 @@ def test_under_shadow_nothing_is_refused(resource_upstream, toolgate):
         read = modern_answer(http, tg.url, "resources/read", {"uri": "secret://alice/token"}, "secret://alice/token")
     assert read["result"]["contents"][0]["text"] == "sk-live-token-of-alice", read
     assert "shadow" in tg.log(), "the would-be refusal was not logged"
+
+
+def test_an_mcp_name_header_naming_a_hidden_uri_never_reaches_the_upstream(resource_upstream, toolgate):
+    """The per-request era repeats the name in `Mcp-Name`: a header naming a hidden URI (the body naming another) is
+    replaced too, and the upstream refuses the mismatch exactly as for a header naming an absent URI."""
+    tg = toolgate(resource_upstream.url, HIDING)
+    with http_client() as http:
+        hidden = post(http, tg.url, request(9, "resources/read", {"uri": "test://static/readme"}, modern=True),
+                      modern_headers("resources/read", "secret://alice/token"))
+        absent = post(http, tg.url, request(9, "resources/read", {"uri": "test://static/readme"}, modern=True),
+                      modern_headers("resources/read", "secret://nobody/missing"))
+    assert (hidden.status_code, final_response(hidden)) == (absent.status_code, final_response(absent)), (
+        hidden.text, absent.text)
+    assert "error" in final_response(hidden), hidden.text
+    assert "alice" not in resource_upstream.seen(), "the hidden URI reached the upstream in a header"

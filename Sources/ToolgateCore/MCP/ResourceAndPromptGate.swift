@@ -71,4 +71,19 @@ public enum ResourceAndPromptGate {
         }
         return .pass
     }
+
+    /// The `Mcp-Name` header to send instead of the agent's, when it names (for `resources/read` or `prompts/get`)
+    /// something the policy keeps out that the body does not: a stand-in (`AbsentNameProbe.standIn`), so the
+    /// upstream, and any proxy after toolgate that routes by the header, never sees the name. The upstream then
+    /// refuses the mismatch as it would for any header naming something else than the body. Nil: send as is.
+    public static func nameHeaderStandIn(
+        _ message: JSONRPCMessage, header: String?, policy: Policy, token: () -> String
+    ) -> String? {
+        guard let header, let method = message.method, let name = MCPHeaderCheck.decodeName(header) else { return nil }
+        if method.isExactly("resources/read"), let resources = policy.resources, !resources.allows(name) {
+            return AbsentNameProbe.schemePrefix(of: name) + token()
+        }
+        if method.isExactly("prompts/get"), let prompts = policy.prompts, !prompts.allows(name) { return token() }
+        return nil
+    }
 }
