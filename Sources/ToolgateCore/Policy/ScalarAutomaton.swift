@@ -140,6 +140,9 @@ enum ScalarSet: Sendable, Equatable {
     /// unreserved plus gen-delims and sub-delims: what `{+var}` and `{#var}` leave unencoded.
     case unreservedOrReserved
     case hexDigit
+    /// The hex digits a percent-encoded UTF-8 byte of a given kind starts with: `0`–`7` (ASCII), `8`–`B`
+    /// (continuation), `C`–`D` (two-byte lead), `E` (three-byte lead), `F` (four-byte lead); `0`–`4` follows `F`.
+    case hexASCII, hexContinuation, hexTwoByteLead, hexThreeByteLead, hexFourByteLead, hexZeroToFour
 
     func contains(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
@@ -152,6 +155,12 @@ enum ScalarSet: Sendable, Equatable {
             return isAlnum || "-._~:/?#[]@!$&'()*+,;=".unicodeScalars.contains(scalar)
         case .hexDigit:
             return (0x30...0x39).contains(v) || (0x41...0x46).contains(v) || (0x61...0x66).contains(v)
+        case .hexASCII: return (0x30...0x37).contains(v)
+        case .hexContinuation: return "89ABab".unicodeScalars.contains(scalar)
+        case .hexTwoByteLead: return "CDcd".unicodeScalars.contains(scalar)
+        case .hexThreeByteLead: return scalar == "E" || scalar == "e"
+        case .hexFourByteLead: return scalar == "F" || scalar == "f"
+        case .hexZeroToFour: return (0x30...0x34).contains(v)
         }
     }
 }

@@ -197,10 +197,23 @@ struct TemplateExpression {
 
     typealias Expression = ScalarAutomaton.Expression
 
-    /// One character of an expanded value: allowed as is, or percent-encoded.
+    /// One character of an expanded value: allowed as is, or percent-encoded as UTF-8 (one to four triplets: it
+    /// counts as one character for a prefix). `{+var}` and `{#var}` also pass a value's own triplets through, any
+    /// byte (each counted as one character, a little more than RFC 6570's three).
     private var valueCharacter: Expression {
-        let pct: Expression = .sequence([.label(.scalar("%")), .label(.set(.hexDigit)), .label(.set(.hexDigit))])
-        return .choice([.label(.set(allowsReserved ? .unreservedOrReserved : .unreserved)), pct])
+        func triplet(_ first: ScalarSet, _ second: ScalarSet = .hexDigit) -> Expression {
+            .sequence([.label(.scalar("%")), .label(.set(first)), .label(.set(second))])
+        }
+        let continuation = triplet(.hexContinuation)
+        var choices: [Expression] = [
+            .label(.set(allowsReserved ? .unreservedOrReserved : .unreserved)),
+            triplet(.hexASCII),
+            .sequence([triplet(.hexTwoByteLead), continuation]),
+            .sequence([triplet(.hexThreeByteLead), continuation, continuation]),
+            .sequence([triplet(.hexFourByteLead, .hexZeroToFour), continuation, continuation, continuation]),
+        ]
+        if allowsReserved { choices.append(triplet(.hexDigit)) }
+        return .choice(choices)
     }
 
     /// An expanded string value, any length.
