@@ -43,21 +43,22 @@ public struct URITemplatePattern: Sendable {
             }
         }
         covering = ToolPattern(glob)
+        producing = Self.language(of: parts).map(ScalarAutomaton.init)
+    }
+
+    /// What the parts can produce, or nil when an expression is not one RFC 6570 defines.
+    private static func language(of parts: [Part]) -> ScalarAutomaton.Expression? {
         var pieces: [ScalarAutomaton.Expression] = []
-        var valid = true
         for part in parts {
             switch part {
             case .literal(let s): pieces.append(.literal(s))
             case .glob: pieces.append(.star(.label(.any)))
             case .expression(let body):
-                guard let expression = TemplateExpression(body) else {
-                    valid = false
-                    break
-                }
+                guard let expression = TemplateExpression(body) else { return nil }
                 pieces.append(expression.language)
             }
         }
-        producing = valid ? ScalarAutomaton(.sequence(pieces)) : nil
+        return .sequence(pieces)
     }
 
     /// A plain glob: `{…}` is literal text (prompt names).
