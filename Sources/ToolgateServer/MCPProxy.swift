@@ -197,9 +197,32 @@ struct MCPProxy: Sendable {
                 if let cursor = message.raw["params"]?["cursor"], cursor != .null { context.listsALaterPage = true }
             case (.request, .initialize):
                 context.initializes = true
-            case (.request, .resourcesRead), (.request, .promptsGet):
-                if let refusal = resourceOrPromptRefusal(message, snapshot: snapshot) {
-                    return Self.answer(refusal, format: exchange.format, retryAfter: nil)
+            case (.request, .resourcesRead), (.request, .promptsGet), (.request, nil):
+                var body = bytes
+                var header = request.headers[Self.mcpName]
+                switch resourceOrPromptGate(message, exchange) {
+                case .forward: break
+                case .answer(let answer): return Self.answer(answer, format: exchange.format, retryAfter: nil)
+                case .probe(let standIn, let probe):
+                    context.plan.probes = [probe]
+                    body = JSONWriter.bytes(standIn)
+                    if let replaced = probe.nameHeader(replacing: header) { header = replaced }
+                }
+                // A header naming something hidden that the body does not (checked unless the probe set it; every
+                // value, if the agent sent several).
+                if !configuration.shadow, header == request.headers[Self.mcpName],
+                    let replaced = request.headers[values: Self.mcpName].lazy.compactMap({
+                        ResourceAndPromptGate.nameHeaderStandIn(
+                            message, header: $0, policy: snapshot.policy, token: Self.absentNameToken)
+                    }).first
+                {
+                    header = replaced
+                }
+                if header != request.headers[Self.mcpName] || body != bytes {
+                    var head = request.head
+                    head.headerFields[Self.mcpName] = header
+                    return await forward(
+                        Request(head: head, body: request.body), method: .post, body: body, identity: identity, context: context)
                 }
             case (.request, let known?) where known.isFilteredList:
                 context.plan.listsTools = true
@@ -222,6 +245,8 @@ struct MCPProxy: Sendable {
         var forwarded: [JSONValue] = []
         var context = ForwardContext(agent: agent, snapshot: exchange.snapshot)
         var retryAfter: Int?
+        /// An element was replaced (an absent-name probe): the body is written anew.
+        var rewritten = false
         for message in messages {
             if case .notification = message.kind, message.known == .toolsCall {
                 answers.append(JSONRPCResponse.error(id: nil, code: .invalidRequest, message: Self.toolCallNotification))
@@ -242,13 +267,20 @@ struct MCPProxy: Sendable {
                         context.plan.toolCalls.append(.init(id: id, tool: call.name, arguments: call.arguments))
                     }
                 case .initialize?: context.initializes = true
-                case .resourcesRead?, .promptsGet?:
-                    if let refusal = resourceOrPromptRefusal(message, snapshot: exchange.snapshot) {
-                        answers.append(refusal)
+                case .resourcesRead?, .promptsGet?, nil:
+                    switch resourceOrPromptGate(message, exchange) {
+                    case .forward: break
+                    case .answer(let answer):
+                        answers.append(answer)
+                        continue
+                    case .probe(let standIn, let probe):
+                        context.plan.probes.append(probe)
+                        context.plan.requestIDs.append(id)
+                        forwarded.append(standIn)
+                        rewritten = true
                         continue
                     }
                 case .toolsList?, .resourcesList?, .resourceTemplatesList?, .promptsList?: context.plan.listsTools = true
-                case nil: break
                 }
                 context.plan.requestIDs.append(id)
             }
@@ -257,17 +289,65 @@ struct MCPProxy: Sendable {
         if forwarded.isEmpty { return Self.answer(.array(answers), format: exchange.format, retryAfter: retryAfter) }
         context.plan.localAnswers = answers
         context.retryAfter = retryAfter
-        let body = answers.isEmpty ? original : JSONWriter.bytes(.array(forwarded))
+        let body = answers.isEmpty && !rewritten ? original : JSONWriter.bytes(.array(forwarded))
         return await forward(request, method: .post, body: body, identity: identity, context: context)
     }
 
-    /// The gate's answer for a `resources/read` or `prompts/get` the policy keeps out; nil to forward it. Under
-    /// `--shadow` nothing is refused, only logged.
-    private func resourceOrPromptRefusal(_ message: JSONRPCMessage, snapshot: PolicyState.Snapshot) -> JSONValue? {
-        guard let refusal = ResourceAndPromptGate.refusal(for: message, policy: snapshot.policy) else { return nil }
-        guard configuration.shadow else { return refusal }
-        logger.info("shadow: request would be refused; forwarded", metadata: ["method": "\(message.method ?? "")"])
-        return nil
+    /// What becomes of a request that may name a resource or prompt (DESIGN.md section 4).
+    enum ResourceOrPromptHandling {
+        case forward
+        /// Malformed where the policy must look.
+        case answer(JSONValue)
+        /// It names what the policy keeps out: this request, about a name that cannot exist, goes instead.
+        case probe(JSONValue, AbsentNameProbe)
+    }
+
+    /// Judges a request naming a resource or prompt, counts and audits the decision. Under `--shadow` nothing is
+    /// refused, only logged.
+    private func resourceOrPromptGate(_ message: JSONRPCMessage, _ exchange: Exchange) -> ResourceOrPromptHandling {
+        let policy = exchange.snapshot.policy
+        let judgement = ResourceAndPromptGate.judge(message, policy: policy)
+        switch judgement {
+        case .pass:
+            return .forward
+        case .answer(let answer):
+            guard configuration.shadow else { return .answer(answer) }
+            logger.info("shadow: malformed request would be refused; forwarded", metadata: ["method": "\(message.method ?? "")"])
+            return .forward
+        case .judged(let method, let names):
+            for named in names {
+                let decision: ToolgateMetrics.AccessDecision =
+                    named.allowed ? .allowed : configuration.shadow ? .shadowDenied : .denied
+                metrics.accessDecision(kind: named.kind, decision: decision)
+                auditLog?.record(
+                    AccessAudit(
+                        timeMicros: SystemWallClock().nowMicros(), grant: exchange.identity.grant, session: exchange.identity.session,
+                        agent: exchange.identity.agent, method: method, kind: named.kind, name: named.name, decision: decision,
+                        policySHA256: policy.sha256
+                    ).line)
+            }
+            let keptOut = judgement.keptOut
+            guard !keptOut.isEmpty else { return .forward }
+            guard !configuration.shadow else {
+                logger.info("shadow: request would be refused; forwarded", metadata: ["method": "\(method)"])
+                return .forward
+            }
+            // Never the name in the log: it is the agent's, and hidden.
+            logger.info("request names what the policy keeps out; asking upstream about an absent name instead",
+                        metadata: ["method": "\(method)"])
+            let (standIn, probe) = AbsentNameProbe.probe(message, method: method, keptOut: keptOut, tokens: Self.absentNameToken)
+            return .probe(standIn, probe)
+        }
+    }
+
+    /// 32 random letters and digits, starting with a letter: a name no upstream has, of a shape every name syntax takes.
+    static func absentNameToken() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".unicodeScalars)
+        var generator = SystemRandomNumberGenerator()
+        var token = String.UnicodeScalarView()
+        token.append(alphabet[Int.random(in: 0..<26, using: &generator)])
+        for _ in 1..<32 { token.append(alphabet[Int.random(in: 0..<alphabet.count, using: &generator)]) }
+        return String(token)
     }
 
     static let toolCallNotification = "tools/call must be a request with an \"id\"; toolgate never forwards it as a notification"

@@ -18,6 +18,7 @@ public enum MetricName: String, CaseIterable, Sendable {
     case upstreamAnswersNotJSONRPC = "toolgate_upstream_answers_not_jsonrpc_total"
     case toolCallRounds = "toolgate_tool_call_rounds_total"
     case stdioRefusedResponses = "toolgate_stdio_refused_responses_total"
+    case accessDecisions = "toolgate_access_decisions_total"
 
     public var help: String {
         switch self {
@@ -40,6 +41,8 @@ public enum MetricName: String, CaseIterable, Sendable {
         case .upstreamAnswersNotJSONRPC: "Upstream answers that were not JSON-RPC, replaced by JSON-RPC errors, by HTTP status"
         case .stdioRefusedResponses:
             "Answers to a stdio upstream's own requests refused (HTTP 400) by reason: other_client (the request was routed to another client) or unknown_request"
+        case .accessDecisions:
+            "Requests naming a resource or prompt (read, subscribe, unsubscribe, get, complete) by kind (resource or prompt) and decision: allowed, denied (answered as if absent), shadow_denied"
         case .toolCallRounds: "Rounds of multi-round tools/call: remembered, follow_up (not charged), unrecognized (charged), remember_failed, lookup_failed"
         }
     }

@@ -68,6 +68,15 @@ public final class ToolgateMetrics: Sendable {
         case lookupFailed = "lookup_failed"
     }
 
+    /// Values of `toolgate_access_decisions_total`'s `decision` label.
+    public enum AccessDecision: String, Sendable {
+        case allowed
+        /// Kept out by the `resources` or `prompts` section: answered as the upstream answers an absent one.
+        case denied
+        /// Would have been kept out; forwarded under `--shadow`.
+        case shadowDenied = "shadow_denied"
+    }
+
     /// Labelled counters, made on first use.
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let policyInfo = Mutex<(sha: String, gauge: CoreMetrics.Gauge)?>(nil)
@@ -104,6 +113,11 @@ public final class ToolgateMetrics: Sendable {
 
     public func toolCall(tool: String, decision: Decision) {
         counter(.toolCalls, [("tool", tool), ("decision", decision.label)]).increment()
+    }
+
+    /// A request naming a resource or prompt, judged by the policy's `resources` or `prompts` section.
+    public func accessDecision(kind: ResourceAndPromptGate.Kind, decision: AccessDecision) {
+        counter(.accessDecisions, [("kind", kind.rawValue), ("decision", decision.rawValue)]).increment()
     }
 
     public func storeOperation(_ result: StoreResult) {

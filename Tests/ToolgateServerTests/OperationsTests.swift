@@ -233,6 +233,23 @@ import ToolgateCore
         #expect(inflight.count == 0)
     }
 
+    @Test func anAccessAuditLineNamesTheURIWithoutItsQueryAndHashesTheSession() throws {
+        let line = AccessAudit(
+            timeMicros: 0, grant: "g", session: "s", agent: "a", method: "resources/read", kind: .resource,
+            name: "secret://alice/token?key=sk-live#f", decision: .denied, policySHA256: "p"
+        ).line
+        let value = try JSONParser.parse(line.dropLast())
+        #expect(value["name"] == "secret://alice/token" && value["kind"] == "resource" && value["decision"] == "denied")
+        #expect(value["detail"] == "hidden" && value["session"] != "s" && line.last == 0x0A)
+        #expect(!String(decoding: line, as: UTF8.self).contains("sk-live"))
+        let prompt = try JSONParser.parse(
+            AccessAudit(
+                timeMicros: 0, grant: "g", session: nil, agent: "a", method: "prompts/get", kind: .prompt, name: "p?x",
+                decision: .allowed, policySHA256: "p"
+            ).line.dropLast())
+        #expect(prompt["name"] == "p?x" && prompt["detail"] == .null && prompt["session"] == .null)
+    }
+
     @Test func everyMetricHasHelpTextAndOnlyKnownNames() async throws {
         let metrics = ToolgateMetrics(version: "test")
         metrics.toolCall(tool: "t", decision: .allowedStoreUnavailable)
@@ -241,6 +258,7 @@ import ToolgateCore
         metrics.policyReload(.failure)
         metrics.policyInForce(sha256: "abc")
         metrics.round(.followUp)
+        metrics.accessDecision(kind: .resource, decision: .denied)
         metrics.argumentCheckUndecided(tool: "t")
         metrics.upstreamAnswerNotJSONRPC(status: 404)
         metrics.upstreamEventsDropped(1)

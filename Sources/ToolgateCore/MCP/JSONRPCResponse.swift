@@ -8,6 +8,15 @@ public enum JSONRPCResponse {
         ]
     }
 
+    /// An error with a `data` member.
+    public static func error(id: JSONValue?, code: JSONRPCErrorCode, message: String, data: JSONValue) -> JSONValue {
+        [
+            "jsonrpc": "2.0",
+            "id": id ?? .null,
+            "error": ["code": .number(JSONNumber(code.rawValue)), "message": .string(message), "data": data],
+        ]
+    }
+
     public static func result(id: JSONValue, _ result: JSONValue) -> JSONValue {
         ["jsonrpc": "2.0", "id": id, "result": result]
     }

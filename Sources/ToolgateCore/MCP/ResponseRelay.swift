@@ -3,6 +3,8 @@
 /// - **list filtering** (fails closed): every relayed message whose `result.tools` is an array is filtered;
 ///   an event whose data is not JSON is dropped; a JSON body that should answer `tools/list` and does not
 ///   parse becomes a -32603 error;
+/// - **absent-name probes**: the answer to a request sent about a stand-in name (`AbsentNameProbe`) gets the
+///   agent's names back, wherever it echoes the stand-in;
 /// - **local-answer merging**: batch elements toolgate answered itself join the upstream's answers;
 /// - **early-end detection**: requests left unanswered when an event stream ends get a -32603 event each;
 ///   a JSON or opaque body that breaks is aborted, never passed off as complete;
@@ -20,14 +22,18 @@ public struct ResponseRelay: Sendable {
         public var localAnswers: [JSONValue] = []
         /// The forwarded `tools/call` requests.
         public var toolCalls: [ForwardedToolCall] = []
+        /// Requests sent about a stand-in for a name the policy keeps out: their answers get the names back.
+        public var probes: [AbsentNameProbe] = []
 
         public init(
-            requestIDs: [JSONValue] = [], listsTools: Bool = false, localAnswers: [JSONValue] = [], toolCalls: [ForwardedToolCall] = []
+            requestIDs: [JSONValue] = [], listsTools: Bool = false, localAnswers: [JSONValue] = [], toolCalls: [ForwardedToolCall] = [],
+            probes: [AbsentNameProbe] = []
         ) {
             self.requestIDs = requestIDs
             self.listsTools = listsTools
             self.localAnswers = localAnswers
             self.toolCalls = toolCalls
+            self.probes = probes
         }
     }
 
@@ -166,14 +172,16 @@ public struct ResponseRelay: Sendable {
 
     private mutating func relayed(_ event: SSEEvent) -> [UInt8] {
         guard !event.data.isEmpty else { return event.encoded() }
-        guard let message = try? JSONParser.parse(event.data) else {
+        guard var message = try? JSONParser.parse(event.data) else {
             droppedEvents += 1
             return []
         }
+        let restored = AbsentNameProbe.restore(body: message, probes: plan.probes)
+        if let restored { message = restored }
         noteRounds(in: message)
         noteAnswers(in: message)
         if plan.listsTools { noteTools(in: message) }
-        guard let changed = filter.filter(body: message) else { return event.encoded() }
+        guard let changed = filter.filter(body: message) ?? restored else { return event.encoded() }
         var rewritten = event
         rewritten.data = JSONWriter.string(changed)
         rewritten.raw = []
@@ -279,7 +287,7 @@ public struct ResponseRelay: Sendable {
         let value: JSONValue?
         if buffered.isEmpty {
             value = nil
-        } else if !plan.listsTools && plan.localAnswers.isEmpty && !(400..<500).contains(status)
+        } else if !plan.listsTools && plan.localAnswers.isEmpty && plan.probes.isEmpty && !(400..<500).contains(status)
             && !filter.mayContainList(buffered) && Self.startsLikeAContainer(buffered)
             && (plan.toolCalls.isEmpty || !buffered.containsBytes(of: "\"input_required\""))
         {
@@ -298,7 +306,8 @@ public struct ResponseRelay: Sendable {
         ending.refund = RefundRule.refunds(status: status, body: value)
         if let value { noteRounds(in: value) }
         var out = value
-        if let value, let changed = filter.filter(body: value) { out = changed }
+        if let value, let restored = AbsentNameProbe.restore(body: value, probes: plan.probes) { out = restored }
+        if let current = out, let changed = filter.filter(body: current) { out = changed }
         if !plan.localAnswers.isEmpty {
             var merged: [JSONValue] = []
             switch out {

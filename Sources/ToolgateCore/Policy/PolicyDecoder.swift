@@ -52,8 +52,8 @@ struct PolicyDecoder {
             }
         }
         checkCounters(entries: entries, wildcard: wildcard)
-        let resources = object["resources"].flatMap { accessList($0, path.key("resources")) }
-        let prompts = object["prompts"].flatMap { accessList($0, path.key("prompts")) }
+        let resources = object["resources"].flatMap { accessList($0, path.key("resources"), uriTemplates: true) }
+        let prompts = object["prompts"].flatMap { accessList($0, path.key("prompts"), uriTemplates: false) }
         guard errors.isEmpty else { return nil }
         return Policy(
             defaultAction: defaultAction, description: description, hide: hide, entries: entries,
@@ -62,7 +62,7 @@ struct PolicyDecoder {
 
     /// `{"default": "allow"|"deny", "allow": [...], "deny": [...], "hide": [...]}`; `default` is required, so a
     /// section never means something other than it says.
-    private mutating func accessList(_ value: JSONValue, _ path: PolicyPath) -> AccessList? {
+    private mutating func accessList(_ value: JSONValue, _ path: PolicyPath, uriTemplates: Bool) -> AccessList? {
         guard let object = object(value, path, allowed: ["default", "allow", "deny", "hide"]) else { return nil }
         var defaultAction: DefaultAction?
         switch object["default"] {
@@ -84,7 +84,9 @@ struct PolicyDecoder {
             lists[key] = patterns
         }
         guard let defaultAction else { return nil }
-        return AccessList(defaultAction: defaultAction, allow: lists["allow"] ?? [], deny: lists["deny"] ?? [], hide: lists["hide"] ?? [])
+        return AccessList(
+            defaultAction: defaultAction, allow: lists["allow"] ?? [], deny: lists["deny"] ?? [], hide: lists["hide"] ?? [],
+            uriTemplates: uriTemplates)
     }
 
     // MARK: Entries
