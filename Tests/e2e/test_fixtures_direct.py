@@ -33,7 +33,8 @@ from helpers import (
 )
 
 UPSTREAM_TOOLS = {"imageBackgroundRemoval", "echo", "other_tool", "slow_progress", "sleepy", "transfer", "post_message",
-                  "fetch_report", "run_command", "scale", "wizard", "crash", "flood_stderr", "ask", "executions", "getenv", "whoami"}
+                  "fetch_report", "run_command", "scale", "wizard", "crash", "flood_stderr", "ask", "executions", "getenv", "whoami",
+                  "notify_later", "wait_sent"}
 
 
 def test_mcp_upstream_handshake_era(mcp_upstream):

@@ -135,7 +135,8 @@ public struct StdioMultiplexer: Sendable {
             meta = m
         }
         if let meta {
-            params?["_meta"] = meta.count == 0 ? nil : .object(meta)
+            // An emptied `_meta` is removed, never written as `null` (`JSONValue` also reads `nil` as `.null`).
+            params?["_meta"] = meta.count == 0 ? JSONValue?.none : .object(meta)
             message["params"] = params.map(JSONValue.object)
         }
         pending[upstreamID] = Pending(
