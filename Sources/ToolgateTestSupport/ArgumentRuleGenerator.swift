@@ -55,6 +55,9 @@ public struct ArgumentRuleGenerator<Source: RandomNumberGenerator> {
 
     public mutating func path() -> [String] { (0..<Int.random(in: 1...2, using: &rng)).map { _ in Self.keys.randomElement(using: &rng)! } }
 
+    /// A rule's `"optional"`, true one time in three.
+    public mutating func optional() -> Bool { Int.random(in: 0..<3, using: &rng) == 0 }
+
     public mutating func rule() -> (ArgumentRule.Operator, Reference.Operator) {
         let v = value(depth: 2)
         let options = (0..<Int.random(in: 1...3, using: &rng)).map { _ in value(depth: 2) }

@@ -110,13 +110,20 @@ public enum ArgumentRuleReference {
 
     public enum Operator { case eq(Value), neq(Value), `in`([Value]), notIn([Value]), lt(String), gte(String), contains(Value), exists(Bool), maxLength(Int) }
 
-    public static func holds(_ op: Operator, path: [String], _ arguments: Value, hidden: [[UInt8]: Value]) -> Bool {
+    /// `optional`: DESIGN.md section 4's `"optional": true`, under which a missing path passes the rule; `exists` is
+    /// about presence and keeps its meaning, and an unreadable path (toolgate cannot see what is there) still fails.
+    public static func holds(
+        _ op: Operator, path: [String], optional: Bool = false, _ arguments: Value, hidden: [[UInt8]: Value]
+    ) -> Bool {
         let value: Value
         switch lookUp(path, arguments, hidden: hidden) {
         case .unreadable: return false
         case .missing:
-            if case .exists(false) = op { return true }
-            return false
+            switch op {
+            case .exists(true): return false
+            case .exists(false): return true
+            default: return optional
+            }
         case .found(let v): value = v
         }
         switch op {

@@ -16,9 +16,12 @@ import ToolgateTestSupport
             let arguments = gen.object(depth: 0)
             let path = gen.path()
             let (op, refOp) = gen.rule()
-            let rule = ArgumentRule(path: path, op: op)
-            let expected = Reference.holds(refOp, path: path, Reference.Value(arguments), hidden: gen.hidden)
-            #expect(rule.holds(for: arguments) == expected, "seed \(seed) step \(step): \(path) \(op) on \(JSONWriter.string(arguments))")
+            let optional = gen.optional()
+            let rule = ArgumentRule(path: path, op: op, optional: optional)
+            let expected = Reference.holds(refOp, path: path, optional: optional, Reference.Value(arguments), hidden: gen.hidden)
+            #expect(
+                rule.holds(for: arguments) == expected,
+                "seed \(seed) step \(step): \(path) \(op) optional \(optional) on \(JSONWriter.string(arguments))")
         }
     }
 }

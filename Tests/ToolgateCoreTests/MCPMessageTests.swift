@@ -220,7 +220,8 @@ import Crypto
             (#"{"grants":[{"name":"a","sha256":"xyz"}]}"#, [:], "g.json: grants[0].sha256: must be 64 hex characters (the SHA-256 of the token)"),
             (#"{"grants":[{"name":"a","tokenEnv":"MISSING"}]}"#, [:], "g.json: grants[0].tokenEnv: environment variable MISSING is not set or empty"),
             (#"{"grants":[{"name":"a","tokenEnv":"T"},{"name":"a","tokenEnv":"T"}]}"#, ["T": "x"], #"g.json: grants[1].name: grant "a" is defined twice"#),
-            (#"{"grant":[]}"#, [:], "g.json: grant: unknown key (expected one of: grants)"),
+            (#"{"grant":[]}"#, [:], "g.json: grant: unknown key \"grant\" (did you mean \"grants\"?); expected one of: grants"),
+            ("{\"grants\": [\n  {\"name\": \"a\",}\n]}", [:], "g.json: invalid JSON at line 2, column 16: expected a string key"),
         ]
         for (text, env, expected) in cases {
             do {

@@ -6,7 +6,8 @@ import Testing
 @Suite struct PolicyCoverageTests {
     static let tools = [
         PolicyCoverage.UpstreamTool(
-            name: "imageBackgroundRemoval", inputSchema: ["type": "object", "properties": ["image": ["type": "string"]]]),
+            name: "imageBackgroundRemoval",
+            inputSchema: ["type": "object", "properties": ["image": ["type": "string"]], "required": ["image"]]),
         PolicyCoverage.UpstreamTool(name: "transfer", inputSchema: ["properties": ["amount": [:], "currency": [:]]]),
         PolicyCoverage.UpstreamTool(name: "debug_dump", inputSchema: nil),
     ]
@@ -44,10 +45,39 @@ import Testing
         #expect(w.count == 4)
     }
 
+    /// Issue 23: `limit lte 50` on a tool whose `limit` the server defaults denies every call that leaves it out.
+    @Test func aRuleOnAnArgumentTheServerDoesNotRequireSuggestsOptional() throws {
+        let searchNotes = PolicyCoverage.UpstreamTool(
+            name: "search_notes",
+            inputSchema: [
+                "type": "object",
+                "properties": ["query": ["type": "string"], "limit": ["type": "integer"], "filter": ["type": "object", "properties": ["tag": [:]]]],
+                "required": ["query", "filter"],
+            ])
+        func warnings(_ rules: String) throws -> [String] {
+            let policy = try Policy.parse(#"{"version":"1","tools":{"search_notes":{"arguments":[\#(rules)]}}}"#, file: "p.json")
+            return PolicyCoverage.warnings(policy: policy, file: "p.json", tools: [searchNotes])
+        }
+        #expect(
+            try warnings(#"{"path":"limit","op":"lte","value":50}"#) == [
+                #"p.json: tools.search_notes.arguments[0].path: "limit" is not in search_notes's required arguments, so a call that leaves it out is denied; add "optional": true to judge it only when present"#
+            ])
+        #expect(
+            try warnings(#"{"path":"query","op":"max_length","value":9},{"path":"filter.tag","op":"eq","value":"x"}"#) == [
+                #"p.json: tools.search_notes.arguments[1].path: "filter.tag" is not in search_notes's required arguments, so a call that leaves it out is denied; add "optional": true to judge it only when present"#
+            ])
+        #expect(try warnings(#"{"path":"limit","op":"lte","value":50,"optional":true},{"path":"query","op":"max_length","value":9}"#).isEmpty)
+        #expect(try warnings(#"{"path":"limit","op":"exists","value":false}"#).isEmpty)
+    }
+
     @Test func closestNameNeedsToBeClose() {
-        #expect(PolicyCoverage.closest(to: "transfr", among: ["transfer", "scale"]) == "transfer")
-        #expect(PolicyCoverage.closest(to: "zzz", among: ["transfer", "scale"]) == nil)
-        #expect(PolicyCoverage.editDistance(Array("kitten".unicodeScalars), Array("sitting".unicodeScalars)) == 3)
-        #expect(PolicyCoverage.editDistance([], Array("ab".unicodeScalars)) == 2)
+        #expect(NameSuggestion.closest(to: "transfr", among: ["transfer", "scale"]) == "transfer")
+        #expect(NameSuggestion.closest(to: "zzz", among: ["transfer", "scale"]) == nil)
+        #expect(NameSuggestion.closest(to: "id", among: ["op", "path"]) == nil, "a name sharing nothing is no misspelling")
+        #expect(
+            NameSuggestion.unknownKeyMessage("acton", allowed: ["reason", "action"])
+                == #"unknown key "acton" (did you mean "action"?); expected one of: action, reason"#)
+        #expect(NameSuggestion.editDistance(Array("kitten".unicodeScalars), Array("sitting".unicodeScalars)) == 3)
+        #expect(NameSuggestion.editDistance([], Array("ab".unicodeScalars)) == 2)
     }
 }

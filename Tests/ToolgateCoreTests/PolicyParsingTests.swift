@@ -225,9 +225,50 @@ import Testing
             try Policy.parse("version: 1\ntools: {t: {limits: [{counter: c, window: minute, max: \"10\"}]}}\n", file: "p.yaml")
         }
         #expect(error.errors.map(\.description) == [
-            "p.yaml: version: must be \"1\"",
-            "p.yaml: tools.t.limits[0].max: must be an integer of 1 or more, got \"10\"",
+            "p.yaml: tools.t.limits[0].max: must be an integer of 1 or more, got \"10\""
         ])
+    }
+
+    /// Issue 23: people write `version: 1` in YAML, which is the integer 1; JSON's `1` is accepted alike. Only 1.
+    @Test func versionMayBeTheInteger1InBothFormats() throws {
+        #expect(throws: Never.self) { try Policy.parse("version: 1\ndefault: deny\n", file: "p.yaml") }
+        #expect(throws: Never.self) { try Policy.parse("version: \"1\"\n", file: "p.yml") }
+        #expect(throws: Never.self) { try Policy.parse(#"{"version": 1, "default": "deny"}"#, file: "p.json") }
+        for (text, file) in [("version: 2\n", "p.yaml"), (#"{"version": 1.0}"#, "p.json"), (#"{"version": 2}"#, "p.json"), (#"{"version": true}"#, "p.json")] {
+            let error = try #require(throws: PolicyValidationError.self) { try Policy.parse(text, file: file) }
+            #expect(error.errors.map(\.description) == ["\(file): version: must be \"1\""])
+        }
+    }
+
+    /// Issue 23: `"optional": true` lets a call that leaves the argument out through (the server's default applies)
+    /// and judges a present value as usual, type rules included; without it an absent path fails.
+    @Test func optionalRulesHoldWhenThePathIsAbsent() throws {
+        let policy = try Policy.parse(
+            #"""
+            {"version":"1","tools":{
+              "search_notes":{"arguments":[{"path":"limit","op":"lte","value":50,"optional":true},{"path":"query","op":"max_length","value":20}]},
+              "strict_search":{"arguments":[{"path":"limit","op":"lte","value":50,"optional":false}]},
+              "nested":{"arguments":[{"path":"opts.depth","op":"in","value":[1,2],"optional":true}]}}}
+            """#, file: "p.json")
+        let evaluator = Evaluator(policy: policy)
+        func verdict(_ tool: String, _ arguments: String) throws -> Decision.Verdict {
+            evaluator.evaluate(
+                ToolCall(name: tool, arguments: try JSONParser.parse(Array(arguments.utf8))),
+                identity: Identity(grant: "g", session: nil, agent: "a")
+            ).verdict
+        }
+        #expect(try verdict("search_notes", #"{"query":"swift"}"#) == .allowed)
+        #expect(try verdict("search_notes", #"{"query":"swift","limit":10}"#) == .allowed)
+        #expect(try verdict("search_notes", #"{"query":"swift","limit":51}"#) != .allowed)
+        #expect(try verdict("search_notes", #"{"query":"swift","limit":"10"}"#) != .allowed, "a present value keeps the type rules")
+        #expect(try verdict("search_notes", #"{"query":"swift","limit":null}"#) != .allowed, "null is present")
+        #expect(try verdict("search_notes", #"{"limit":10}"#) != .allowed, "rules without optional still need their path")
+        #expect(try verdict("strict_search", #"{}"#) != .allowed)
+        #expect(try verdict("nested", #"{}"#) == .allowed)
+        #expect(try verdict("nested", #"{"opts":{}}"#) == .allowed)
+        #expect(try verdict("nested", #"{"opts":{"depth":3}}"#) != .allowed)
+        #expect(try verdict("nested", #"{"opts":"{\"depth\":3}"}"#) != .allowed, "paths still descend into JSON in strings")
+        #expect(try verdict("nested", #"{"opts":"{\"depth\":"}"#) != .allowed, "an unreadable path is not an absent one")
     }
     /// Ten lines of nested aliases stand for 10^10 nodes. Composed and converted, this never ended (and an alias used
     /// as a mapping key was hashed node by node inside Yams); it is refused, with where, before anything is built.

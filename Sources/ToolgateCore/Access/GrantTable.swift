@@ -43,14 +43,14 @@ public struct GrantTable: Sendable, Equatable {
             // Like policies: `.yaml`/`.yml` is YAML, anything else JSON.
             document = try Policy.isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
         } catch let error as JSONParseError {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description)])
+            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description(in: bytes))])
         } catch {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
         }
         guard case .object(let root) = document else {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "must be an object, got \(document.typeName)")])
         }
-        for key in root.keys where key != "grants" { fail(key, "unknown key (expected one of: grants)") }
+        for key in root.keys where key != "grants" { fail(key, NameSuggestion.unknownKeyMessage(key, allowed: ["grants"])) }
         guard case .array(let entries) = root["grants"] ?? .null else {
             fail("grants", "required; must be an array")
             throw PolicyValidationError(errors: errors)
@@ -64,7 +64,7 @@ public struct GrantTable: Sendable, Equatable {
                 continue
             }
             for key in object.keys where !["name", "sha256", "tokenEnv"].contains(key) {
-                fail("\(path).\(key)", "unknown key (expected one of: name, sha256, tokenEnv)")
+                fail("\(path).\(key)", NameSuggestion.unknownKeyMessage(key, allowed: ["name", "sha256", "tokenEnv"]))
             }
             guard case .string(let name) = object["name"] ?? .null, !name.isEmpty else {
                 fail("\(path).name", "required; must be a non-empty string")

@@ -1,4 +1,5 @@
-/// A condition on a call's arguments. A missing path fails every operator except `exists: false`.
+/// A condition on a call's arguments. A missing path fails every operator except `exists: false`, unless the rule
+/// is `optional`: then a missing path passes (a server fills in its default), and a present value is judged as usual.
 public struct ArgumentRule: Sendable {
     public enum Operator: Sendable {
         case eq(JSONValue)
@@ -21,11 +22,14 @@ public struct ArgumentRule: Sendable {
     public let op: Operator
     /// Shown to the agent when the condition fails; a description of the condition otherwise.
     public let reason: String?
+    /// `"optional": true`: the rule holds when its path is absent. `exists` keeps its meaning (it is about presence).
+    public let optional: Bool
 
-    public init(path: [String], op: Operator, reason: String? = nil) {
+    public init(path: [String], op: Operator, reason: String? = nil, optional: Bool = false) {
         self.path = path
         self.op = op
         self.reason = reason
+        self.optional = optional
     }
 
     public var pathText: String { path.joined(separator: ".") }
@@ -39,8 +43,8 @@ public struct ArgumentRule: Sendable {
         switch Self.lookUp(path, in: arguments) {
         case .found(let found): value = found
         case .missing:
-            if case .exists(false) = op { return true }
-            return false
+            if case .exists(let expected) = op { return !expected }
+            return optional
         case .unreadable:
             // The upstream may read this string as an object (Python's json.loads accepts duplicate keys, NaN,
             // lone surrogates, deeper nesting); toolgate cannot see what it holds, so no rule can hold.

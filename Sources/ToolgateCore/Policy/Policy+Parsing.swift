@@ -10,7 +10,7 @@ extension Policy {
         do {
             document = try isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
         } catch let error as JSONParseError {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description)])
+            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description(in: bytes))])
         } catch {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
         }

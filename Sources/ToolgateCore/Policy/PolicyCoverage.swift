@@ -24,7 +24,7 @@ public enum PolicyCoverage {
                 if entry.pattern.isGlob {
                     warnings.append("\(path): matches none of the upstream's tools")
                 } else {
-                    let hint = closest(to: entry.key, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
+                    let hint = NameSuggestion.closest(to: entry.key, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
                     warnings.append("\(path): the upstream has no tool \"\(entry.key)\"\(hint)")
                 }
                 continue
@@ -64,32 +64,30 @@ public enum PolicyCoverage {
                 }
             }
         }
+        for (i, rule) in entry.arguments.enumerated() where !rule.optional {
+            // `exists` is about presence: it says itself what an absent path means.
+            if case .exists = rule.op { continue }
+            for tool in tools {
+                guard let step = optionalStep(rule.path, in: tool.inputSchema) else { continue }
+                let what = step == rule.pathText ? "\"\(step)\"" : "\"\(step)\" (on the way to \"\(rule.pathText)\")"
+                warnings.append(
+                    "\(path).arguments[\(i)].path: \(what) is not in \(tool.name)'s required arguments, so a call that leaves it out is denied; add \"optional\": true to judge it only when present")
+            }
+        }
         return warnings
     }
 
-    /// The name within edit distance 2 (or a third of its length), if one is that close.
-    static func closest(to name: String, among names: [String]) -> String? {
-        let target = Array(name.unicodeScalars)
-        guard target.count <= 256 else { return nil }
-        var best: (String, Int)?
-        for candidate in names {
-            let other = Array(candidate.unicodeScalars)
-            guard other.count <= 256 else { continue }
-            let distance = editDistance(target, other)
-            if distance <= max(2, target.count / 3), distance < (best?.1 ?? .max) { best = (candidate, distance) }
+    /// The first step of `path` that the schema declares as a property but does not list as `required`, in the
+    /// schema of the object holding it; nil when every step is required, or the schema does not say (no
+    /// `properties` for that step: the path warning above covers a first step it lacks).
+    static func optionalStep(_ path: [String], in schema: JSONValue?) -> String? {
+        var current = schema
+        for (depth, step) in path.enumerated() {
+            guard let properties = current?["properties"]?.objectValue, let property = properties[step] else { return nil }
+            let required = current?["required"]?.arrayValue ?? []
+            if !required.contains(where: { $0.stringValue?.utf8.elementsEqual(step.utf8) == true }) { return path.prefix(depth + 1).joined(separator: ".") }
+            current = property
         }
-        return best?.0
-    }
-
-    static func editDistance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
-        var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return a.isEmpty ? b.count : previous[b.count]
+        return nil
     }
 }

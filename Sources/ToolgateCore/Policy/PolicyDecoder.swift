@@ -17,6 +17,8 @@ struct PolicyDecoder {
         }
         switch object["version"] {
         case .string("1"): break
+        // YAML's `version: 1` (unquoted) is the integer 1; JSON's `1` is accepted alike. Not `1.0`: a version is no measure.
+        case .number(let n) where n.literal == "1": break
         case nil: fail(path.key("version"), "required; must be \"1\"")
         default: fail(path.key("version"), "must be \"1\"")
         }
@@ -169,8 +171,14 @@ struct PolicyDecoder {
     // MARK: Arguments
 
     private mutating func argumentRule(_ value: JSONValue, _ path: PolicyPath) -> ArgumentRule? {
-        guard let object = object(value, path, allowed: ["path", "op", "value", "reason"]) else { return nil }
+        guard let object = object(value, path, allowed: ["path", "op", "value", "reason", "optional"]) else { return nil }
         let reason = object["reason"].flatMap { string($0, path.key("reason")) }
+        var optional = false
+        if let value = object["optional"] {
+            if case .bool(let b) = value { optional = b } else {
+                fail(path.key("optional"), "must be a boolean, got \(value.typeName)")
+            }
+        }
         var argumentPath: [String]?
         if let value = object["path"] {
             if let string = string(value, path.key("path")) {
@@ -260,8 +268,13 @@ struct PolicyDecoder {
             )
             op = nil
         }
+        if optional, case .exists = op {
+            // `exists` is about presence itself and keeps its meaning, so `optional` would change nothing: say so.
+            fail(path.key("optional"), "does not apply to op \"exists\", which is about presence itself")
+            return nil
+        }
         guard let op, let argumentPath else { return nil }
-        return ArgumentRule(path: argumentPath, op: op, reason: reason)
+        return ArgumentRule(path: argumentPath, op: op, reason: reason, optional: optional)
     }
 
     private mutating func dottedPath(_ string: String, _ path: PolicyPath) -> [String]? {
@@ -446,8 +459,7 @@ struct PolicyDecoder {
         }
         if let allowed {
             for key in object.keys where !allowed.contains(key) {
-                let expected = allowed.sorted().joined(separator: ", ")
-                fail(path.key(key), "unknown key (expected one of: \(expected))" + (note.map { "; \($0)" } ?? ""))
+                fail(path.key(key), NameSuggestion.unknownKeyMessage(key, allowed: Array(allowed)) + (note.map { "; \($0)" } ?? ""))
             }
         }
         return object

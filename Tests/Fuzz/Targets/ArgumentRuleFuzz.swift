@@ -10,12 +10,14 @@ extension FuzzTarget {
         let arguments = generator.object(depth: 0)
         let path = generator.path()
         let (op, referenceOp) = generator.rule()
-        let rule = ArgumentRule(path: path, op: op)
-        let expected = ArgumentRuleReference.holds(referenceOp, path: path, ArgumentRuleReference.Value(arguments), hidden: generator.hidden)
+        let optional = generator.optional()
+        let rule = ArgumentRule(path: path, op: op, optional: optional)
+        let expected = ArgumentRuleReference.holds(
+            referenceOp, path: path, optional: optional, ArgumentRuleReference.Value(arguments), hidden: generator.hidden)
         var holds = false
         let work = WorkMeter.measure { holds = rule.holds(for: arguments) }
         guard holds == expected else {
-            violated("argument-rules", "\(path) \(op) on \(JSONWriter.string(arguments)): \(holds), the reference says \(expected)")
+            violated("argument-rules", "\(path) \(op) optional \(optional) on \(JSONWriter.string(arguments)): \(holds), the reference says \(expected)")
         }
         let size = JSONWriter.bytes(arguments).count + operandBytes(op) + path.reduce(0) { $0 + $1.utf8.count }
         guard work <= workPerByte * size + 64 else {
