@@ -13,8 +13,9 @@ struct CheckCommand: AsyncParsableCommand {
         discussion: """
             Prints every error with its file and JSON path. Exits 0 when all files are valid, 1 otherwise.
             Files ending in .yaml or .yml are read as YAML, all others as JSON. With --upstream, also warns about
-            entries naming tools the server does not have, argument paths absent from a tool's inputSchema, and
-            server tools no entry covers; --strict makes warnings fail.
+            entries naming tools the server does not have, argument paths absent from a tool's inputSchema, rules
+            (not "optional": true) on arguments the tool does not require, which deny every call that leaves them
+            out, and server tools no entry covers; --strict makes warnings fail.
             """
     )
 

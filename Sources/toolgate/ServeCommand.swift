@@ -17,11 +17,12 @@ struct ServeCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ServeOptions
+    @OptionGroup var listener: ListenerOptions
 
     func run() async throws {
         let settings: ServeSettings
         do {
-            settings = try ServeSettings(options, environment: EnvironmentOptions())
+            settings = try ServeSettings(options, listener: listener, environment: EnvironmentOptions())
         } catch {
             for line in error.lines { printError(line) }
             throw ExitCode(error.exitCode)
@@ -49,7 +50,38 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// The flags of `serve`, which `stdio` shares.
+/// The flags of `serve`'s HTTP front: who may connect and how. `stdio` has one client on stdin/stdout, so it does not
+/// offer them (its help leaves them out) and refuses them by name.
+struct ListenerOptions: ParsableArguments {
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
+    @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
+    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token; enables /admin (approvals API and page).")
+    var adminTokenFile: String?
+    @Option(name: .customLong("admin-listen"), help: "HOST:PORT serving /admin on a listener of its own (then not on --listen's).")
+    var adminListen: String?
+    @Option(name: .customLong("max-connections"), help: "Most client connections held at once (default 4096); more wait until one closes.")
+    var maxConnections: String?
+    @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
+    var clientIdleTimeout: String?
+    @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
+    @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
+
+    /// Each flag given on the command line, by its name.
+    var given: [String] {
+        var flags: [String] = []
+        if listen != nil { flags.append("listen") }
+        if grants != nil { flags.append("grants") }
+        if adminTokenFile != nil { flags.append("admin-token-file") }
+        if adminListen != nil { flags.append("admin-listen") }
+        if maxConnections != nil { flags.append("max-connections") }
+        if clientIdleTimeout != nil { flags.append("client-idle-timeout") }
+        if !allowedOrigins.isEmpty { flags.append("allowed-origin") }
+        if !allowedHosts.isEmpty { flags.append("allowed-host") }
+        return flags
+    }
+}
+
+/// The flags `serve` and `stdio` share: the policy, the upstream, the store, and operations.
 struct ServeOptions: ParsableArguments {
     @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
@@ -59,9 +91,10 @@ struct ServeOptions: ParsableArguments {
     var upstreamIsolation: String?
     @Option(name: .customLong("upstream-max-processes"), help: "Most --upstream-command processes under --upstream-isolation session (default 32); past it a new session gets HTTP 503.")
     var upstreamMaxProcesses: String?
+    @Option(name: .customLong("upstream-start-timeout"), help: "Seconds --upstream-command has to answer initialize before toolgate gives up on it (default 30).")
+    var upstreamStartTimeout: String?
     @Option(name: .customLong("upstream-env"), help: "NAME=VALUE in --upstream-command's environment; ${ENV_VAR} is expanded. Repeatable.")
     var upstreamEnv: [String] = []
-    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8931; port 0 = any free port).") var listen: String?
     @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
     var metricsListen: String?
     @Option(
@@ -72,11 +105,6 @@ struct ServeOptions: ParsableArguments {
     var failMode: String?
     @Option(name: .customLong("redis-timeout"), help: "Per-operation Redis timeout in milliseconds (default 100).") var redisTimeout: String?
     @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
-    @Option(help: "Grants file mapping bearer tokens to grant names (absent: every caller is grant \"default\").") var grants: String?
-    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token; enables /admin (approvals API and page).")
-    var adminTokenFile: String?
-    @Option(name: .customLong("admin-listen"), help: "HOST:PORT serving /admin on a listener of its own (then not on --listen's).")
-    var adminListen: String?
     @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
     var upstreamHeaders: [String] = []
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 4194304); larger gets HTTP 413.") var maxBodyBytes: String?
@@ -85,14 +113,8 @@ struct ServeOptions: ParsableArguments {
     var upstreamHeadersTimeout: String?
     @Option(name: .customLong("upstream-idle-timeout"), help: "Longest silence inside a streamed body, in seconds (default 300).")
     var upstreamIdleTimeout: String?
-    @Option(name: .customLong("max-connections"), help: "Most client connections held at once (default 4096); more wait until one closes.")
-    var maxConnections: String?
     @Option(name: .customLong("upstream-max-connections"), help: "Most connections open to the upstream at once (default 256); more requests wait for one.")
     var upstreamMaxConnections: String?
-    @Option(name: .customLong("client-idle-timeout"), help: "Seconds a client connection may send nothing while no response streams to it (default 60).")
-    var clientIdleTimeout: String?
-    @Option(name: .customLong("allowed-origin"), help: "Browser origin allowed to call /mcp. Repeatable.") var allowedOrigins: [String] = []
-    @Option(name: .customLong("allowed-host"), help: "Host name accepted when not bound to loopback. Repeatable.") var allowedHosts: [String] = []
     @Flag(name: .customLong("shadow"), help: "Evaluate and count every call, deny none (decision shadow_denied instead).")
     var shadow = false
     @Option(name: .customLong("audit-log"), help: "File (or - for stdout) for one JSON line per tools/call decision; reopened on SIGHUP.")
@@ -143,8 +165,17 @@ struct ServeSettings {
         let exitCode: Int32
     }
 
-    init(_ command: ServeOptions, environment env: EnvironmentOptions) throws(Failure) {
-        func usage(_ message: String) -> Failure { Failure(lines: ["toolgate serve: \(message)"], exitCode: 64) }
+    /// `listener` nil: `stdio`, which has no HTTP front (its flags, and their variables, are not read).
+    init(
+        _ command: ServeOptions, listener: ListenerOptions?, environment env: EnvironmentOptions, commandName: String = "serve"
+    ) throws(Failure) {
+        func usage(_ message: String) -> Failure { Failure(lines: ["toolgate \(commandName): \(message)"], exitCode: 64) }
+        func listenerValue(_ keyPath: KeyPath<ListenerOptions, String?>, _ flag: String) -> String? {
+            listener.flatMap { env.value($0[keyPath: keyPath], flag: flag) }
+        }
+        func listenerValues(_ keyPath: KeyPath<ListenerOptions, [String]>, _ flag: String) -> [String] {
+            listener.map { env.values($0[keyPath: keyPath], flag: flag) } ?? []
+        }
         guard let policyPath = env.value(command.policy, flag: "policy") else {
             throw usage("missing --policy FILE (or TOOLGATE_POLICY)")
         }
@@ -187,7 +218,11 @@ struct ServeSettings {
         if commandText == nil, command.upstreamIsolation != nil || command.upstreamMaxProcesses != nil {
             throw usage("--upstream-isolation and --upstream-max-processes apply to --upstream-command only")
         }
-        let listen = env.value(command.listen, flag: "listen") ?? "127.0.0.1:8931"
+        if commandText == nil, command.upstreamStartTimeout != nil {
+            throw usage("--upstream-start-timeout applies to --upstream-command only")
+        }
+        let startTimeout = try seconds(command.upstreamStartTimeout, "upstream-start-timeout", default: 30)
+        let listen = listenerValue(\.listen, "listen") ?? "127.0.0.1:8931"
         guard let (host, port) = Self.parseListen(listen) else {
             throw usage("--listen must be HOST:PORT with a port from 0 to 65535, got \"\(listen)\"")
         }
@@ -207,7 +242,7 @@ struct ServeSettings {
         }
         var upstreamConnections = 256
         var clientConnections = 4096
-        if let text = env.value(command.maxConnections, flag: "max-connections") {
+        if let text = listenerValue(\.maxConnections, "max-connections") {
             guard let n = Int(text), n > 0, n <= 1 << 20 else {
                 throw usage("--max-connections must be a positive integer, got \"\(text)\"")
             }
@@ -219,8 +254,8 @@ struct ServeSettings {
             }
             upstreamConnections = n
         }
-        func seconds(_ value: String?, _ flag: String, default d: Double) throws(Failure) -> Duration {
-            guard let text = env.value(value, flag: flag) else { return .milliseconds(Int64(d * 1000)) }
+        func seconds(_ value: String?, _ flag: String, default d: Double, readEnvironment: Bool = true) throws(Failure) -> Duration {
+            guard let text = readEnvironment ? env.value(value, flag: flag) : value else { return .milliseconds(Int64(d * 1000)) }
             guard let s = Double(text), s > 0, s.isFinite else { throw usage("--\(flag) must be a positive number of seconds, got \"\(text)\"") }
             return .milliseconds(Int64(s * 1000))
         }
@@ -288,7 +323,7 @@ struct ServeSettings {
 
         var grants: GrantTable?
         environment = env.environment
-        if let path = env.value(command.grants, flag: "grants") {
+        if let path = listenerValue(\.grants, "grants") {
             switch PolicyFile.loadGrants(path, environment: env.environment) {
             case .success(let table): grants = table
             case .failure(let error): throw Failure(lines: error.errors.map(\.description), exitCode: 1)
@@ -303,14 +338,14 @@ struct ServeSettings {
         server = ServerConfiguration(
             listenHost: host, listenPort: port, upstreamURL: upstreamURL, upstreamHeaders: headers, agentID: agentID,
             keyPrefix: keyPrefix, maxBodyBytes: maxBody,
-            allowedOrigins: env.values(command.allowedOrigins, flag: "allowed-origin"),
-            allowedHosts: env.values(command.allowedHosts, flag: "allowed-host"), grants: grants, failMode: failMode,
-            clientIdleTimeout: try seconds(command.clientIdleTimeout, "client-idle-timeout", default: 60))
+            allowedOrigins: listenerValues(\.allowedOrigins, "allowed-origin"),
+            allowedHosts: listenerValues(\.allowedHosts, "allowed-host"), grants: grants, failMode: failMode,
+            clientIdleTimeout: try seconds(listener?.clientIdleTimeout, "client-idle-timeout", default: 60, readEnvironment: listener != nil))
         server.maxConnections = clientConnections
-        if let path = env.value(command.adminTokenFile, flag: "admin-token-file") {
+        if let path = listenerValue(\.adminTokenFile, "admin-token-file") {
             server.adminToken = try Self.readAdminToken(path)
         }
-        if let text = env.value(command.adminListen, flag: "admin-listen") {
+        if let text = listenerValue(\.adminListen, "admin-listen") {
             guard let (adminHost, adminPort) = Self.parseListen(text) else {
                 throw usage("--admin-listen must be HOST:PORT with a port from 0 to 65535, got \"\(text)\"")
             }
@@ -335,9 +370,9 @@ struct ServeSettings {
                 }
             }
             upstreamCommand = StdioUpstreamTransport.Configuration(
-                command: commandText, environment: childEnvironment, maximumLineBytes: Self.maximumStdioLine,
-                headersTimeout: upstream.headersTimeout, idleTimeout: upstream.idleTimeout, isolation: isolation,
-                maximumProcesses: maxProcesses)
+                command: commandText, environment: childEnvironment, initializeTimeout: startTimeout,
+                maximumLineBytes: Self.maximumStdioLine, headersTimeout: upstream.headersTimeout, idleTimeout: upstream.idleTimeout,
+                isolation: isolation, maximumProcesses: maxProcesses)
         }
         if command.shadow {
             server.shadow = true

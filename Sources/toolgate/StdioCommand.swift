@@ -11,25 +11,34 @@ struct StdioCommand: AsyncParsableCommand {
             An MCP client launches `toolgate stdio --policy FILE --upstream URL` as its server. Every message is the \
             grant's named by --grant (default "default"); the process is one session. stdout carries protocol \
             messages only; logs go to stderr. It exits 0 when stdin closes, after the messages in flight are \
-            answered. Every flag of `serve` applies except --listen, --grants, --admin-token-file and \
-            --audit-log - (stdout is the protocol's); /metrics needs --metrics-listen.
+            answered. The flags below are all it takes; `serve`'s HTTP-front flags (--listen, --grants, \
+            --admin-token-file, --admin-listen, --allowed-origin, --allowed-host, --max-connections, \
+            --client-idle-timeout) do not apply, and --audit-log needs a file (stdout is the protocol's). \
+            /metrics needs --metrics-listen. Every flag also reads from TOOLGATE_<FLAG> (e.g. TOOLGATE_POLICY).
             """
     )
 
     @OptionGroup var options: ServeOptions
     @Option(help: "The grant every message counts against (default \"default\").") var grant: String?
+    /// `serve`'s HTTP-front flags: parsed only to refuse them by name, and left out of this command's help.
+    @OptionGroup(visibility: .private) var refused: ListenerOptions
 
     func run() async throws {
         let environment = EnvironmentOptions()
         var settings: ServeSettings
         do throws(ServeSettings.Failure) {
-            for (flag, given) in [("listen", options.listen), ("grants", options.grants), ("admin-token-file", options.adminTokenFile), ("admin-listen", options.adminListen)]
-            where environment.value(given, flag: flag) != nil {
+            // The command line refuses every HTTP-front flag; of their variables, those that would change who the
+            // client is or where toolgate listens (a stray TOOLGATE_ALLOWED_ORIGIN changes nothing here).
+            let variables = ["listen", "grants", "admin-token-file", "admin-listen"].filter { environment.value(nil, flag: $0) != nil }
+            if let flag = refused.given.first ?? variables.first {
                 throw ServeSettings.Failure(
-                    lines: ["toolgate stdio: --\(flag) does not apply: the client is on stdin/stdout (use --grant to name its grant)"],
+                    lines: [
+                        "toolgate stdio: --\(flag) does not apply: the client is on stdin/stdout"
+                            + (flag == "grants" ? " (use --grant to name its grant)" : "")
+                    ],
                     exitCode: 64)
             }
-            settings = try ServeSettings(options, environment: environment)
+            settings = try ServeSettings(options, listener: nil, environment: environment, commandName: "stdio")
             if settings.auditLogPath == "-" {
                 throw ServeSettings.Failure(
                     lines: ["toolgate stdio: --audit-log - would mix audit lines into the protocol on stdout; give a file"], exitCode: 64)

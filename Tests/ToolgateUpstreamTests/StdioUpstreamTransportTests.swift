@@ -46,6 +46,25 @@ import ToolgateCore
         return stat[close.upperBound...].first != "Z"
     }
 
+    /// Issue 23: a program that never answers `initialize` is stopped by toolgate's start timeout; the error says so,
+    /// and which flag sets it, rather than how toolgate's own SIGTERM ended it ("killed by signal 15").
+    @Test func aProgramThatNeverAnswersIsNamedAsToolgatesStartTimeout() async throws {
+        let transport = StdioUpstreamTransport(
+            configuration: .init(
+                command: "exec sleep 600", environment: ["PATH": "/usr/bin:/bin"], shutdownGrace: .milliseconds(200),
+                initializeTimeout: .milliseconds(500)))
+        let failure = try await #require(throws: StdioUpstreamFailure.self) { try await transport.start() }
+        #expect(
+            failure.message
+                == "the upstream command (exec sleep 600) did not answer initialize within 0.5 s, toolgate's start timeout (--upstream-start-timeout), so toolgate stopped it",
+            "\(failure.message)")
+        await transport.stop()
+        let died = StdioUpstreamTransport(configuration: .init(command: "echo gone >&2; exit 3", environment: ["PATH": "/usr/bin:/bin"]))
+        let death = try await #require(throws: StdioUpstreamFailure.self) { try await died.start() }
+        #expect(death.message == "the upstream command (echo gone >&2; exit 3) exited with status 3 before answering initialize; its stderr: gone")
+        await died.stop()
+    }
+
     @Test func aSessionsProcessIsStoppedAfterTheIdleLimitAndNotBefore() async throws {
         let clock = ManualClock()
         let transport = StdioUpstreamTransport(

@@ -34,6 +34,8 @@ final class StdioProgram: Sendable {
         var incarnation = 0
         /// The last incarnation whose stdout has closed: its `initialize` will never be answered.
         var outputEnded = 0
+        /// The last incarnation whose `initialize` wait ended by toolgate's start timeout, not by the program.
+        var startTimedOut = 0
     }
 
     let configuration: Configuration
@@ -153,21 +155,29 @@ final class StdioProgram: Sendable {
             let timeout = configuration.initializeTimeout
             Task {
                 try? await Task.sleep(for: timeout)
-                self.resumeInitializeWaiter(with: nil, incarnation: incarnation)
+                self.resumeInitializeWaiter(with: nil, incarnation: incarnation, timedOut: true)
             }
         }
         guard let answer, answer["protocolVersion"] != nil else {
+            // Decided before toolgate stops it: a program stopped for the timeout must not read as one that died.
+            let timedOut = state.withLock { $0.startTimedOut == incarnation }
             await child.stop(grace: .milliseconds(200))
             _ = await child.waitForExit(timeout: .seconds(1))
             state.withLock { if $0.incarnation == incarnation { $0.child = nil } }
-            let how = child.hasExited ? ChildProcess.describe(status: child.exitStatus ?? 0) : "did not answer within \(configuration.initializeTimeout)"
+            let what: String
+            if timedOut {
+                what = "did not answer initialize within \(Self.seconds(configuration.initializeTimeout)), toolgate's start timeout (--upstream-start-timeout), so toolgate stopped it"
+            } else if answer != nil {
+                what = "answered initialize without a protocolVersion"
+            } else {
+                what = "\(child.hasExited ? ChildProcess.describe(status: child.exitStatus ?? 0) : "closed its stdout") before answering initialize"
+            }
             // Its last words (`sh: …: not found`) may still be on their way through the stderr pipe: wait for the
             // pipe's end, a second at most (a process it started may hold the pipe open).
             for _ in 0..<20 where !stderrTail.isFinished { try? await Task.sleep(for: .milliseconds(50)) }
             let tail = stderrTail.lines.suffix(3).joined(separator: " | ")
             return StdioUpstreamFailure(
-                message: "the upstream command (\(configuration.command)) \(how) before answering initialize"
-                    + (tail.isEmpty ? "" : "; its stderr: \(tail)"))
+                message: "the upstream command (\(configuration.command)) \(what)" + (tail.isEmpty ? "" : "; its stderr: \(tail)"))
         }
         try? child.write(line: JSONWriter.bytes(["jsonrpc": "2.0", "method": "notifications/initialized"]))
         state.withLock { state in
@@ -181,13 +191,21 @@ final class StdioProgram: Sendable {
 
     /// Ends the wait for `incarnation`'s `initialize` answer; a later incarnation's wait is left alone (a timer or
     /// a stdout that closes late must not fail the next start).
-    private func resumeInitializeWaiter(with answer: JSONObject?, incarnation: Int) {
+    private func resumeInitializeWaiter(with answer: JSONObject?, incarnation: Int, timedOut: Bool = false) {
         let waiter = state.withLock { state -> CheckedContinuation<JSONObject?, Never>? in
             guard state.incarnation == incarnation else { return nil }
             defer { state.initializeWaiter = nil }
+            if timedOut, state.initializeWaiter != nil { state.startTimedOut = incarnation }
             return state.initializeWaiter
         }
         waiter?.resume(returning: answer)
+    }
+
+    /// `30 s`, `0.5 s`: how a person writes the timeout they would pass to the flag.
+    static func seconds(_ duration: Duration) -> String {
+        let (whole, atto) = duration.components
+        let value = Double(whole) + Double(atto) / 1e18
+        return String(format: "%g s", value)
     }
 
     private func readOutput(of child: ChildProcess, incarnation: Int) async {
