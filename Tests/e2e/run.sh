@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests: the official MCP Python SDK drives the real toolgate binary.
-#   TOOLGATE_BIN=/abs/path/to/toolgate bash Tests/e2e/run.sh [pytest args...]
+#   bash Tests/e2e/run.sh [pytest args...]                      the debug build's toolgate (built if missing)
+#   TOOLGATE_BIN=/abs/path/to/toolgate bash Tests/e2e/run.sh ...  another binary (a release build, say)
 # Creates (or reuses) the virtualenv at .venv in the repository root and installs requirements.txt into it.
 # Exits non-zero on any failure, and also when no test ran.
 set -euo pipefail
@@ -9,9 +10,16 @@ root="$(cd "$here/../.." && pwd)"
 venv="$root/.venv"
 
 if [ -z "${TOOLGATE_BIN:-}" ]; then
-  echo "e2e: TOOLGATE_BIN is not set; set it to the absolute path of the built toolgate binary," >&2
-  echo "e2e: e.g. TOOLGATE_BIN=\"\$PWD/.build/debug/toolgate\" bash Tests/e2e/run.sh" >&2
-  exit 2
+  # The debug build scripts/test.sh and scripts/demo.sh use; an existing binary is used as it is (rebuild with
+  # `swift build` after changing the sources).
+  bin_dir="$(cd "$root" && swift build --show-bin-path)"
+  TOOLGATE_BIN="$bin_dir/toolgate"
+  if [ ! -x "$TOOLGATE_BIN" ]; then
+    echo "e2e: $TOOLGATE_BIN is missing; building it (swift build --product toolgate)" >&2
+    (cd "$root" && swift build --product toolgate) >&2
+  fi
+  echo "e2e: TOOLGATE_BIN=$TOOLGATE_BIN" >&2
+  export TOOLGATE_BIN
 fi
 case "$TOOLGATE_BIN" in
   /*) ;;
