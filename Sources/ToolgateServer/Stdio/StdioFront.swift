@@ -94,7 +94,7 @@ public struct StdioFront: Service {
             logger.info("stdio: stdin closed; finishing the messages in flight")
         }
         if let id = session.id {
-            _ = await proxy.handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil)))
+            await discard(await proxy.handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil))))
             logger.debug("stdio: ended the upstream session", metadata: ["session": "\(id)"])
         }
         if readiness.isDraining {
