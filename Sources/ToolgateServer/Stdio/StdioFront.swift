@@ -34,7 +34,9 @@ public struct StdioFront: Service {
     ) {
         let gate = ApprovalGate(store: approvals, metrics: metrics, logger: logger)
         proxy = MCPProxy(
-            configuration: configuration, policy: policy, store: store, upstream: StdioOrderedUpstream(upstream: upstream), metrics: metrics, logger: logger,
+            configuration: configuration, policy: policy, store: store,
+            // Reports when each message reached the upstream: what must not overtake it waits until then.
+            upstream: StdioOrderedUpstream(upstream: upstream), metrics: metrics, logger: logger,
             approvals: gate, roundStates: roundStates, auditLog: auditLog, readiness: readiness, inflight: inflight)
         self.logger = logger
         maxLineBytes = configuration.maxBodyBytes
@@ -78,7 +80,9 @@ public struct StdioFront: Service {
                         group.addTask { await self.relay(bytes, message: message, session: session, progress: progress) }
                         if id != nil { unsent.append((id, progress)) }
                     case .cancellation(let requestID):
-                        if let cancelled = unsent.last(where: { $0.id == requestID }) { await cancelled.progress.handedOver.wait() }
+                        if let cancelled = unsent.last(where: { $0.id == requestID }) {
+                            await cancelled.progress.handedOver.wait()
+                        }
                         group.addTask { await self.relay(bytes, message: message, session: session, progress: progress) }
                         await progress.received.wait()
                     case .barrier:

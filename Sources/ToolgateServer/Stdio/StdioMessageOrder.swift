@@ -93,7 +93,9 @@ struct StdioOrderedUpstream: UpstreamTransport {
     let upstream: any UpstreamTransport
 
     func send(_ request: UpstreamRequest) async throws(UpstreamError) -> UpstreamResponse {
-        guard request.method == .post, let progress = StdioMessageProgress.current else { return try await upstream.send(request) }
+        guard request.method == .post, let progress = StdioMessageProgress.current else {
+            return try await upstream.send(request)
+        }
         progress.handedOver.open()
         defer { progress.received.open() }
         return try await upstream.send(request)
