@@ -11,7 +11,9 @@ struct StdioCommand: AsyncParsableCommand {
             An MCP client launches `toolgate stdio --policy FILE --upstream URL` as its server. Every message is the \
             grant's named by --grant (default "default"); the process is one session. stdout carries protocol \
             messages only; logs go to stderr. It exits 0 when stdin closes, after the messages in flight are \
-            answered. The flags below are all it takes; `serve`'s HTTP-front flags (--listen, --grants, \
+            answered; on SIGTERM/SIGINT it exits 0 once nothing is in flight (at most --drain-timeout). Requests run \
+            concurrently; nothing overtakes initialize, and a notification is sent after the requests written \
+            before it. The flags below are all it takes; `serve`'s HTTP-front flags (--listen, --grants, \
             --admin-token-file, --admin-listen, --allowed-origin, --allowed-host, --max-connections, \
             --client-idle-timeout) do not apply, and --audit-log needs a file (stdout is the protocol's). \
             /metrics needs --metrics-listen. Every flag also reads from TOOLGATE_<FLAG> (e.g. TOOLGATE_POLICY).

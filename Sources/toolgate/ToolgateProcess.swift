@@ -93,7 +93,11 @@ enum ToolgateProcess {
                 ] + storeServices + probeServices
                 + [
                     .init(
-                        service: DrainGate(readiness: readiness, inflight: inflight, timeout: settings.server.drainTimeout, logger: logger),
+                        // One stdio client's work is exactly what is in flight (no agent's next request can come
+                        // over another connection): its drain ends as soon as nothing is.
+                        service: DrainGate(
+                            readiness: readiness, inflight: inflight, timeout: settings.server.drainTimeout, logger: logger,
+                            quiet: stdio ? .zero : .seconds(1)),
                         successTerminationBehavior: .ignore)
                 ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -88,7 +88,8 @@ public final class InflightRequests: Sendable {
             let now = ContinuousClock.now
             if !busy, now - lastEnded >= quiet { return true }
             guard now < deadline else { return false }
-            let untilQuiet = busy ? quiet : quiet - (now - lastEnded)
+            // Busy: look again shortly (with no quiet period to wait, sleeping for it would spin).
+            let untilQuiet = busy ? .milliseconds(20) : quiet - (now - lastEnded)
             try? await Task.sleep(for: min(.milliseconds(20), untilQuiet, deadline - now))
         }
     }

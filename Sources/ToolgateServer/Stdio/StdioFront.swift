@@ -14,12 +14,17 @@ import ToolgateCore
 /// metrics, audit — as one POST, with the headers an HTTP client of the message's era would send. Answers, and
 /// whatever the upstream streams for a message (progress, its own requests), go to stdout one message per line.
 /// Nothing else is ever written to stdout. It ends when stdin closes, after the messages in flight are answered.
+///
+/// Messages keep the order they were written in where the protocol needs it (`StdioMessageOrder`): nothing
+/// overtakes `initialize`, and a notification reaches the upstream after the requests written before it (and before
+/// the ones written after it); requests themselves run side by side.
 public struct StdioFront: Service {
     let proxy: MCPProxy
     let logger: Logger
     let maxLineBytes: Int
     let input: Int32
     let output: StdioLineWriter
+    let readiness: ToolgateServer.Readiness
 
     public init(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
@@ -29,11 +34,14 @@ public struct StdioFront: Service {
     ) {
         let gate = ApprovalGate(store: approvals, metrics: metrics, logger: logger)
         proxy = MCPProxy(
-            configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
+            configuration: configuration, policy: policy, store: store,
+            // Reports when each message reached the upstream: what must not overtake it waits until then.
+            upstream: StdioOrderedUpstream(upstream: upstream), metrics: metrics, logger: logger,
             approvals: gate, roundStates: roundStates, auditLog: auditLog, readiness: readiness, inflight: inflight)
         self.logger = logger
         maxLineBytes = configuration.maxBodyBytes
         self.input = input
+        self.readiness = readiness
         self.output = StdioLineWriter(descriptor: output)
     }
 
@@ -44,6 +52,8 @@ public struct StdioFront: Service {
         let lines = StdioLineReader.lines(from: input, maximumLineBytes: maxLineBytes)
         logger.info("stdio: reading MCP messages on stdin")
         await withTaskGroup(of: Void.self) { group in
+            // Requests written so far whose upstream may not have them yet: a notification must not overtake them.
+            var unsent: [(id: JSONValue?, progress: StdioMessageProgress)] = []
             // A drain stops the reading (a client may never close stdin); what is in flight still finishes.
             for await line in lines.cancelOnGracefulShutdown() {
                 switch line {
@@ -55,25 +65,59 @@ public struct StdioFront: Service {
                                 message: "message of \(count)+ bytes is larger than \(maxLineBytes) bytes (--max-body-bytes)")))
                 case .line(let bytes):
                     guard !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) else { continue }
-                    // Each message on its own task: a slow call never holds up the next message (a cancellation,
-                    // or the answer to the upstream's own request).
-                    group.addTask { await self.relay(bytes, session: session) }
+                    let message = try? JSONParser.parse(bytes)
+                    unsent.removeAll { $0.progress.received.isOpen }
+                    // Each message goes on its own task once what it must not overtake reached the upstream: a slow
+                    // call never holds up the next request (a ping, a cancellation, the answer to the upstream's own
+                    // request), and the reading waits only where the protocol needs the order.
+                    let progress = StdioMessageProgress()
+                    switch StdioMessageOrder(message) {
+                    case .initialize:
+                        for earlier in unsent { await earlier.progress.received.wait() }
+                        unsent = []
+                        await relay(bytes, message: message, session: session, progress: progress)
+                    case .concurrent(let id):
+                        group.addTask { await self.relay(bytes, message: message, session: session, progress: progress) }
+                        if id != nil { unsent.append((id, progress)) }
+                    case .cancellation(let requestID):
+                        if let cancelled = unsent.last(where: { $0.id == requestID }) {
+                            await cancelled.progress.handedOver.wait()
+                        }
+                        group.addTask { await self.relay(bytes, message: message, session: session, progress: progress) }
+                        await progress.received.wait()
+                    case .barrier:
+                        for earlier in unsent { await earlier.progress.received.wait() }
+                        unsent = []
+                        group.addTask { await self.relay(bytes, message: message, session: session, progress: progress) }
+                        await progress.received.wait()
+                    case .unordered:
+                        group.addTask { await self.relay(bytes, message: message, session: session, progress: progress) }
+                    }
                 }
             }
             logger.info("stdio: stdin closed; finishing the messages in flight")
         }
         if let id = session.id {
-            _ = await proxy.handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil)))
+            await discard(await proxy.handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil))))
             logger.debug("stdio: ended the upstream session", metadata: ["session": "\(id)"])
+        }
+        if readiness.isDraining {
+            // A drain (SIGTERM) was under way when stdin closed: the group ends its services in turn, and one that ends
+            // before its turn fails the group (exit 1), so the front waits for its turn, which comes at once.
+            try? await gracefulShutdown()
         }
     }
 
-    private func relay(_ bytes: [UInt8], session: StdioSession) async {
-        let message = try? JSONParser.parse(bytes)
-        let response = await proxy.handle(Self.request(method: .post, body: bytes, headers: session.headers(for: message)))
+    private func relay(_ bytes: [UInt8], message: JSONValue?, session: StdioSession, progress: StdioMessageProgress) async {
+        let response = await StdioMessageProgress.$current.withValue(progress) {
+            await proxy.handle(Self.request(method: .post, body: bytes, headers: session.headers(for: message)))
+        }
+        // Answered by toolgate itself, or the upstream failed: nothing of it is on its way any more.
+        progress.finished()
         if message?["method"] != nil, message?["id"] == nil, response.status.code >= 400 {
             // A notification has no answer to carry an error: the log gets it.
             logger.warning("stdio: a notification was not delivered", metadata: ["status": "\(response.status.code)"])
+            await discard(response)
             return
         }
         guard message?["method"]?.stringValue == "initialize" else {
@@ -94,9 +138,19 @@ public struct StdioFront: Service {
         let headers = session.headers(for: nil)
         Task {
             let response = await proxy.handle(Self.request(method: .get, body: [], headers: headers))
-            guard response.status == .ok else { return }
+            guard response.status == .ok else {
+                // No stream (a stdio upstream has none): its body is still read, or it would count as open for ever.
+                await discard(response)
+                return
+            }
             await relay(response, to: StdioMessageSink(output: output, hold: false))
         }
+    }
+
+    /// Reads a response that has nothing for the client to its end: a body left unread would stay counted as in
+    /// flight (a drain would wait for it until its timeout).
+    private func discard(_ response: Response) async {
+        try? await response.body.write(StdioDiscardingBodyWriter())
     }
 
     /// Every JSON-RPC message of a response goes out one per line: a JSON body whole, an event stream event by event.

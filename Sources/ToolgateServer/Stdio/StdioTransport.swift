@@ -191,3 +191,10 @@ struct StdioBodyWriter: ResponseBodyWriter {
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
+
+/// A response body writer that keeps nothing: for an answer the client has no use for, read so that it ends.
+struct StdioDiscardingBodyWriter: ResponseBodyWriter {
+    mutating func write(_ buffer: ByteBuffer) async throws {}
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
