@@ -14,6 +14,8 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         public var command: String
         public var environment: [String: String]
         /// How long the program has to exit after its stdin closes, and again after SIGTERM.
+        /// Each step of stopping a program (stdin closed, then SIGTERM, then SIGKILL) waits this long. Under the 2 s an
+        /// MCP client gives toolgate itself before killing it, so a slow server cannot make the client kill toolgate.
         public var shutdownGrace: Duration
         /// How long the program has to answer `initialize`.
         public var initializeTimeout: Duration
@@ -30,7 +32,7 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         public var sessionIdleLimit: Duration
 
         public init(
-            command: String, environment: [String: String], shutdownGrace: Duration = .seconds(2),
+            command: String, environment: [String: String], shutdownGrace: Duration = .seconds(1),
             initializeTimeout: Duration = .seconds(30), maximumLineBytes: Int = 32 << 20, headersTimeout: Duration = .seconds(300),
             idleTimeout: Duration = .seconds(300), isolation: StdioSessionTable.Isolation = .shared, maximumProcesses: Int = 32,
             sessionIdleLimit: Duration = .seconds(600)
