@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-swift build --product toolgate
-"$(swift build --product toolgate --show-bin-path)/toolgate" demo --policy examples/policy.json
+# The same build as scripts/test.sh (`--build-tests` compiles every module with testing enabled): a build with other
+# flags (`--product toolgate` alone) invalidates that one and recompiles the dependencies at every switch.
+swift build --build-tests
+"$(swift build --show-bin-path)/toolgate" demo --policy examples/policy.json

@@ -9,15 +9,22 @@ import ToolgateCore
 public final class RedisStoreStatus: StoreStatus, Service {
     let deployment: RedisDeployment
     let logger: Logger
+    /// How often Redis's settings (`maxmemory-policy`) are read again while nothing reconnects: an operator may
+    /// change them on a running Redis (`CONFIG SET`), and an evicting Redis silently resets limits.
+    let settingsRefreshInterval: Duration
     private let found = Mutex<[String]>([])
 
-    public init(deployment: RedisDeployment, logger: Logger) {
+    public init(deployment: RedisDeployment, logger: Logger, settingsRefreshInterval: Duration = .seconds(300)) {
+        precondition(settingsRefreshInterval > .zero, "the settings refresh interval must be positive")
         self.deployment = deployment
         self.logger = logger
+        self.settingsRefreshInterval = settingsRefreshInterval
     }
 
-    public convenience init(client: RedisClient, logger: Logger) {
-        self.init(deployment: RedisDeployment(client: client, logger: logger), logger: logger)
+    public convenience init(client: RedisClient, logger: Logger, settingsRefreshInterval: Duration = .seconds(300)) {
+        self.init(
+            deployment: RedisDeployment(client: client, logger: logger), logger: logger,
+            settingsRefreshInterval: settingsRefreshInterval)
     }
 
     public var kind: String { "redis" }
@@ -34,28 +41,39 @@ public final class RedisStoreStatus: StoreStatus, Service {
 
     /// How often a cluster's slot map is reloaded even when nothing failed (resharding moves slots quietly).
     static let mapRefreshInterval = Duration.seconds(1)
+    /// How often the loop looks for a reconnect (a new handshake) when there is no cluster map to refresh.
+    static let reconnectCheckInterval = Duration.milliseconds(500)
 
-    /// Finds out whether Redis is a cluster, then reads the eviction policy, retrying each until Redis answers;
-    /// then, on a cluster, keeps reloading the slot map.
+    /// Finds out whether Redis is a cluster; then reads the eviction policy, again after every reconnect (a new
+    /// handshake: possibly another server, after a failover or restart) and every `settingsRefreshInterval`,
+    /// retrying until Redis answers; on a cluster it also keeps reloading the slot map.
     public func run() async throws {
         while !Task.isCancelledOrShuttingDown, await deployment.detectCluster() == nil {
             try? await Task.sleep(for: .milliseconds(250))
         }
+        var readAt: ContinuousClock.Instant?
+        var readAtConnects = -1
         while !Task.isCancelledOrShuttingDown {
-            if let warnings = await checkEviction() {
+            let connects = deployment.statistics.connects
+            let due = readAt.map { ContinuousClock.now - $0 >= settingsRefreshInterval } ?? true
+            if due || connects != readAtConnects, let warnings = await checkEviction() {
                 found.withLock { $0 = warnings }
-                break
+                readAt = .now
+                readAtConnects = connects
             }
-            try? await Task.sleep(for: .milliseconds(500))
-        }
-        while !Task.isCancelledOrShuttingDown, let cluster = deployment.cluster {
-            cluster.requestRefresh()
-            try? await Task.sleep(for: Self.mapRefreshInterval)
+            if let cluster = deployment.cluster {
+                cluster.requestRefresh()
+                try? await Task.sleep(for: Self.mapRefreshInterval)
+            } else {
+                try? await Task.sleep(for: readAt == nil ? .milliseconds(500) : Self.reconnectCheckInterval)
+            }
         }
     }
 
     /// Nil when Redis could not be asked; otherwise the warnings (empty when eviction cannot happen).
+    /// Logs a warning only when it differs from the one in force, so a periodic re-read does not repeat it.
     func checkEviction() async -> [String]? {
+        let before = warnings
         let reply: RedisValue
         do {
             reply = try await deployment.send(["CONFIG", "GET", "maxmemory-policy"], slotKey: nil)
@@ -64,13 +82,16 @@ public final class RedisStoreStatus: StoreStatus, Service {
         }
         guard case .array(let items?) = reply, items.count == 2, case .bulkString(let bytes?) = items[1] else {
             let warning = "could not read maxmemory-policy (\(reply)); make sure Redis runs with maxmemory-policy noeviction, or limits may silently reset"
-            logger.warning("\(warning)")
+            if before != [warning] { logger.warning("\(warning)") }
             return [warning]
         }
         let policy = String(decoding: bytes, as: UTF8.self)
-        guard policy != "noeviction" else { return [] }
+        guard policy != "noeviction" else {
+            if !before.isEmpty { logger.notice("Redis maxmemory-policy is noeviction now; limit counters are safe from eviction") }
+            return []
+        }
         let warning = "Redis maxmemory-policy is \(policy): Redis may evict limit counters under memory pressure, which silently resets limits. Set maxmemory-policy noeviction."
-        logger.critical("\(warning)")
+        if before != [warning] { logger.critical("\(warning)") }
         return [warning]
     }
 }

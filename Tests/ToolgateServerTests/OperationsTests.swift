@@ -140,9 +140,15 @@ import ToolgateCore
         let first = try #require(lines.first { $0["decision"] == "allowed" && $0["tool"] == "limited" })
         #expect(first["counter"] == "limited_day" && first["remaining"] == 0 && first["upstreamStatus"] == 200)
         let limited = try #require(lines.first { $0["decision"] == "rate_limited" })
-        #expect(limited["reason"] == "rate_limited" && limited["upstreamStatus"] == .null && limited["counter"] == "limited_day")
-        #expect(lines.contains { $0["decision"] == "denied" && $0["tool"] == "refused" })
-        #expect(lines.contains { $0["decision"] == "invalid_arguments" && $0["tool"] == "checked" })
+        #expect(limited["upstreamStatus"] == .null && limited["counter"] == "limited_day")
+        // DESIGN.md section 8: `reason` says why in words, `detail` names what decided; neither repeats the decision.
+        #expect(limited["detail"] == "limit limited_day")
+        #expect(limited["reason"]?.stringValue?.hasPrefix("rate limit limited_day reached") == true)
+        let refused = try #require(lines.first { $0["decision"] == "denied" && $0["tool"] == "refused" })
+        #expect(refused["reason"] == "never" && refused["detail"] == "action deny" && refused["rule"] == "refused")
+        let checked = try #require(lines.first { $0["decision"] == "invalid_arguments" && $0["tool"] == "checked" })
+        #expect(checked["detail"] == "arguments[0]: n lte 3" && checked["reason"] == "argument n must be a number of at most 3")
+        #expect(first["detail"] == .null && first["reason"] == .null)
         // Same arguments, same hash; the hash is of the canonical form.
         let hashes = lines.filter { $0["tool"] == "limited" }.map { $0["argumentsSha256"] }
         #expect(hashes.count == 2 && hashes[0] == hashes[1] && hashes[0]?.stringValue?.count == 64)

@@ -22,13 +22,20 @@ public struct Decision: Sendable {
     public let metricTool: String
     /// Limits to check and consume in one atomic store operation. Empty unless the call may proceed.
     public let charges: [LimitCharge]
+    /// What decided a refusal (the failing argument rule's index and text, hiding, …), for the audit log; nil
+    /// when the verdict is not a refusal. Kept beside the verdict so the agent-facing text stays as it is.
+    public let detail: DecisionDetail?
 
-    public init(tool: String, verdict: Verdict, rule: String?, metricTool: String, charges: [LimitCharge] = []) {
+    public init(
+        tool: String, verdict: Verdict, rule: String?, metricTool: String, charges: [LimitCharge] = [],
+        detail: DecisionDetail? = nil
+    ) {
         self.tool = tool
         self.verdict = verdict
         self.rule = rule
         self.metricTool = metricTool
         self.charges = charges
+        self.detail = detail
     }
 }
 

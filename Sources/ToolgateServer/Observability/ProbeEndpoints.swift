@@ -57,11 +57,15 @@ struct ProbeEndpoints: Sendable {
         let connected = storeStatus.isConnected
         let storeProblem = storeStatus.problem
         let status: String
-        let upstreamProblem = observation.currentProblem
-        if readiness.isDraining || upstreamProblem != nil {
+        let restarting = observation.currentProblem
+        let unreachable = observation.unreachableProblem
+        let upstreamProblem = restarting ?? unreachable
+        if readiness.isDraining || restarting != nil {
             status = "not_ready"
         } else if !connected || storeProblem != nil {
             status = configuration.failMode == .open ? "degraded" : "not_ready"
+        } else if unreachable != nil {
+            status = "degraded"
         } else {
             status = "ready"
         }
@@ -83,9 +87,16 @@ struct ProbeEndpoints: Sendable {
             upstreamReport["lastAnswerWasMCP"] = .bool(last.speaksMCP)
             upstreamReport["lastAt"] = .string(AdminAPI.timestamp(Int64(last.at.timeIntervalSince1970 * 1_000)))
         }
+        var policyReport: JSONObject = ["sha256": .string(policy.snapshot.policy.sha256)]
+        if let refused = policy.lastReloadError {
+            policyReport["lastReloadError"] = [
+                "path": .string(refused.path), "error": .string(refused.error),
+                "time": .string(CallAudit.rfc3339(micros: refused.timeMicros)),
+            ]
+        }
         let body: JSONValue = [
             "status": .string(status),
-            "policy": ["sha256": .string(policy.snapshot.policy.sha256)],
+            "policy": .object(policyReport),
             "store": .object(store),
             "upstream": .object(upstreamReport),
         ]

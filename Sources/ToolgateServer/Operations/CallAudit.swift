@@ -14,9 +14,13 @@ struct CallAudit: Sendable {
     let session: String?
     let agent: String
     let tool: String
-    let rule: String
+    /// The entry's key; nil for a tool no entry covers (unknown, hidden, or allowed by `default: allow`).
+    let rule: String?
     let decision: String
+    /// Why, in words (for a refusal, what the agent was told); never just the decision again.
     let reason: String?
+    /// What decided a refusal: `arguments[1]: amount lte 500`, `limit spend`, `hidden`.
+    var detail: String? = nil
     let counter: String?
     let remaining: Int?
     let arguments: JSONValue
@@ -35,9 +39,10 @@ struct CallAudit: Sendable {
             "session": session.map { .string(SHA256.hash(data: Array($0.utf8)).hexString) } ?? .null,
             "agent": .string(agent),
             "tool": .string(tool),
-            "rule": .string(rule),
+            "rule": rule.map(JSONValue.string) ?? .null,
             "decision": .string(decision),
             "reason": reason.map(JSONValue.string) ?? .null,
+            "detail": detail.map(JSONValue.string) ?? .null,
             "counter": counter.map(JSONValue.string) ?? .null,
             "remaining": remaining.map { .number(JSONNumber(Int64($0))) } ?? .null,
             "argumentsSha256": .string(SHA256.hash(data: CanonicalJSON.bytes(arguments)).hexString),

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import ToolgateCore
 
 /// The drain of DESIGN.md section 2: on SIGTERM/SIGINT `/readyz` turns 503 at once and `/mcp` refuses what starts new
 /// work, while the agents' steps in progress go on. The process ends once no work has been in flight for a second
@@ -29,12 +30,12 @@ public struct DrainGate: Service {
         try? await gracefulShutdown()
         readiness.startDraining()
         let started = ContinuousClock.now
-        logger.info("draining", metadata: ["inFlight": "\(inflight.work)", "timeout": "\(timeout)"])
+        logger.info("draining", metadata: ["inFlight": "\(inflight.work)", "timeoutSeconds": "\(timeout.secondsText)"])
         if await inflight.waitUntilQuiet(for: quiet, until: started + timeout) {
             // Agents listening on GET streams are done with: their steps have ended.
             inflight.cancelStreams()
             _ = await inflight.waitUntilIdle(until: .now + .seconds(2))
-            logger.info("drained", metadata: ["seconds": "\(ContinuousClock.now - started)"])
+            logger.info("drained", metadata: ["seconds": "\((ContinuousClock.now - started).secondsText)"])
             return
         }
         logger.warning("drain timeout reached; ending the calls and streams still open", metadata: ["inFlight": "\(inflight.work)"])

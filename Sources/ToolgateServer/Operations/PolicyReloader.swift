@@ -48,16 +48,22 @@ public struct PolicyReloader: Service {
 
     private func reloadNow(onlyIfChanged: Bool) -> Bool {
         var problems: [PolicyError] = []
+        /// The file the first error is about, for `/readyz`.
+        var failedPath: String?
         var loadedPolicy: Policy?
         switch PolicyFile.load(path) {
         case .success(let policy): loadedPolicy = policy
-        case .failure(let error): problems += error.errors
+        case .failure(let error):
+            problems += error.errors
+            failedPath = path
         }
         var grants = state.snapshot.grants
         if let grantsPath {
             switch PolicyFile.loadGrants(grantsPath, environment: environment) {
             case .success(let table): grants = table
-            case .failure(let error): problems += error.errors
+            case .failure(let error):
+                problems += error.errors
+                failedPath = failedPath ?? grantsPath
             }
         }
         guard let policy = loadedPolicy, problems.isEmpty else {
@@ -65,10 +71,15 @@ public struct PolicyReloader: Service {
             for problem in problems {
                 logger.error("reload refused; keeping the policy and grants in force", metadata: ["error": "\(problem)"])
             }
+            state.reloadRefused(
+                PolicyState.RefusedReload(
+                    path: failedPath ?? path, error: problems.map { "\($0)" }.joined(separator: "; "),
+                    timeMicros: SystemWallClock().nowMicros()))
             return false
         }
         if onlyIfChanged, policy.sha256 == state.snapshot.policy.sha256, grants == state.snapshot.grants {
             logger.debug("policy files touched but unchanged; nothing to reload", metadata: ["path": "\(path)"])
+            state.reloadAccepted()
             return true
         }
         state.replace(with: policy, grants: grants)

@@ -12,8 +12,25 @@ public final class PolicyState: Sendable {
         public let grants: GrantTable?
     }
 
+    /// A reload that was refused: the file that failed, its errors, when (microseconds since the epoch).
+    public struct RefusedReload: Sendable, Equatable {
+        public let path: String
+        public let error: String
+        public let timeMicros: Int64
+    }
+
     private let current: Mutex<Snapshot>
+    private let refused = Mutex<RefusedReload?>(nil)
     public let keyPrefix: String
+
+    /// The last refused reload, shown by `/readyz` until a reload succeeds: the policy in force is then not the
+    /// file on disk, which an operator must be able to see without reading logs.
+    public var lastReloadError: RefusedReload? { refused.withLock { $0 } }
+
+    public func reloadRefused(_ reload: RefusedReload) { refused.withLock { $0 = reload } }
+
+    /// A reload found valid files that hold what is in force already: nothing to swap, but no error to show.
+    public func reloadAccepted() { refused.withLock { $0 = nil } }
 
     public init(policy: Policy, keyPrefix: String, grants: GrantTable? = nil) {
         self.keyPrefix = keyPrefix
@@ -31,6 +48,7 @@ public final class PolicyState: Sendable {
     public func replace(with policy: Policy, grants: GrantTable?) {
         let next = Self.snapshot(policy, keyPrefix: keyPrefix, grants: grants)
         current.withLock { $0 = next }
+        refused.withLock { $0 = nil }
     }
 
     private static func snapshot(_ policy: Policy, keyPrefix: String, grants: GrantTable?) -> Snapshot {

@@ -25,24 +25,48 @@ extension MCPProxy {
         }
         let snapshot = exchange.snapshot
         let decision = snapshot.evaluator.evaluate(call, identity: exchange.identity)
+        /// The denial's `rule` (DESIGN.md section 5): `"*"` for a call no entry covers. The audit line says null.
         let rule = decision.rule ?? Policy.wildcardKey
         let shadowAll = configuration.shadow
-        /// Counts the decision and, with an audit log, drafts its line.
+        /// What decided a refusal the evaluator made (argument rule, hiding, `action: deny`), for the audit line.
+        let evaluatorDetail = decision.detail?.text(ruleOfCall: decision.rule)
+        /// Counts the decision and, with an audit log, drafts its line. The line's `rule` is the entry's key, or
+        /// null for a tool no entry covers (the denial's own `rule` is unchanged).
         func record(
-            _ outcome: ToolgateMetrics.Decision, reason: String? = nil, counter: String? = nil, remaining: Int? = nil,
-            approvalID: String? = nil
+            _ outcome: ToolgateMetrics.Decision, reason: String? = nil, detail: String? = nil, counter: String? = nil,
+            remaining: Int? = nil, approvalID: String? = nil
         ) -> CallAudit? {
             metrics.toolCall(tool: decision.metricTool, decision: outcome)
             guard auditLog != nil else { return nil }
             return CallAudit(
                 timeMicros: SystemWallClock().nowMicros(), started: exchange.started, grant: exchange.identity.grant,
-                session: exchange.identity.session, agent: exchange.identity.agent, tool: call.name, rule: rule, decision: outcome.label,
-                reason: reason, counter: counter, remaining: remaining, arguments: call.arguments, policySHA256: snapshot.policy.sha256,
-                approvalID: approvalID)
+                session: exchange.identity.session, agent: exchange.identity.agent, tool: call.name, rule: decision.rule,
+                decision: outcome.label, reason: reason, detail: detail, counter: counter, remaining: remaining,
+                arguments: call.arguments, policySHA256: snapshot.policy.sha256, approvalID: approvalID)
         }
-        func deny(_ denial: ToolCallDenial, quota: RateLimitHeaders? = nil) -> Enforcement {
+        /// The audit line's `detail` for a denial: what decided it.
+        func auditDetail(_ denial: ToolCallDenial) -> String {
+            if let limit = denial.limit { return "limit \(limit.counter)" }
+            switch denial.reason {
+            case .denied, .invalidArguments: return evaluatorDetail ?? denial.reason.rawValue
+            case .approvalRequired: return denial.approvalID.map { "approval \($0) not decided" } ?? "approval required"
+            case .approvalDenied: return denial.approvalID.map { "approval \($0) denied" } ?? "approval denied"
+            case .storeUnavailable: return "store unavailable"
+            case .rateLimited: return "limit"  // a limit's denial carries its counter (above)
+            }
+        }
+        /// The audit line's `reason` for a denial: what the agent read, except that a cost argument's value (which
+        /// that text may name) never reaches the audit log.
+        func auditReason(_ denial: ToolCallDenial) -> String {
+            if denial.reason == .invalidArguments, case .cost(let counter, let path) = decision.detail {
+                return "argument \(path) cannot be charged against limit \(counter)"
+            }
+            return denial.message
+        }
+        func deny(_ denial: ToolCallDenial, quota: RateLimitHeaders? = nil, detail: String? = nil) -> Enforcement {
             let counter = denial.limit?.counter
             let remaining = denial.limit == nil ? nil : 0
+            let detail = detail ?? auditDetail(denial)
             if shadowAll {
                 // --shadow: nothing is denied; what would have been is counted and logged.
                 logger.info(
@@ -50,7 +74,7 @@ extension MCPProxy {
                     metadata: ["tool": "\(call.name)", "grant": "\(exchange.identity.grant)", "reason": "\(denial.reason.rawValue)"])
                 return .forward(
                     receipt: nil, call: call,
-                    audit: record(.shadowDenied, reason: denial.reason.rawValue, counter: counter, remaining: remaining))
+                    audit: record(.shadowDenied, reason: denial.reason.rawValue, detail: detail, counter: counter, remaining: remaining))
             }
             logger.info(
                 "tool call denied",
@@ -60,15 +84,19 @@ extension MCPProxy {
                 ])
             return .answer(
                 JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds, quota: quota,
-                audit: record(.denied(denial.reason), reason: denial.reason.rawValue, counter: counter, remaining: remaining))
+                audit: record(
+                    .denied(denial.reason), reason: auditReason(denial), detail: detail, counter: counter, remaining: remaining))
         }
         let approval: ApprovalSettings?
         switch decision.verdict {
         case .unknownTool:
             if shadowAll {
-                return .forward(receipt: nil, call: call, audit: record(.shadowDenied, reason: "unknown_tool"))
+                return .forward(receipt: nil, call: call, audit: record(.shadowDenied, reason: "unknown_tool", detail: evaluatorDetail))
             }
-            return .answer(ToolCallDenial.unknownTool(id: id, name: call.name), retryAfter: nil, audit: record(.unknownTool))
+            let why = decision.detail == .hidden ? "the policy hides this tool" : "no policy entry covers this tool, and the default is deny"
+            return .answer(
+                ToolCallDenial.unknownTool(id: id, name: call.name), retryAfter: nil,
+                audit: record(.unknownTool, reason: why + "; answered as an unknown tool", detail: evaluatorDetail))
         case .denied(let message):
             return deny(ToolCallDenial(reason: .denied, rule: rule, message: message))
         case .invalidArguments(let message, let undecided):
@@ -90,7 +118,7 @@ extension MCPProxy {
             await isFollowUpRound(call, requestState: state, exchange: exchange)
         {
             // DESIGN.md section 7: the call was approved and charged in its first round.
-            return .forward(receipt: nil, call: call, audit: record(.allowed, reason: "follow_up_round"))
+            return .forward(receipt: nil, call: call, audit: record(.allowed, reason: "follow-up round of a call already admitted and charged"))
         }
         // Under --shadow every limit is a shadow limit: consumed when it passes, never blocking.
         let charges = shadowAll ? decision.charges.map { $0.asShadow } : decision.charges
@@ -157,7 +185,9 @@ extension MCPProxy {
             guard let outcome else {
                 if charges.isEmpty { return .forward(receipt: nil, call: call, audit: record(.allowed, approvalID: approvalID)) }
                 return .forward(
-                    receipt: nil, call: call, audit: record(.allowedStoreUnavailable, reason: "store_unavailable", approvalID: approvalID))
+                    receipt: nil, call: call, audit: record(
+                        .allowedStoreUnavailable, reason: "the limit store failed; allowed without limits (fail mode open)",
+                        detail: "store unavailable", approvalID: approvalID))
             }
             let failedShadow = zip(charges, outcome.results).first { $0.shadow && !$1.passed }?.0
             // The store's decision time (Redis TIME on Redis): what fleet-wide exactness is judged by.
@@ -167,7 +197,8 @@ extension MCPProxy {
             let audit: CallAudit?
             if let failedShadow {
                 audit = record(
-                    .shadowDenied, reason: ToolCallDenial.Reason.rateLimited.rawValue, counter: failedShadow.counter, remaining: 0,
+                    .shadowDenied, reason: ToolCallDenial.Reason.rateLimited.rawValue, detail: "limit \(failedShadow.counter)",
+                    counter: failedShadow.counter, remaining: 0,
                     approvalID: approvalID)
             } else {
                 // The limit with the least left, for the audit line only: no work for it without an audit log.
@@ -191,7 +222,8 @@ extension MCPProxy {
             return deny(
                 ToolCallDenial(
                     reason: .invalidArguments, rule: rule,
-                    message: "the arguments are \(argumentBytes) bytes; a human reviews at most \(approval.maxArgumentBytes) (approval.maxArgumentBytes)"))
+                    message: "the arguments are \(argumentBytes) bytes; a human reviews at most \(approval.maxArgumentBytes) (approval.maxArgumentBytes)"),
+                detail: "approval.maxArgumentBytes \(approval.maxArgumentBytes)")
         }
         let binding = ApprovalBinding(
             grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: snapshot.policy.sha256,
@@ -239,7 +271,8 @@ extension MCPProxy {
                 return deny(
                     ToolCallDenial(
                         reason: .approvalRequired, rule: rule,
-                        message: "tool \(call.name) needs a human's approval, and \(approval.maxPending) calls of this agent already wait for one (approval.maxPending); retry once an approver has decided them"))
+                        message: "tool \(call.name) needs a human's approval, and \(approval.maxPending) calls of this agent already wait for one (approval.maxPending); retry once an approver has decided them"),
+                    detail: "approval.maxPending \(approval.maxPending)")
             case .pending(let request):
                 lastID = request.id
                 if ContinuousClock.now < deadline {

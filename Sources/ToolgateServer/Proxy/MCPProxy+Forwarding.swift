@@ -21,12 +21,18 @@ extension MCPProxy {
         } catch {
             context.agent?.clearDeparture()
             metrics.upstreamRequest(.failed(error.code))
-            upstreamObservation.record(status: error.code.metricLabel, speaksMCP: false)
             if RefundRule.refunds(afterTransportFailure: error) { await refund(context.receipts) }
             for audit in context.audits {
                 auditLog?.record(audit.line(upstreamStatus: nil, upstreamError: error.code.metricLabel))
             }
-            logger.warning("upstream failed", metadata: ["error": "\(error.message)", "requestSent": "\(error.requestSent)"])
+            if error.code == .cancelled {
+                // The agent left: nothing about the upstream, nothing wrong.
+                logger.debug("the agent left before the upstream answered", metadata: ["requestSent": "\(error.requestSent)"])
+            } else {
+                upstreamObservation.recordFailure(
+                    status: error.code.metricLabel, reached: error.code != .unreachable, message: error.message)
+                logger.warning("upstream failed", metadata: ["error": "\(error.message)", "requestSent": "\(error.requestSent)"])
+            }
             return unreachableAnswer(error, context: context, format: ResponseFormat(accept: request.headers[.accept]))
         }
         metrics.upstreamDuration.recordInterval(since: started)
@@ -88,11 +94,13 @@ extension MCPProxy {
         let first = relay.start()
         if !first.isEmpty { try await writer.write(ByteBuffer(bytes: first)) }
         var ending: ResponseRelay.Ending?
+        var agentLeft = false
         while ending == nil {
             let chunk: [UInt8]?
             do {
                 chunk = try await body.next()
             } catch {
+                agentLeft = error.code == .cancelled
                 ending = relay.fail(error.message)
                 break
             }
@@ -118,7 +126,7 @@ extension MCPProxy {
             }
         }
         let end = ending ?? relay.finish()
-        Self.report(end, relay: relay, logger: logger, metrics: metrics)
+        Self.report(end, relay: relay, agentLeft: agentLeft, logger: logger, metrics: metrics)
         noteTools(relay, policy: policy, laterPage: laterPage)
         if end.refund { await refund(receipts) }
         if !end.bytes.isEmpty { try await writer.write(ByteBuffer(bytes: end.bytes)) }
@@ -133,11 +141,13 @@ extension MCPProxy {
         policy: Policy
     ) async -> Response {
         var ending: ResponseRelay.Ending?
+        var agentLeft = false
         while ending == nil {
             do {
                 guard let chunk = try await response.body.next() else { break }
                 _ = try relay.receive(chunk)
             } catch let error as UpstreamError {
+                agentLeft = error.code == .cancelled
                 ending = relay.fail(error.message)
             } catch {
                 response.body.cancel()
@@ -145,7 +155,7 @@ extension MCPProxy {
             }
         }
         let end = ending ?? relay.finish()
-        Self.report(end, relay: relay, logger: logger, metrics: metrics)
+        Self.report(end, relay: relay, agentLeft: agentLeft, logger: logger, metrics: metrics)
         if end.replacedNotJSONRPC {
             upstreamObservation.record(status: String(response.status), speaksMCP: false)
             metrics.upstreamAnswerNotJSONRPC(status: response.status)
@@ -178,8 +188,14 @@ extension MCPProxy {
         }
     }
 
-    private static func report(_ end: ResponseRelay.Ending, relay: ResponseRelay, logger: Logger, metrics: ToolgateMetrics) {
-        if let problem = end.problem {
+    /// `agentLeft`: the answer ended because the agent went away (an SDK closing its session does so after every
+    /// step): normal, so only a debug line; the upstream did nothing wrong.
+    private static func report(
+        _ end: ResponseRelay.Ending, relay: ResponseRelay, agentLeft: Bool, logger: Logger, metrics: ToolgateMetrics
+    ) {
+        if agentLeft {
+            logger.debug("the agent left before the upstream's answer ended; upstream transfer stopped")
+        } else if let problem = end.problem {
             logger.warning("upstream answer broken", metadata: ["problem": "\(problem)", "aborted": "\(end.abort)"])
         }
         if relay.droppedEvents > 0 {

@@ -16,6 +16,7 @@ public final class UpstreamObservation: Sendable {
 
     private let last = Mutex<Last?>(nil)
     private let problem = Mutex<String?>(nil)
+    private let unreachable = Mutex<String?>(nil)
 
     /// Why the upstream cannot serve right now (a stdio upstream that is restarting), or nil: `/readyz` is
     /// `not_ready` meanwhile.
@@ -23,9 +24,24 @@ public final class UpstreamObservation: Sendable {
 
     var currentProblem: String? { problem.withLock { $0 } }
 
+    /// Why the last exchange could not reach the upstream (connection refused, timed out), until one reaches it:
+    /// `/readyz` is `degraded` meanwhile (DESIGN.md section 3). The process still serves, and the upstream may come
+    /// back at any moment, so this is no reason to take the sidecar out of rotation.
+    var unreachableProblem: String? { unreachable.withLock { $0 } }
+
+    /// An answer from the upstream: its status, and that it is reachable.
     func record(status: String, speaksMCP: Bool) {
         let now = Last(status: status, speaksMCP: speaksMCP, at: Date())
         last.withLock { $0 = now }
+        unreachable.withLock { $0 = nil }
+    }
+
+    /// An exchange with the upstream that failed. A client that left is not the upstream's status and is not
+    /// recorded (the caller skips it); only a failure to reach the upstream at all makes `/readyz` degraded.
+    func recordFailure(status: String, reached: Bool, message: String) {
+        let now = Last(status: status, speaksMCP: false, at: Date())
+        last.withLock { $0 = now }
+        unreachable.withLock { $0 = reached ? nil : message }
     }
 
     var latest: Last? { last.withLock { $0 } }
