@@ -515,3 +515,10 @@ class DelayProxy:
             except OSError:
                 link.server.close()
                 return
+
+
+def readyz(tg: Any) -> tuple[int, dict[str, Any]]:
+    """`GET /readyz` of a running toolgate: its HTTP status and body."""
+    with http_client() as http:
+        response = http.get(f"{tg.base}/readyz")
+        return response.status_code, response.json()

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from conftest import RedisServer
-from helpers import free_port, http_client, post, tool_call
+from helpers import free_port, http_client, post, readyz, tool_call
 
 
 def admitted_times(tg) -> list[int]:
@@ -168,12 +168,6 @@ class Load:
     def since(self, t: float) -> list[tuple[float, float, str]]:
         with self.lock:
             return [r for r in self.records if r[0] >= t]
-
-
-def readyz(tg) -> tuple[int, dict[str, Any]]:
-    with http_client() as http:
-        response = http.get(f"{tg.base}/readyz")
-    return response.status_code, response.json()
 
 
 def wait_for(predicate, timeout: float) -> float | None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from helpers import (
+    readyz,
     final_response,
     free_port,
     handshake_session,
@@ -28,15 +28,7 @@ from helpers import (
     tool_call,
     wait_for,
 )
-from processes import tcp_accepts
-
-E2E_DIR = Path(__file__).resolve().parent
-
-
-def readyz(tg: Any) -> tuple[int, dict[str, Any]]:
-    with http_client() as http:
-        response = http.get(f"{tg.base}/readyz")
-        return response.status_code, response.json()
+from processes import E2E_DIR, tcp_accepts
 
 
 def call(tg: Any, name: str, mid: int, arguments: dict[str, Any] | None = None) -> dict[str, Any]:

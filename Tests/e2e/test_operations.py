@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from helpers import (
+    readyz,
     SEED_POLICY,
     final_response,
     http_client,
@@ -37,12 +38,6 @@ from helpers import (
 
 ECHO_ONLY = {"version": "1", "default": "deny", "tools": {"echo": {}}}
 ECHO_AND_OTHER = {"version": "1", "default": "deny", "tools": {"echo": {}, "other_tool": {}}}
-
-
-def readyz(tg: Any) -> tuple[int, dict[str, Any]]:
-    with http_client() as http:
-        response = http.get(f"{tg.base}/readyz")
-        return response.status_code, response.json()
 
 
 def policy_sha(tg: Any) -> str:
