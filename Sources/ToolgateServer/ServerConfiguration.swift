@@ -6,6 +6,9 @@ public struct ServerConfiguration: Sendable {
     /// 0 picks any free port; the chosen address is logged and reported through `onListening`.
     public var listenPort: Int
     public var upstreamURL: String
+    /// The server's name in the servers file (`/mcp/NAME`, the `server` label and audit field); nil for the one
+    /// unnamed upstream of `--upstream` / `--upstream-command`.
+    public var serverName: String?
     /// The upstream URL as logs, `/readyz` and errors show it: without userinfo and query, where keys live.
     public var upstreamShownURL: String { ShownURL.redacting(upstreamURL) }
     /// Added to every upstream request, already `${ENV}`-expanded.

@@ -43,7 +43,7 @@ public enum ToolgateServer {
             }
         }
         if let token = configuration.adminToken {
-            let admin = AdminAPI(access: AdminAccess(token: token, sessions: AdminSessions(clock: adminClock)), gate: gate, logger: logger)
+            let admin = AdminAPI(access: AdminAccess(token: token, sessions: AdminSessions(clock: adminClock)), gate: gate, policy: policy, logger: logger)
             if let adminListener {
                 // `--admin-listen`: /admin is served there, and not here.
                 adminListener.install(admin, configuration: configuration)

@@ -339,7 +339,10 @@ def assert_card(card: WebElement, arguments: dict[str, Any]) -> None:
     assert not card.find_elements(By.CSS_SELECTOR, "b, i"), card.get_attribute("innerHTML")
     assert "&lt;b&gt;" in pre.get_attribute("innerHTML")
     meta = card.find_element(By.CSS_SELECTOR, "p.meta").text
-    assert re.match(r"^expires in (59 min|1 h 0 min) · \S+$", meta), meta
+    assert re.match(r"^approval expires in (59 min|1 h 0 min) · \S+$", meta), meta
+    # The agent's own wait (30 s) is shown apart from the approval's life (1 h).
+    wait = card.find_element(By.CSS_SELECTOR, "p.wait").text
+    assert re.fullmatch(r"The agent is waiting: ([12]?\d) s left\.", wait), wait
     for cls, label in (("approve", "Approve"), ("deny", "Deny")):
         button = card.find_element(By.CSS_SELECTOR, f".actions button.{cls}")
         assert (button.text, button.get_attribute("name"), button.get_attribute("value")) == (label, "decision", cls)
@@ -797,8 +800,8 @@ def make_pending_approvals(tg: Any, tokens: list[str], per_token: int) -> None:
             for i in range(per_token):
                 n += 1
                 body = tool_call(n, TOOL, {"amount": n, "tag": f"t{n:03d}", "force": False, "opts": {}}, modern=True)
-                response = http.post(tg.url, json=body, headers={**modern_headers("tools/call", TOOL),
-                                                                 "Authorization": f"Bearer {grant_token}",
+                authorization = {"Authorization": f"Bearer {grant_token}"} if grant_token else {}
+                response = http.post(tg.url, json=body, headers={**modern_headers("tools/call", TOOL), **authorization,
                                                                  "Accept": "application/json, text/event-stream"})
                 assert response.status_code == 200, (response.status_code, response.text)
                 assert "approval_required" in response.text, response.text
@@ -841,4 +844,29 @@ def test_the_page_lists_fifty_at_a_time(toolgate, mcp_upstream_json, browsers, t
     assert not driver.find_element(By.ID, "next-page").is_displayed()
     driver.find_element(By.ID, "first-page").click()
     wait_for(browser, "the first 50 again", lambda: len(browser.cards()) == 50 or None, 5)
+    browser.assert_only_own_origin_and_clean_console()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 7. An agent that stopped waiting: the page says so, beside the approval's own expiry (issue 23, item 8)
+
+
+def test_the_page_says_when_the_agent_stopped_waiting(toolgate, mcp_upstream_json, browsers, tmp_path):
+    admin_file, token = token_file(tmp_path)
+    tg = toolgate(mcp_upstream_json.url, PAGING_POLICY, args=["--admin-token-file", str(admin_file)])
+    make_pending_approvals(tg, [""], 1)  # no grants file: grant "default"; wait 0 s: the agent was answered approval_required at once
+    listed = pending_approvals(tg.base, token)
+    assert len(listed) == 1 and listed[0]["agentWaitsUntil"] == listed[0]["createdAt"], listed
+
+    browser = browsers("stopped", tg.base)
+    driver = browser.driver
+    driver.get(f"{tg.base}/admin/")
+    sign_in(browser, token)
+    wait_signed_in(browser, token)
+    card = wait_for(browser, "the card", lambda: (browser.cards() or [None])[0], CARD_SECONDS)
+    wait = retry_stale(lambda: browser.cards()[0].find_element(By.CSS_SELECTOR, "p.wait").text)
+    assert re.fullmatch(r"The agent stopped waiting \d+ s ago: if approved, its identical retry proceeds\.", wait), wait
+    meta = retry_stale(lambda: browser.cards()[0].find_element(By.CSS_SELECTOR, "p.meta").text)
+    assert re.match(r"^approval expires in (59 min|1 h 0 min) · \S+$", meta), meta
+    assert card is not None
     browser.assert_only_own_origin_and_clean_console()

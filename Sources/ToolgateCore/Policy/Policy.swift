@@ -12,6 +12,9 @@ public struct Policy: Sendable {
     /// The optional `resources` and `prompts` sections; nil: they pass through untouched.
     public let resources: AccessList?
     public let prompts: AccessList?
+    /// `servers.NAME` sections (DESIGN.md section 10), each a whole policy for that server; a server without one
+    /// gets the top. Sections have none of their own.
+    public private(set) var sections: [String: Policy] = [:]
 
     /// Tool names compare by their scalars (`ExactKey`): a name from outside is hashed in linear time, and
     /// KELVIN SIGN is not `K`.
@@ -40,6 +43,18 @@ public struct Policy: Sendable {
         }
         self.exactIndex = exact
         self.globOrder = globs.sorted { ToolPattern.precedes(entries[$0].pattern, entries[$1].pattern) }
+    }
+
+    /// The rules for one server: its section, else the top. Nil (a single unnamed upstream): the top.
+    public func forServer(_ name: String?) -> Policy {
+        guard let name, let section = sections[name] else { return self }
+        return section
+    }
+
+    func with(sections: [String: Policy]) -> Policy {
+        var copy = self
+        copy.sections = sections
+        return copy
     }
 
     /// The entry that governs `tool`: the exact name, else the most specific glob. Never the `"*"` entry.

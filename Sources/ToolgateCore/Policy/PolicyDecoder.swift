@@ -12,7 +12,10 @@ struct PolicyDecoder {
 
     mutating func decode(_ root: JSONValue, sha256: String) -> Policy? {
         let path = PolicyPath.root
-        guard let object = object(root, path, allowed: ["version", "default", "description", "hide", "tools", "resources", "prompts"]) else {
+        guard
+            let object = object(
+                root, path, allowed: ["version", "default", "description", "hide", "tools", "resources", "prompts", "servers"])
+        else {
             return nil
         }
         switch object["version"] {
@@ -22,6 +25,36 @@ struct PolicyDecoder {
         case nil: fail(path.key("version"), "required; must be \"1\"")
         default: fail(path.key("version"), "must be \"1\"")
         }
+        let description = object["description"].flatMap { string($0, path.key("description")) }
+        var counters = CounterDefinitions()
+        let top = body(object, path, sha256: sha256, description: description, counters: &counters)
+        // DESIGN.md section 10: `servers.NAME` holds what the top holds, for that server alone; counter names are
+        // one namespace across them, so a counter defined in two sections must be defined alike.
+        var sections: [String: Policy] = [:]
+        if let value = object["servers"], let servers = self.object(value, path.key("servers"), allowed: nil) {
+            for member in servers.members {
+                let sectionPath = path.key("servers").key(member.key)
+                if !ServerName.isValid(member.key) {
+                    fail(sectionPath, "server name \"\(String(member.key.unicodeScalars.prefix(64)))\" must match [a-z0-9][a-z0-9_-]{0,31}")
+                    continue
+                }
+                guard
+                    let section = self.object(
+                        member.value, sectionPath, allowed: ["default", "description", "hide", "tools", "resources", "prompts"])
+                else { continue }
+                if let policy = body(section, sectionPath, sha256: sha256, description: nil, counters: &counters) {
+                    sections[member.key] = policy
+                }
+            }
+        }
+        guard errors.isEmpty, let top else { return nil }
+        return top.with(sections: sections)
+    }
+
+    /// The rules of one server (the top, or a `servers.NAME` section).
+    private mutating func body(
+        _ object: JSONObject, _ path: PolicyPath, sha256: String, description: String?, counters: inout CounterDefinitions
+    ) -> Policy? {
         var defaultAction = DefaultAction.deny
         if let value = object["default"] {
             if let string = string(value, path.key("default")) {
@@ -32,7 +65,6 @@ struct PolicyDecoder {
                 }
             }
         }
-        let description = object["description"].flatMap { string($0, path.key("description")) }
         var hide: [String] = []
         if let value = object["hide"], let array = array(value, path.key("hide")) {
             for (i, element) in array.enumerated() {
@@ -53,7 +85,7 @@ struct PolicyDecoder {
                 if member.key == Policy.wildcardKey { wildcard = entry } else { entries.append(entry) }
             }
         }
-        checkCounters(entries: entries, wildcard: wildcard)
+        checkCounters(entries: entries, wildcard: wildcard, tools: path.key("tools"), definitions: &counters)
         let resources = object["resources"].flatMap { accessList($0, path.key("resources"), uriTemplates: true) }
         let prompts = object["prompts"].flatMap { accessList($0, path.key("prompts"), uriTemplates: false) }
         guard errors.isEmpty else { return nil }
@@ -407,19 +439,10 @@ struct PolicyDecoder {
     }
 
     /// A counter is (scope, name). Its definitions must agree, and one call may not charge it twice.
-    private mutating func checkCounters(entries: [ToolEntry], wildcard: ToolEntry?) {
-        struct CounterID: Hashable {
-            let scope: LimitScope
-            let name: String
-        }
-        struct Definition {
-            let window: Window
-            let max: Int
-            let algorithm: LimitAlgorithm
-            let path: PolicyPath
-        }
-        var definitions: [CounterID: Definition] = [:]
-        let tools = PolicyPath.root.key("tools")
+    private mutating func checkCounters(
+        entries: [ToolEntry], wildcard: ToolEntry?, tools: PolicyPath, definitions: inout CounterDefinitions
+    ) {
+        typealias CounterID = CounterDefinitions.CounterID
         let wildcardIDs = Set((wildcard?.limits ?? []).map { CounterID(scope: $0.scope, name: $0.counter) })
         for entry in (wildcard.map { [$0] } ?? []) + entries {
             var inThisCall: Set<CounterID> = []
@@ -434,7 +457,7 @@ struct PolicyDecoder {
                         "counter \"\(limit.counter)\" (scope \(limit.scope.rawValue)) is also charged by the \"*\" entry; one call may not charge a counter twice"
                     )
                 }
-                if let first = definitions[id] {
+                if let first = definitions.byID[id] {
                     if first.window.seconds != limit.window.seconds || first.max != limit.max || first.algorithm != limit.algorithm {
                         fail(
                             path,
@@ -442,7 +465,8 @@ struct PolicyDecoder {
                         )
                     }
                 } else {
-                    definitions[id] = Definition(window: limit.window, max: limit.max, algorithm: limit.algorithm, path: path)
+                    definitions.byID[id] = CounterDefinitions.Definition(
+                        window: limit.window, max: limit.max, algorithm: limit.algorithm, path: path)
                 }
             }
         }
@@ -480,4 +504,21 @@ struct PolicyDecoder {
         }
         return string
     }
+}
+
+/// Every counter defined so far in one policy file, across its server sections: one name and scope is one counter.
+struct CounterDefinitions {
+    struct CounterID: Hashable {
+        let scope: LimitScope
+        let name: String
+    }
+
+    struct Definition {
+        let window: Window
+        let max: Int
+        let algorithm: LimitAlgorithm
+        let path: PolicyPath
+    }
+
+    var byID: [CounterID: Definition] = [:]
 }

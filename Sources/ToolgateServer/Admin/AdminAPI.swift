@@ -12,6 +12,9 @@ import ToolgateCore
 struct AdminAPI: Sendable {
     let access: AdminAccess
     let gate: ApprovalGate
+    /// The policy in force says how long a call waits for its human (`approval.wait`), which the page shows beside
+    /// how long the approval itself lives: an agent that stopped waiting needs an identical retry to use it.
+    let policy: PolicyState
     let logger: Logger
     /// A guessing agent fails many sign-ins; the log says so once a second.
     let signInFailureLog = LogThrottle()
@@ -35,7 +38,7 @@ struct AdminAPI: Sendable {
         return Self.json(
             .ok,
             [
-                "approvals": .array(page.approvals.map(Self.json(_:))), "next": page.next.map(JSONValue.string) ?? .null,
+                "approvals": .array(page.approvals.map(shown(_:))), "next": page.next.map(JSONValue.string) ?? .null,
                 "total": .number(JSONNumber(page.total)),
             ])
     }
@@ -70,10 +73,10 @@ struct AdminAPI: Sendable {
                     "grant": "\(ArgumentDisplay.plain(ArgumentDisplay.text(approval.grant)))",
                     "tool": "\(ArgumentDisplay.plain(ArgumentDisplay.text(approval.tool)))",
                 ])
-            return Self.json(.ok, ["approval": Self.json(approval)])
+            return Self.json(.ok, ["approval": shown(approval)])
         case .alreadyDecided(let approval):
             return Self.json(
-                .conflict, ["error": .string("approval \(approval.id) was already \(approval.state.rawValue)"), "approval": Self.json(approval)])
+                .conflict, ["error": .string("approval \(approval.id) was already \(approval.state.rawValue)"), "approval": shown(approval)])
         case .notFound:
             return Self.json(
                 .notFound,
@@ -171,6 +174,20 @@ struct AdminAPI: Sendable {
                 HTTPField.Name("Cross-Origin-Resource-Policy")!: "same-origin",
             ],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONWriter.bytes(value))))
+    }
+
+    /// One approval as the API shows it, with `agentWaitsUntil`: when a call that asked for it stops waiting
+    /// (`createdAt` plus the tool's `approval.wait` in the policy in force; null when the tool no longer asks).
+    func shown(_ approval: Approval) -> JSONValue {
+        var value = Self.json(approval)
+        if case .object(var fields) = value {
+            let entry = policy.snapshot.policy.entry(for: approval.tool)
+            fields["agentWaitsUntil"] =
+                entry.flatMap { $0.action == .approve ? $0.approval : nil }
+                .map { JSONValue.string(Self.timestamp(approval.createdAtMillis + Int64($0.waitSeconds) * 1_000)) } ?? JSONValue.null
+            value = .object(fields)
+        }
+        return value
     }
 
     static func json(_ approval: Approval) -> JSONValue {

@@ -96,6 +96,12 @@ enum AdminPage {
             });
             return parent;
           }
+          function waiting(iso) {
+            if (!iso) return 'The policy no longer asks for approval of this tool.';
+            if (Date.parse(iso) > Date.now()) return 'The agent is waiting: ' + left(iso) + ' left.';
+            return 'The agent stopped waiting ' + left(new Date(2 * Date.now() - Date.parse(iso)).toISOString()) +
+              ' ago: if approved, its identical retry proceeds.';
+          }
           function left(iso) {
             var s = Math.max(0, Math.floor((Date.parse(iso) - Date.now()) / 1000));
             if (s < 60) return s + ' s'; if (s < 3600) return Math.floor(s / 60) + ' min';
@@ -134,7 +140,8 @@ enum AdminPage {
             var g = el('span', 'grant', 'for '); segments(g, d.grant, a.grant); h.appendChild(g);
             c.appendChild(h);
             c.appendChild(segments(el('pre'), d.arguments, JSON.stringify(a.arguments, null, 2)));
-            var m = el('p', 'meta', 'expires in ' + left(a.expiresAt) + ' · '); m.appendChild(el('code', null, a.id)); c.appendChild(m);
+            if (a.state === 'pending') c.appendChild(el('p', 'wait', waiting(a.agentWaitsUntil)));
+            var m = el('p', 'meta', 'approval expires in ' + left(a.expiresAt) + ' · '); m.appendChild(el('code', null, a.id)); c.appendChild(m);
             if (a.state === 'pending') {
               var f = el('div', 'actions');
               [['approve', 'Approve'], ['deny', 'Deny']].forEach(function (x) {

@@ -19,7 +19,13 @@ public final class PolicyState: Sendable {
         public let timeMicros: Int64
     }
 
-    private let current: Mutex<Snapshot>
+    /// The top's snapshot, and one per `servers.NAME` section, built together at each swap.
+    private struct InForce: Sendable {
+        let top: Snapshot
+        let sections: [String: Snapshot]
+    }
+
+    private let current: Mutex<InForce>
     private let refused = Mutex<RefusedReload?>(nil)
     public let keyPrefix: String
 
@@ -34,10 +40,19 @@ public final class PolicyState: Sendable {
 
     public init(policy: Policy, keyPrefix: String, grants: GrantTable? = nil) {
         self.keyPrefix = keyPrefix
-        current = Mutex(Self.snapshot(policy, keyPrefix: keyPrefix, grants: grants))
+        current = Mutex(Self.inForce(policy, keyPrefix: keyPrefix, grants: grants))
     }
 
-    public var snapshot: Snapshot { current.withLock { $0 } }
+    /// The whole file's policy (its top), with the grants.
+    public var snapshot: Snapshot { current.withLock { $0.top } }
+
+    /// What decides for one server: its section of the policy, else the top. Nil: the single unnamed upstream.
+    public func snapshot(forServer name: String?) -> Snapshot {
+        current.withLock { inForce in
+            guard let name, let section = inForce.sections[name] else { return inForce.top }
+            return section
+        }
+    }
 
     /// Replaces the policy and keeps the grants.
     public func replace(with policy: Policy) {
@@ -46,9 +61,15 @@ public final class PolicyState: Sendable {
     }
 
     public func replace(with policy: Policy, grants: GrantTable?) {
-        let next = Self.snapshot(policy, keyPrefix: keyPrefix, grants: grants)
+        let next = Self.inForce(policy, keyPrefix: keyPrefix, grants: grants)
         current.withLock { $0 = next }
         refused.withLock { $0 = nil }
+    }
+
+    private static func inForce(_ policy: Policy, keyPrefix: String, grants: GrantTable?) -> InForce {
+        InForce(
+            top: snapshot(policy, keyPrefix: keyPrefix, grants: grants),
+            sections: policy.sections.mapValues { snapshot($0, keyPrefix: keyPrefix, grants: grants) })
     }
 
     private static func snapshot(_ policy: Policy, keyPrefix: String, grants: GrantTable?) -> Snapshot {

@@ -227,7 +227,7 @@ extension MCPProxy {
         }
         let binding = ApprovalBinding(
             grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: snapshot.policy.sha256,
-            decidedBy: snapshot.policy.decidingDigest(forTool: call.name))
+            decidedBy: decidedBy(snapshot.policy, call.name))
         let deadline = ContinuousClock.now + .seconds(approval.waitSeconds)
         var creation = ApprovalCreation.lookOnly
         var lastID: String?
@@ -317,7 +317,7 @@ extension MCPProxy {
     private func isFollowUpRound(_ call: ToolCall, requestState: String, exchange: Exchange) async -> Bool {
         let binding = RoundBinding(
             grant: exchange.identity.grant, tool: call.name, arguments: call.arguments,
-            decidedBy: exchange.snapshot.policy.decidingDigest(forTool: call.name), requestState: requestState)
+            decidedBy: decidedBy(exchange.snapshot.policy, call.name), requestState: requestState)
         do {
             let remembered = try await roundStates.take(binding)
             metrics.round(remembered ? .followUp : .unrecognized)
@@ -338,7 +338,7 @@ extension MCPProxy {
     func rememberRounds(_ rounds: [ResponseRelay.RelayedRound], grant: String, policy: Policy) async {
         for round in rounds {
             let binding = RoundBinding(
-                grant: grant, tool: round.tool, arguments: round.arguments, decidedBy: policy.decidingDigest(forTool: round.tool),
+                grant: grant, tool: round.tool, arguments: round.arguments, decidedBy: decidedBy(policy, round.tool),
                 requestState: round.requestState)
             do {
                 try await roundStates.remember(binding, ttlSeconds: RoundBinding.lifetimeSeconds)
@@ -365,5 +365,15 @@ extension CoreMetrics.Timer {
         let elapsed = ContinuousClock.now - start
         let (seconds, attoseconds) = elapsed.components
         recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+extension MCPProxy {
+    /// What an approval or a multi-round state is bound to: the rules that decide the tool, and on a named server
+    /// the server, so approving `delete` on one server never approves another server's `delete`.
+    func decidedBy(_ policy: Policy, _ tool: String) -> String {
+        let digest = policy.decidingDigest(forTool: tool)
+        guard let server = configuration.serverName else { return digest }
+        return "server:" + server + ":" + digest
     }
 }

@@ -72,7 +72,7 @@ struct MCPProxy: Sendable {
         inflight.enter()
         defer { inflight.leave() }
         // One policy for the whole request, whatever a reload does meanwhile.
-        let snapshot = policy.snapshot
+        let snapshot = policy.snapshot(forServer: configuration.serverName)
         if let rejection = originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
             logger.warning("refused request", metadata: ["reason": "\(rejection)"])
             switch rejection {
