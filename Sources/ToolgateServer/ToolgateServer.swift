@@ -19,6 +19,7 @@ public enum ToolgateServer {
         public func startDraining() { draining.store(true, ordering: .relaxed) }
     }
 
+    /// One unnamed upstream (`--upstream` / `--upstream-command`) at `/mcp`.
     public static func makeApplication(
         configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, storeStatus: any StoreStatus,
         upstream: any UpstreamTransport, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
@@ -27,23 +28,59 @@ public enum ToolgateServer {
         inflight: InflightRequests? = nil, adminListener: AdminListener? = nil, adminClock: any WallClock = SystemWallClock(),
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
+        makeApplication(
+            configuration: configuration,
+            servers: [UpstreamServer(configuration: configuration, upstream: upstream, observation: observation)], policy: policy,
+            store: store, storeStatus: storeStatus, metrics: metrics, readiness: readiness, logger: logger, approvals: approvals,
+            roundStates: roundStates, auditLog: auditLog, inflight: inflight, adminListener: adminListener, adminClock: adminClock,
+            onListening: onListening)
+    }
+
+    /// Every server of a servers file (DESIGN.md section 10), each at `/mcp/NAME`, on one listener with one policy,
+    /// one store, one approvals page and one `/metrics`. `configuration` is the listener's; each server's own
+    /// (upstream URL, headers, name) is in its `UpstreamServer`.
+    public static func makeApplication(
+        configuration: ServerConfiguration, servers: [UpstreamServer], policy: PolicyState, store: any LimitStore,
+        storeStatus: any StoreStatus, metrics: ToolgateMetrics, readiness: Readiness, logger: Logger,
+        approvals: (any ApprovalStore)? = nil,
+        roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()), auditLog: AuditLog? = nil,
+        inflight: InflightRequests? = nil, adminListener: AdminListener? = nil, adminClock: any WallClock = SystemWallClock(),
+        onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
+    ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
             store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
-        let proxy = MCPProxy(
-            configuration: configuration, policy: policy, store: store, upstream: upstream, metrics: metrics, logger: logger,
-            approvals: gate, upstreamObservation: observation, roundStates: roundStates, auditLog: auditLog,
-            readiness: readiness, inflight: inflight ?? InflightRequests(metrics: metrics))
+        let inflight = inflight ?? InflightRequests(metrics: metrics)
+        let routes = ServerRoutes(
+            routes: servers.map { server in
+                ServerRoutes.Route(
+                    server: server,
+                    proxy: MCPProxy(
+                        configuration: server.configuration, policy: policy, store: store, upstream: server.upstream,
+                        metrics: metrics, logger: logger, approvals: gate, upstreamObservation: server.observation,
+                        roundStates: roundStates, auditLog: auditLog, readiness: readiness, inflight: inflight))
+            },
+            originGuard: RequestOriginGuard(
+                boundToLoopback: RequestOriginGuard.isLoopback(listenHost: configuration.listenHost),
+                allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins))
         let router = Router(context: ProxyRequestContext.self)
-        router.post("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
-        router.get("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
-        router.delete("/mcp") { request, context in await proxy.handle(request, agent: context.client) }
+        router.post("/mcp") { request, context in await routes.handleRoot(request, agent: context.client) }
+        router.get("/mcp") { request, context in await routes.handleRoot(request, agent: context.client) }
+        router.delete("/mcp") { request, context in await routes.handleRoot(request, agent: context.client) }
+        for method in [HTTPRequest.Method.post, .get, .delete] {
+            router.on("/mcp/:server", method: method) { request, context in
+                await routes.handle(request, server: context.parameters.get("server") ?? "", agent: context.client)
+            }
+        }
         for method in [HTTPRequest.Method.put, .patch, .head, .options] {
-            router.on("/mcp", method: method) { _, _ in
-                MCPProxy.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
+            for path in ["/mcp", "/mcp/:server"] {
+                router.on(RouterPath(stringLiteral: path), method: method) { _, _ in
+                    MCPProxy.httpError(.methodNotAllowed, .invalidRequest, "use POST, GET or DELETE on /mcp")
+                }
             }
         }
         if let token = configuration.adminToken {
-            let admin = AdminAPI(access: AdminAccess(token: token, sessions: AdminSessions(clock: adminClock)), gate: gate, policy: policy, logger: logger)
+            let admin = AdminAPI(
+                access: AdminAccess(token: token, sessions: AdminSessions(clock: adminClock)), gate: gate, policy: policy, logger: logger)
             if let adminListener {
                 // `--admin-listen`: /admin is served there, and not here.
                 adminListener.install(admin, configuration: configuration)
@@ -53,8 +90,9 @@ public enum ToolgateServer {
         }
         let probes = ProbeEndpoints(
             configuration: configuration, policy: policy, storeStatus: storeStatus, metrics: metrics, readiness: readiness,
-            observation: observation, listenHost: configuration.listenHost)
+            servers: { routes.servers }, listenHost: configuration.listenHost)
         probes.add(to: router)
+        let shownUpstreams = servers.map { ($0.name.map { $0 + "=" } ?? "") + $0.configuration.upstreamShownURL }
         return Application(
             router: router,
             server: guardedHTTP1(configuration),
@@ -65,29 +103,25 @@ public enum ToolgateServer {
                 let port = channel.localAddress?.port ?? configuration.listenPort
                 logger.info(
                     "toolgate listening",
-                    metadata: ["address": "\(configuration.listenHost):\(port)", "upstream": "\(configuration.upstreamShownURL)"])
+                    metadata: [
+                        "address": "\(configuration.listenHost):\(port)",
+                        (shownUpstreams.count == 1 && servers[0].name == nil ? "upstream" : "servers"): "\(shownUpstreams.joined(separator: " "))",
+                    ])
                 await onListening(configuration.listenHost, port)
             },
             logger: logger)
-    }
-}
-
-extension ToolgateServer {
-    static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let parts = duration.components
-        return .nanoseconds(parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000)
     }
 
     /// `--metrics-listen`: `/metrics`, `/healthz` and `/readyz` on a listener of their own (a pod's probes and
     /// scrapes), while `/mcp` stays where it is, loopback for instance.
     public static func makeProbesApplication(
         host: String, port: Int, configuration: ServerConfiguration, policy: PolicyState, storeStatus: any StoreStatus,
-        metrics: ToolgateMetrics, readiness: Readiness, observation: UpstreamObservation, logger: Logger
+        metrics: ToolgateMetrics, readiness: Readiness, servers: @escaping @Sendable () -> [UpstreamServer], logger: Logger
     ) -> some ApplicationProtocol {
         let router = Router()
         ProbeEndpoints(
             configuration: configuration, policy: policy, storeStatus: storeStatus, metrics: metrics, readiness: readiness,
-            observation: observation, listenHost: host
+            servers: servers, listenHost: host
         ).add(to: router)
         return Application(
             router: router,
@@ -99,6 +133,13 @@ extension ToolgateServer {
                 logger.info("probes and metrics listening", metadata: ["address": "\(host):\(channel.localAddress?.port ?? port)"])
             },
             logger: logger)
+    }
+}
+
+extension ToolgateServer {
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let parts = duration.components
+        return .nanoseconds(parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000)
     }
 }
 

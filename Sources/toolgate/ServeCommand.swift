@@ -85,6 +85,8 @@ struct ListenerOptions: ParsableArguments {
 struct ServeOptions: ParsableArguments {
     @Option(help: "Policy file (JSON, or YAML for .yaml/.yml).") var policy: String?
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
+    @Option(help: "Servers file (JSON, or YAML for .yaml/.yml) in an MCP client's format, {\"mcpServers\": {NAME: {\"url\": …} | {\"command\": …}}}: every server at /mcp/NAME, instead of --upstream.")
+    var servers: String?
     @Option(name: .customLong("upstream-command"), help: "Run a stdio MCP server instead of --upstream, e.g. 'npx -y some-mcp-server' (run by /bin/sh -c).")
     var upstreamCommand: String?
     @Option(name: .customLong("upstream-isolation"), help: "--upstream-command: shared (one process for every client, default) or session (one per client session; per grant without one).")
@@ -132,6 +134,9 @@ struct ServeSettings {
     var upstream: CurlUpstreamTransport.Configuration
     /// `--upstream-command`: the stdio upstream, instead of `--upstream`'s URL.
     var upstreamCommand: StdioUpstreamTransport.Configuration?
+    /// `--servers`: every server of the file (or, for `stdio --server NAME`, that one), instead of the two above.
+    var namedServers: [ServerLaunch] = []
+    var serversPath: String?
     var logLevel: Logger.Level
     /// Nil: the embedded in-memory store. Its `url` is the first of `redisSeeds`.
     var redis: RedisClient.Configuration?
@@ -167,7 +172,8 @@ struct ServeSettings {
 
     /// `listener` nil: `stdio`, which has no HTTP front (its flags, and their variables, are not read).
     init(
-        _ command: ServeOptions, listener: ListenerOptions?, environment env: EnvironmentOptions, commandName: String = "serve"
+        _ command: ServeOptions, listener: ListenerOptions?, environment env: EnvironmentOptions, commandName: String = "serve",
+        serverSelection: String? = nil
     ) throws(Failure) {
         func usage(_ message: String) -> Failure { Failure(lines: ["toolgate \(commandName): \(message)"], exitCode: 64) }
         func listenerValue(_ keyPath: KeyPath<ListenerOptions, String?>, _ flag: String) -> String? {
@@ -181,10 +187,30 @@ struct ServeSettings {
         }
         let upstreamText = env.value(command.upstream, flag: "upstream")
         let commandText = env.value(command.upstreamCommand, flag: "upstream-command")
+        let serversText = env.value(command.servers, flag: "servers")
+        if serversText != nil {
+            // Per-server settings live in the servers file; the timeouts and connection cap below are defaults.
+            let perServer: [(String, Bool)] = [
+                ("upstream", upstreamText != nil), ("upstream-command", commandText != nil),
+                ("upstream-header", !env.values(command.upstreamHeaders, flag: "upstream-header").isEmpty),
+                ("upstream-env", !env.values(command.upstreamEnv, flag: "upstream-env").isEmpty),
+                ("upstream-isolation", command.upstreamIsolation != nil), ("upstream-max-processes", command.upstreamMaxProcesses != nil),
+                ("upstream-start-timeout", command.upstreamStartTimeout != nil),
+            ]
+            if let (flag, _) = perServer.first(where: { $0.1 }) {
+                throw usage(
+                    "--\(flag) does not go with --servers: each server's settings are in the servers file (url, headers, command, args, env, and its \"toolgate\" key)")
+            }
+        } else if serverSelection != nil {
+            throw usage("--server NAME picks a server of --servers FILE; give --servers too")
+        }
         let upstreamURL: String
         switch (upstreamText, commandText) {
+        case (nil, nil) where serversText != nil:
+            upstreamURL = "servers: " + serversText!
         case (nil, nil):
-            throw usage("missing --upstream URL or --upstream-command COMMAND (or TOOLGATE_UPSTREAM, TOOLGATE_UPSTREAM_COMMAND)")
+            throw usage(
+                "missing --upstream URL, --upstream-command COMMAND or --servers FILE (or TOOLGATE_UPSTREAM, TOOLGATE_UPSTREAM_COMMAND, TOOLGATE_SERVERS)")
         case (.some, .some):
             throw usage("give --upstream URL or --upstream-command COMMAND, not both")
         case (let url?, nil):
@@ -354,11 +380,45 @@ struct ServeSettings {
             }
             adminListen = (adminHost, adminPort)
         }
+        // toolgate's environment, less its own secrets: grant tokens read from the environment, and every
+        // TOOLGATE_* setting (a Redis URL may hold a password). Then --upstream-env, or a server's `env`.
+        let secrets = Set(grants?.grants.compactMap(\.tokenVariable) ?? [])
+        let inheritedEnvironment = env.environment.filter { !$0.key.hasPrefix("TOOLGATE_") && !secrets.contains($0.key) }
+        if let serversText {
+            let file: ServersFile
+            switch PolicyFile.loadServers(serversText, environment: env.environment) {
+            case .success(let loaded): file = loaded
+            case .failure(let error): throw Failure(lines: error.errors.map(\.description), exitCode: 1)
+            }
+            var chosen = file.servers
+            if let serverSelection {
+                guard let server = file.server(named: serverSelection) else {
+                    let names = file.servers.map(\.name)
+                    let hint = NameSuggestion.closest(to: serverSelection, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
+                    throw usage("--server: no server \"\(serverSelection)\" in \(serversText)\(hint); it has: \(names.joined(separator: ", "))")
+                }
+                chosen = [server]
+            }
+            namedServers = chosen.map {
+                ServerLaunch(
+                    $0, listener: server, defaults: upstream, environment: inheritedEnvironment, maximumLineBytes: Self.maximumStdioLine)
+            }
+            serversPath = serversText
+            if let unknown = policy.sections.keys.sorted().first(where: { file.server(named: $0) == nil }) {
+                let names = file.servers.map(\.name)
+                let hint = NameSuggestion.closest(to: unknown, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
+                throw Failure(
+                    lines: ["\(policyPath): servers.\(unknown): no server \"\(unknown)\" in \(serversText)\(hint) (servers: \(names.joined(separator: ", ")))"],
+                    exitCode: 1)
+            }
+        } else if !policy.sections.isEmpty {
+            throw Failure(
+                lines: [
+                    "\(policyPath): servers: the policy has sections for named servers (\(policy.sections.keys.sorted().joined(separator: ", "))), which need --servers FILE"
+                ], exitCode: 1)
+        }
         if let commandText {
-            // toolgate's environment, less its own secrets: grant tokens read from the environment, and every
-            // TOOLGATE_* setting (a Redis URL may hold a password). Then --upstream-env.
-            let secrets = Set(grants?.grants.compactMap(\.tokenVariable) ?? [])
-            var childEnvironment = env.environment.filter { !$0.key.hasPrefix("TOOLGATE_") && !secrets.contains($0.key) }
+            var childEnvironment = inheritedEnvironment
             for raw in env.values(command.upstreamEnv, flag: "upstream-env") {
                 guard let equals = raw.firstIndex(of: "="), equals != raw.startIndex else {
                     throw usage("--upstream-env must be NAME=VALUE, got \"\(raw)\"")

@@ -8,7 +8,8 @@ struct StdioCommand: AsyncParsableCommand {
         commandName: "stdio",
         abstract: "Speak MCP on stdin/stdout to one client, enforcing the policy in front of an upstream MCP server.",
         discussion: """
-            An MCP client launches `toolgate stdio --policy FILE --upstream URL` as its server. Every message is the \
+            An MCP client launches `toolgate stdio --policy FILE --upstream URL` (or `--servers FILE --server NAME`, \
+            one server of a servers file, as `toolgate wrap` writes it) as its server. Every message is the \
             grant's named by --grant (default "default"); the process is one session. stdout carries protocol \
             messages only; logs go to stderr. It exits 0 when stdin closes, after the messages in flight are \
             answered; on SIGTERM/SIGINT it exits 0 once nothing is in flight (at most --drain-timeout). Requests run \
@@ -22,6 +23,8 @@ struct StdioCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ServeOptions
     @Option(help: "The grant every message counts against (default \"default\").") var grant: String?
+    @Option(help: "With --servers FILE: the server of the file this client talks to (its section of the policy applies).")
+    var server: String?
     /// `serve`'s HTTP-front flags: parsed only to refuse them by name, and left out of this command's help.
     @OptionGroup(visibility: .private) var refused: ListenerOptions
 
@@ -40,7 +43,15 @@ struct StdioCommand: AsyncParsableCommand {
                     ],
                     exitCode: 64)
             }
-            settings = try ServeSettings(options, listener: nil, environment: environment, commandName: "stdio")
+            settings = try ServeSettings(
+                options, listener: nil, environment: environment, commandName: "stdio",
+                serverSelection: environment.value(server, flag: "server"))
+            if settings.namedServers.count > 1 {
+                throw ServeSettings.Failure(
+                    lines: [
+                        "toolgate stdio: --servers names \(settings.namedServers.count) servers (\(settings.namedServers.map(\.name).joined(separator: ", "))); pick the one this client talks to with --server NAME"
+                    ], exitCode: 64)
+            }
             if settings.auditLogPath == "-" {
                 throw ServeSettings.Failure(
                     lines: ["toolgate stdio: --audit-log - would mix audit lines into the protocol on stdout; give a file"], exitCode: 64)

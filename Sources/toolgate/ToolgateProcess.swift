@@ -10,14 +10,31 @@ import ToolgateUpstream
 enum ToolgateProcess {
     static func serviceGroup(
         _ settings: ServeSettings, stdio: Bool = false, auditSink: (any AuditSink)? = nil,
-        stdioUpstream: StdioUpstreamTransport? = nil, observation: UpstreamObservation = UpstreamObservation(),
+        stdioUpstreams: [String: StdioUpstreamTransport] = [:], observations: [String: UpstreamObservation] = [:],
         metrics: ToolgateMetrics = ToolgateMetrics(version: ToolgateVersion.current), logger: Logger,
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> ServiceGroup {
         metrics.policyInForce(sha256: settings.policy.sha256)
         let policy = PolicyState(policy: settings.policy, keyPrefix: settings.server.keyPrefix, grants: settings.server.grants)
         let readiness = ToolgateServer.Readiness()
-        let upstream: any UpstreamTransport = stdioUpstream ?? CurlUpstreamTransport(configuration: settings.upstream)
+        // Every server: the one unnamed upstream (key ""), or each of the servers file, an HTTP server with a
+        // connection pool of its own.
+        let servers: [UpstreamServer]
+        if settings.namedServers.isEmpty {
+            servers = [
+                UpstreamServer(
+                    configuration: settings.server,
+                    upstream: stdioUpstreams[""] ?? CurlUpstreamTransport(configuration: settings.upstream),
+                    observation: observations[""] ?? UpstreamObservation())
+            ]
+        } else {
+            servers = settings.namedServers.map { launch in
+                UpstreamServer(
+                    configuration: launch.configuration,
+                    upstream: stdioUpstreams[launch.name] ?? CurlUpstreamTransport(configuration: launch.http ?? settings.upstream),
+                    observation: observations[launch.name] ?? UpstreamObservation())
+            }
+        }
         let store: any LimitStore
         let storeStatus: any StoreStatus
         let approvals: any ApprovalStore
@@ -50,17 +67,17 @@ enum ToolgateProcess {
         if stdio {
             front = .init(
                 service: StdioFront(
-                    configuration: settings.server, policy: policy, store: store, upstream: upstream, metrics: metrics,
+                    configuration: servers[0].configuration, policy: policy, store: store, upstream: servers[0].upstream,
+                    metrics: metrics,
                     readiness: readiness, logger: logger, approvals: approvals, roundStates: roundStates, auditLog: auditLog,
                     inflight: inflight),
                 successTerminationBehavior: .gracefullyShutdownGroup)
         } else {
             front = .init(
                 service: ToolgateServer.makeApplication(
-                    configuration: settings.server, policy: policy, store: store, storeStatus: storeStatus, upstream: upstream,
-                    metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, observation: observation,
-                    roundStates: roundStates, auditLog: auditLog, inflight: inflight, adminListener: adminListener,
-                    onListening: onListening))
+                    configuration: settings.server, servers: servers, policy: policy, store: store, storeStatus: storeStatus,
+                    metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, roundStates: roundStates,
+                    auditLog: auditLog, inflight: inflight, adminListener: adminListener, onListening: onListening))
         }
         if let adminListener { probeServices.append(.init(service: adminListener)) }
         if let (host, port) = settings.metricsListen {
@@ -68,7 +85,7 @@ enum ToolgateProcess {
                 .init(
                     service: ToolgateServer.makeProbesApplication(
                         host: host, port: port, configuration: settings.server, policy: policy, storeStatus: storeStatus,
-                        metrics: metrics, readiness: readiness, observation: observation, logger: logger)))
+                        metrics: metrics, readiness: readiness, servers: { servers }, logger: logger)))
         }
         if !stdio, settings.server.grants == nil, !RequestOriginGuard.isLoopback(listenHost: settings.server.listenHost) {
             logger.warning(
@@ -85,7 +102,7 @@ enum ToolgateProcess {
         // (and answers 503); the audit log is closed last, after the last call's line.
         var configuration = ServiceGroupConfiguration(
             services: (auditLog.map { [.init(service: AuditLogCloser(log: $0), successTerminationBehavior: .ignore)] } ?? [])
-                + (stdioUpstream.map { [.init(service: StdioUpstreamService(transport: $0), successTerminationBehavior: .ignore)] } ?? [])
+                + stdioUpstreams.values.map { .init(service: StdioUpstreamService(transport: $0), successTerminationBehavior: .ignore) }
                 + [
                     front,
                     .init(service: reloader, successTerminationBehavior: .ignore),
@@ -127,9 +144,12 @@ extension ToolgateProcess {
     /// The stdio upstream of `--upstream-command`, started and answering `initialize`, its events logged (its stderr
     /// line by line, tagged) and shown in `/readyz`. Throws, for the user, when it never answers.
     static func startStdioUpstream(
-        _ configuration: StdioUpstreamTransport.Configuration, observation: UpstreamObservation, metrics: ToolgateMetrics,
-        logger: Logger
+        _ configuration: StdioUpstreamTransport.Configuration, server: String? = nil, observation: UpstreamObservation,
+        metrics: ToolgateMetrics, logger: Logger
     ) async throws(StdioUpstreamFailure) -> StdioUpstreamTransport {
+        var serverLogger = logger
+        if let server { serverLogger[metadataKey: "server"] = "\(server)" }
+        let logger = serverLogger
         let notJSONLog = LogThrottle()
         let refusalLog = LogThrottle()
         let transport = StdioUpstreamTransport(configuration: configuration) { event in
@@ -152,7 +172,7 @@ extension ToolgateProcess {
             case .stderr(let line):
                 logger.info("\(line)", metadata: ["source": "upstream-stderr"])
             case .refusedResponse(let reason):
-                metrics.stdioResponseRefused(reason)
+                metrics.stdioResponseRefused(reason, server: server)
                 if let suppressed = refusalLog.admit() {
                     logger.warning(
                         "refused a client's answer to a request of the upstream command's: it was not that client's to answer",
@@ -220,21 +240,43 @@ extension ToolgateProcess {
         if let warning = budget.warning { logger.warning("\(warning)") }
         settings.server.maxConnections = budget.clientConnections
         settings.upstream.maxConnectionsPerHost = budget.upstreamConnections
-        let observation = UpstreamObservation()
         let metrics = ToolgateMetrics(version: ToolgateVersion.current)
-        var stdioUpstream: StdioUpstreamTransport?
-        if let upstreamCommand = settings.upstreamCommand {
-            do {
-                stdioUpstream = try await startStdioUpstream(
-                    upstreamCommand, observation: observation, metrics: metrics, logger: logger)
-            } catch {
-                printError("toolgate \(command): \(error)")
-                throw ExitCode.failure
+        // The stdio upstreams start before anything listens: a server that never answers is the user's to hear of
+        // at once, named, with the flag or key that bounds its start.
+        var toStart: [(name: String, configuration: StdioUpstreamTransport.Configuration)] = []
+        if let upstreamCommand = settings.upstreamCommand { toStart.append(("", upstreamCommand)) }
+        for launch in settings.namedServers {
+            if let stdio = launch.stdio { toStart.append((launch.name, stdio)) }
+        }
+        var observations: [String: UpstreamObservation] = [:]
+        for launch in settings.namedServers { observations[launch.name] = UpstreamObservation() }
+        observations[""] = UpstreamObservation()
+        var stdioUpstreams: [String: StdioUpstreamTransport] = [:]
+        do {
+            try await withThrowingTaskGroup(of: (String, StdioUpstreamTransport).self) { group in
+                for (name, configuration) in toStart {
+                    let observation = observations[name]!
+                    group.addTask {
+                        do throws(StdioUpstreamFailure) {
+                            let transport = try await startStdioUpstream(
+                                configuration, server: name.isEmpty ? nil : name, observation: observation, metrics: metrics,
+                                logger: logger)
+                            return (name, transport)
+                        } catch {
+                            throw StdioServerStartFailure(server: name, failure: error)
+                        }
+                    }
+                }
+                for try await (name, transport) in group { stdioUpstreams[name] = transport }
             }
+        } catch let failure as StdioServerStartFailure {
+            for transport in stdioUpstreams.values { await transport.stop() }
+            printError("toolgate \(command): " + (failure.server.isEmpty ? "" : "server \"\(failure.server)\" (\(settings.serversPath ?? "")): ") + "\(failure.failure)")
+            throw ExitCode.failure
         }
         do {
             try await serviceGroup(
-                settings, stdio: command == "stdio", auditSink: auditSink, stdioUpstream: stdioUpstream, observation: observation,
+                settings, stdio: command == "stdio", auditSink: auditSink, stdioUpstreams: stdioUpstreams, observations: observations,
                 metrics: metrics, logger: logger
             ).run()
         } catch {
@@ -242,4 +284,10 @@ extension ToolgateProcess {
             throw ExitCode.failure
         }
     }
+}
+
+/// A stdio server that did not start, with its name in the servers file ("" for `--upstream-command`).
+struct StdioServerStartFailure: Error {
+    let server: String
+    let failure: StdioUpstreamFailure
 }

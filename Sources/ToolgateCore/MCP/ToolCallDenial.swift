@@ -62,7 +62,8 @@ public struct ToolCallDenial: Sendable, Equatable {
     }
 
     /// The `CallToolResult`. The per-request era requires `resultType`, or its clients reject the result.
-    public func result(era: ProtocolEra) -> JSONValue {
+    /// `server`: the named server the call was for (DESIGN.md section 10); nil for the one unnamed upstream.
+    public func result(era: ProtocolEra, server: String? = nil) -> JSONValue {
         var denial = JSONObject([
             .init(key: "reason", value: .string(reason.rawValue)),
             .init(key: "rule", value: .string(rule)),
@@ -78,6 +79,7 @@ public struct ToolCallDenial: Sendable, Equatable {
             denial["retryAfterSeconds"] = .number(JSONNumber(retryAfter))
         }
         if let approvalID { denial["approvalId"] = .string(approvalID) }
+        if let server { denial["server"] = .string(server) }
         var result = JSONObject([
             .init(key: "content", value: [["type": "text", "text": .string("Denied by policy: " + message)]]),
             .init(key: "isError", value: true),

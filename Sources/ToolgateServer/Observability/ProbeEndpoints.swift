@@ -12,21 +12,22 @@ struct ProbeEndpoints: Sendable {
     let storeStatus: any StoreStatus
     let metrics: ToolgateMetrics
     let readiness: ToolgateServer.Readiness
-    let observation: UpstreamObservation
+    /// The servers in force (a reloaded servers file changes them).
+    let servers: @Sendable () -> [UpstreamServer]
     /// DNS-rebinding protection for the probes: on loopback only a loopback `Host`, and no foreign `Origin`. Names
     /// given with `--allowed-host` are not required here: scrapers and kubelet probes address a pod by its IP.
     let originGuard: RequestOriginGuard
 
     init(
         configuration: ServerConfiguration, policy: PolicyState, storeStatus: any StoreStatus, metrics: ToolgateMetrics,
-        readiness: ToolgateServer.Readiness, observation: UpstreamObservation, listenHost: String
+        readiness: ToolgateServer.Readiness, servers: @escaping @Sendable () -> [UpstreamServer], listenHost: String
     ) {
         self.configuration = configuration
         self.policy = policy
         self.storeStatus = storeStatus
         self.metrics = metrics
         self.readiness = readiness
-        self.observation = observation
+        self.servers = servers
         originGuard = RequestOriginGuard(
             boundToLoopback: RequestOriginGuard.isLoopback(listenHost: listenHost), allowedOrigins: configuration.allowedOrigins)
     }
@@ -53,21 +54,48 @@ struct ProbeEndpoints: Sendable {
         }
     }
 
+    /// One server's state: `not_ready` while a stdio server restarts, `degraded` while an HTTP server is unreachable.
+    struct ServerState {
+        let status: String
+        let report: JSONObject
+    }
+
+    static func state(of server: UpstreamServer) -> ServerState {
+        let observation = server.observation
+        let restarting = observation.currentProblem
+        let unreachable = observation.unreachableProblem
+        var report: JSONObject = ["url": .string(server.configuration.upstreamShownURL)]
+        if let problem = restarting ?? unreachable { report["problem"] = .string(problem) }
+        if let last = observation.latest {
+            report["lastStatus"] = .string(last.status)
+            report["lastAnswerWasMCP"] = .bool(last.speaksMCP)
+            report["lastAt"] = .string(AdminAPI.timestamp(Int64(last.at.timeIntervalSince1970 * 1_000)))
+        }
+        return ServerState(status: restarting != nil ? "not_ready" : unreachable != nil ? "degraded" : "ready", report: report)
+    }
+
     func readyz() -> Response {
         let connected = storeStatus.isConnected
         let storeProblem = storeStatus.problem
+        let servers = self.servers()
+        let states = servers.map(Self.state(of:))
+        let named = servers.contains { $0.name != nil }
+        // One unnamed upstream: a restarting stdio upstream is not_ready, an unreachable one degraded (section 3).
+        // Named servers (section 10): one down makes the sidecar degraded, the others serve; all down, not_ready.
+        let down = states.filter { $0.status != "ready" }.count
+        let upstreamStatus: String
+        if named {
+            upstreamStatus = down == 0 ? "ready" : down == states.count ? "not_ready" : "degraded"
+        } else {
+            upstreamStatus = states.first?.status ?? "ready"
+        }
         let status: String
-        let restarting = observation.currentProblem
-        let unreachable = observation.unreachableProblem
-        let upstreamProblem = restarting ?? unreachable
-        if readiness.isDraining || restarting != nil {
+        if readiness.isDraining || upstreamStatus == "not_ready" {
             status = "not_ready"
         } else if !connected || storeProblem != nil {
             status = configuration.failMode == .open ? "degraded" : "not_ready"
-        } else if unreachable != nil {
-            status = "degraded"
         } else {
-            status = "ready"
+            status = upstreamStatus
         }
         var store: JSONObject = [
             "kind": .string(storeStatus.kind), "connected": .bool(connected),
@@ -80,13 +108,6 @@ struct ProbeEndpoints: Sendable {
                 "slotsCovered": .number(JSONNumber(cluster.slotsCovered)),
             ]
         }
-        var upstreamReport: JSONObject = ["url": .string(configuration.upstreamShownURL)]
-        if let upstreamProblem { upstreamReport["problem"] = .string(upstreamProblem) }
-        if let last = observation.latest {
-            upstreamReport["lastStatus"] = .string(last.status)
-            upstreamReport["lastAnswerWasMCP"] = .bool(last.speaksMCP)
-            upstreamReport["lastAt"] = .string(AdminAPI.timestamp(Int64(last.at.timeIntervalSince1970 * 1_000)))
-        }
         var policyReport: JSONObject = ["sha256": .string(policy.snapshot.policy.sha256)]
         if let refused = policy.lastReloadError {
             policyReport["lastReloadError"] = [
@@ -94,12 +115,22 @@ struct ProbeEndpoints: Sendable {
                 "time": .string(CallAudit.rfc3339(micros: refused.timeMicros)),
             ]
         }
-        let body: JSONValue = [
+        var body: JSONObject = [
             "status": .string(status),
             "policy": .object(policyReport),
             "store": .object(store),
-            "upstream": .object(upstreamReport),
         ]
-        return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, body)
+        if named {
+            var report = JSONObject()
+            for (server, state) in zip(servers, states) {
+                var entry = state.report
+                entry["status"] = .string(state.status)
+                report[server.name ?? ""] = .object(entry)
+            }
+            body["servers"] = .object(report)
+        } else if let state = states.first {
+            body["upstream"] = .object(state.report)
+        }
+        return MCPProxy.jsonResponse(status: status == "not_ready" ? .serviceUnavailable : .ok, .object(body))
     }
 }

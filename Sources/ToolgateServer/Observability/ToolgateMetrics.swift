@@ -79,11 +79,11 @@ public final class ToolgateMetrics: Sendable {
 
     /// Labelled counters, made on first use.
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let serverTimers = Mutex<[String: CoreMetrics.Timer]>([:])
     private let policyInfo = Mutex<(sha: String, gauge: CoreMetrics.Gauge)?>(nil)
 
     public let decisionDuration: CoreMetrics.Timer
     public let storeDuration: CoreMetrics.Timer
-    public let upstreamDuration: CoreMetrics.Timer
     public let inflightRequests: CoreMetrics.Meter
     public let approvalsPending: CoreMetrics.Gauge
 
@@ -101,7 +101,6 @@ public final class ToolgateMetrics: Sendable {
         self.factory = factory
         decisionDuration = CoreMetrics.Timer(label: MetricName.decisionDuration.rawValue, dimensions: [], factory: factory)
         storeDuration = CoreMetrics.Timer(label: MetricName.storeDuration.rawValue, dimensions: [], factory: factory)
-        upstreamDuration = CoreMetrics.Timer(label: MetricName.upstreamDuration.rawValue, dimensions: [], factory: factory)
         inflightRequests = CoreMetrics.Meter(label: MetricName.inflightRequests.rawValue, dimensions: [], factory: factory)
         approvalsPending = CoreMetrics.Gauge(label: MetricName.approvalsPending.rawValue, dimensions: [], factory: factory)
         approvalsPending.record(0)
@@ -111,36 +110,36 @@ public final class ToolgateMetrics: Sendable {
         counter(.authFailures, []).increment(by: 0)
     }
 
-    public func toolCall(tool: String, decision: Decision) {
-        counter(.toolCalls, [("tool", tool), ("decision", decision.label)]).increment()
+    public func toolCall(tool: String, decision: Decision, server: String? = nil) {
+        counter(.toolCalls, [("tool", tool), ("decision", decision.label)] + Self.label(server)).increment()
     }
 
     /// A request naming a resource or prompt, judged by the policy's `resources` or `prompts` section.
-    public func accessDecision(kind: ResourceAndPromptGate.Kind, decision: AccessDecision) {
-        counter(.accessDecisions, [("kind", kind.rawValue), ("decision", decision.rawValue)]).increment()
+    public func accessDecision(kind: ResourceAndPromptGate.Kind, decision: AccessDecision, server: String? = nil) {
+        counter(.accessDecisions, [("kind", kind.rawValue), ("decision", decision.rawValue)] + Self.label(server)).increment()
     }
 
     public func storeOperation(_ result: StoreResult) {
         counter(.storeOperations, [("result", result.rawValue)]).increment()
     }
 
-    public func upstreamRequest(_ status: UpstreamStatus) {
-        counter(.upstreamRequests, [("status", status.label)]).increment()
+    public func upstreamRequest(_ status: UpstreamStatus, server: String? = nil) {
+        counter(.upstreamRequests, [("status", status.label)] + Self.label(server)).increment()
     }
 
     /// Calls denied because a `regex` rule could not be decided within the engine's bounds.
-    public func argumentCheckUndecided(tool: String) {
-        counter(.argumentChecksUndecided, [("tool", tool)]).increment()
+    public func argumentCheckUndecided(tool: String, server: String? = nil) {
+        counter(.argumentChecksUndecided, [("tool", tool)] + Self.label(server)).increment()
     }
 
     /// Upstream answers that were not JSON-RPC (a wrong `--upstream` path's 404 page, say), replaced by errors.
-    public func upstreamAnswerNotJSONRPC(status: Int) {
-        counter(.upstreamAnswersNotJSONRPC, [("status", String(status))]).increment()
+    public func upstreamAnswerNotJSONRPC(status: Int, server: String? = nil) {
+        counter(.upstreamAnswersNotJSONRPC, [("status", String(status))] + Self.label(server)).increment()
     }
 
     /// A client's answer to a stdio upstream's request refused: it was not that client's to answer.
-    public func stdioResponseRefused(_ reason: StdioMultiplexer.ResponseRefusal) {
-        counter(.stdioRefusedResponses, [("reason", reason.rawValue)]).increment()
+    public func stdioResponseRefused(_ reason: StdioMultiplexer.ResponseRefusal, server: String? = nil) {
+        counter(.stdioRefusedResponses, [("reason", reason.rawValue)] + Self.label(server)).increment()
     }
 
     /// Requests refused for a missing or unknown bearer token.
@@ -175,6 +174,27 @@ public final class ToolgateMetrics: Sendable {
             gauge.record(1)
             current = (sha256, gauge)
         }
+    }
+
+    /// `toolgate_upstream_duration_seconds` of one server (DESIGN.md section 10); nil: the one unnamed upstream,
+    /// whose series keep the labels they had before servers had names. Made on first use: a family is either
+    /// unlabelled or labelled by server, never both.
+    public func upstreamDuration(server: String?) -> CoreMetrics.Timer {
+        serverTimers.withLock { timers in
+            if let timer = timers[server ?? ""] { return timer }
+            let timer = CoreMetrics.Timer(
+                label: MetricName.upstreamDuration.rawValue, dimensions: server.map { [("server", $0)] } ?? [], factory: factory)
+            timers[server ?? ""] = timer
+            return timer
+        }
+    }
+
+    /// The unnamed upstream's `toolgate_upstream_duration_seconds`.
+    public var upstreamDuration: CoreMetrics.Timer { upstreamDuration(server: nil) }
+
+    /// The `server` label of a named server's series. Names come from the servers file, so the label is bounded.
+    private static func label(_ server: String?) -> [(String, String)] {
+        server.map { [("server", $0)] } ?? []
     }
 
     /// Prometheus text exposition format.

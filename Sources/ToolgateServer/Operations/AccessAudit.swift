@@ -9,6 +9,8 @@ struct AccessAudit: Sendable {
     let grant: String
     let session: String?
     let agent: String
+    /// The named server (DESIGN.md section 10); nil for the one unnamed upstream.
+    var server: String? = nil
     let method: String
     let kind: ResourceAndPromptGate.Kind
     let name: String
@@ -22,6 +24,7 @@ struct AccessAudit: Sendable {
             "grant": .string(grant),
             "session": session.map { .string(SHA256.hash(data: Array($0.utf8)).hexString) } ?? .null,
             "agent": .string(agent),
+            "server": server.map(JSONValue.string) ?? .null,
             "method": .string(method),
             "kind": .string(kind.rawValue),
             "name": .string(kind == .resource ? Self.withoutQuery(name) : name),

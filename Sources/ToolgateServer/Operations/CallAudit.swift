@@ -13,6 +13,8 @@ struct CallAudit: Sendable {
     let grant: String
     let session: String?
     let agent: String
+    /// The named server the call was for (DESIGN.md section 10); nil for the one unnamed upstream.
+    var server: String? = nil
     let tool: String
     /// The entry's key; nil for a tool no entry covers (unknown, hidden, or allowed by `default: allow`).
     let rule: String?
@@ -38,6 +40,7 @@ struct CallAudit: Sendable {
             "grant": .string(grant),
             "session": session.map { .string(SHA256.hash(data: Array($0.utf8)).hexString) } ?? .null,
             "agent": .string(agent),
+            "server": server.map(JSONValue.string) ?? .null,
             "tool": .string(tool),
             "rule": rule.map(JSONValue.string) ?? .null,
             "decision": .string(decision),

@@ -36,11 +36,12 @@ extension MCPProxy {
             _ outcome: ToolgateMetrics.Decision, reason: String? = nil, detail: String? = nil, counter: String? = nil,
             remaining: Int? = nil, approvalID: String? = nil
         ) -> CallAudit? {
-            metrics.toolCall(tool: decision.metricTool, decision: outcome)
+            metrics.toolCall(tool: decision.metricTool, decision: outcome, server: configuration.serverName)
             guard auditLog != nil else { return nil }
             return CallAudit(
                 timeMicros: SystemWallClock().nowMicros(), started: exchange.started, grant: exchange.identity.grant,
-                session: exchange.identity.session, agent: exchange.identity.agent, tool: call.name, rule: decision.rule,
+                session: exchange.identity.session, agent: exchange.identity.agent, server: configuration.serverName, tool: call.name,
+                rule: decision.rule,
                 decision: outcome.label, reason: reason, detail: detail, counter: counter, remaining: remaining,
                 arguments: call.arguments, policySHA256: snapshot.policy.sha256, approvalID: approvalID)
         }
@@ -83,7 +84,7 @@ extension MCPProxy {
                     "rule": "\(denial.rule)",
                 ])
             return .answer(
-                JSONRPCResponse.result(id: id, denial.result(era: exchange.era)), retryAfter: denial.retryAfterSeconds, quota: quota,
+                JSONRPCResponse.result(id: id, denial.result(era: exchange.era, server: configuration.serverName)), retryAfter: denial.retryAfterSeconds, quota: quota,
                 audit: record(
                     .denied(denial.reason), reason: auditReason(denial), detail: detail, counter: counter, remaining: remaining))
         }
@@ -101,7 +102,7 @@ extension MCPProxy {
             return deny(ToolCallDenial(reason: .denied, rule: rule, message: message))
         case .invalidArguments(let message, let undecided):
             if undecided {
-                metrics.argumentCheckUndecided(tool: decision.metricTool)
+                metrics.argumentCheckUndecided(tool: decision.metricTool, server: configuration.serverName)
                 logger.warning(
                     "argument rule could not be decided within the regex engine's bounds; denied",
                     metadata: ["tool": "\(call.name.prefix(128))", "rule": "\(rule)"])

@@ -20,7 +20,7 @@ extension MCPProxy {
             response = try await upstream.send(upstreamRequest)
         } catch {
             context.agent?.clearDeparture()
-            metrics.upstreamRequest(.failed(error.code))
+            metrics.upstreamRequest(.failed(error.code), server: configuration.serverName)
             if RefundRule.refunds(afterTransportFailure: error) { await refund(context.receipts) }
             for audit in context.audits {
                 auditLog?.record(audit.line(upstreamStatus: nil, upstreamError: error.code.metricLabel))
@@ -35,8 +35,8 @@ extension MCPProxy {
             }
             return unreachableAnswer(error, context: context, format: ResponseFormat(accept: request.headers[.accept]))
         }
-        metrics.upstreamDuration.recordInterval(since: started)
-        metrics.upstreamRequest(.http(response.status))
+        metrics.upstreamDuration(server: configuration.serverName).recordInterval(since: started)
+        metrics.upstreamRequest(.http(response.status), server: configuration.serverName)
         trackSession(request, method: method, response: response, identity: identity, context: context)
 
         var headers = ProxyHeaders.downstream(from: response.headers)
@@ -158,7 +158,7 @@ extension MCPProxy {
         Self.report(end, relay: relay, agentLeft: agentLeft, logger: logger, metrics: metrics)
         if end.replacedNotJSONRPC {
             upstreamObservation.record(status: String(response.status), speaksMCP: false)
-            metrics.upstreamAnswerNotJSONRPC(status: response.status)
+            metrics.upstreamAnswerNotJSONRPC(status: response.status, server: configuration.serverName)
             if let suppressed = notJSONRPCLog.admit() {
                 logger.error(
                     "upstream answer is not JSON-RPC; the agent gets a JSON-RPC error instead",

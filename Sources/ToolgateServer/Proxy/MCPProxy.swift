@@ -318,11 +318,11 @@ struct MCPProxy: Sendable {
             for named in names {
                 let decision: ToolgateMetrics.AccessDecision =
                     named.allowed ? .allowed : configuration.shadow ? .shadowDenied : .denied
-                metrics.accessDecision(kind: named.kind, decision: decision)
+                metrics.accessDecision(kind: named.kind, decision: decision, server: configuration.serverName)
                 auditLog?.record(
                     AccessAudit(
                         timeMicros: SystemWallClock().nowMicros(), grant: exchange.identity.grant, session: exchange.identity.session,
-                        agent: exchange.identity.agent, method: method, kind: named.kind, name: named.name, decision: decision,
+                        agent: exchange.identity.agent, server: configuration.serverName, method: method, kind: named.kind, name: named.name, decision: decision,
                         policySHA256: policy.sha256
                     ).line)
             }

@@ -166,7 +166,7 @@ final class StdioProgram: Sendable {
             state.withLock { if $0.incarnation == incarnation { $0.child = nil } }
             let what: String
             if timedOut {
-                what = "did not answer initialize within \(Self.seconds(configuration.initializeTimeout)), toolgate's start timeout (--upstream-start-timeout), so toolgate stopped it"
+                what = "did not answer initialize within \(Self.seconds(configuration.initializeTimeout)), toolgate's start timeout (\(configuration.initializeTimeoutSetting)), so toolgate stopped it"
             } else if answer != nil {
                 what = "answered initialize without a protocolVersion"
             } else {

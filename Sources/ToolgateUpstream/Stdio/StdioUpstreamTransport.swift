@@ -19,6 +19,8 @@ public final class StdioUpstreamTransport: UpstreamTransport {
         public var shutdownGrace: Duration
         /// How long the program has to answer `initialize`.
         public var initializeTimeout: Duration
+        /// Where the user sets `initializeTimeout`, for the message when it runs out.
+        public var initializeTimeoutSetting = "--upstream-start-timeout"
         public var maximumLineBytes: Int
         /// Longest wait for the first thing the program says for an exchange (`--upstream-headers-timeout`).
         public var headersTimeout: Duration

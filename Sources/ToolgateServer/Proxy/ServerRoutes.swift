@@ -1,0 +1,81 @@
+import HTTPTypes
+import Hummingbird
+import Synchronization
+import ToolgateCore
+
+/// Which proxy serves a request (DESIGN.md section 10): `/mcp/NAME` is server NAME alone, exactly as `/mcp` is for
+/// a single upstream; `/mcp` is the one server when there is one. A swap (a reloaded servers file) replaces the
+/// table whole: a request keeps the proxy it was routed to.
+public final class ServerRoutes: Sendable {
+    struct Route: Sendable {
+        let server: UpstreamServer
+        let proxy: MCPProxy
+    }
+
+    private struct Table: Sendable {
+        /// In servers-file order.
+        var routes: [Route]
+        var byName: [String: Route]
+    }
+
+    private let table: Mutex<Table>
+    /// The Host and Origin guard every `/mcp` route has, applied before a name is looked up: an unknown name's answer
+    /// lists the servers, which a page of another origin must not learn.
+    let originGuard: RequestOriginGuard
+
+    init(routes: [Route], originGuard: RequestOriginGuard) {
+        table = Mutex(Self.table(routes))
+        self.originGuard = originGuard
+    }
+
+    private static func table(_ routes: [Route]) -> Table {
+        var byName: [String: Route] = [:]
+        for route in routes { if let name = route.server.name { byName[name] = route } }
+        return Table(routes: routes, byName: byName)
+    }
+
+    /// The servers in force, in file order.
+    public var servers: [UpstreamServer] { table.withLock { $0.routes.map(\.server) } }
+
+    func replace(with routes: [Route]) {
+        let next = Self.table(routes)
+        table.withLock { $0 = next }
+    }
+
+    func proxy(named name: String) -> MCPProxy? { table.withLock { $0.byName[name]?.proxy } }
+
+    /// `/mcp`: the server when there is exactly one.
+    var onlyProxy: MCPProxy? {
+        table.withLock { $0.routes.count == 1 ? $0.routes[0].proxy : nil }
+    }
+
+    var names: [String] { table.withLock { $0.routes.compactMap(\.server.name) } }
+
+    /// `/mcp`.
+    func handleRoot(_ request: Request, agent: (any AgentPresence)?) async -> Response {
+        if let proxy = onlyProxy { return await proxy.handle(request, agent: agent) }
+        if let refusal = guardRefusal(request) { return refusal }
+        return MCPProxy.httpError(
+            .notFound, .invalidRequest,
+            "this sidecar guards several MCP servers, each at its own route: \(names.map { "/mcp/" + $0 }.joined(separator: ", ")); the merged endpoint at /mcp is not available in this version")
+    }
+
+    /// `/mcp/NAME`.
+    func handle(_ request: Request, server name: String, agent: (any AgentPresence)?) async -> Response {
+        if let proxy = proxy(named: name) { return await proxy.handle(request, agent: agent) }
+        if let refusal = guardRefusal(request) { return refusal }
+        let known = names
+        let hint = NameSuggestion.closest(to: name, among: known).map { " (did you mean /mcp/\($0)?)" } ?? ""
+        return MCPProxy.httpError(
+            .notFound, .invalidRequest,
+            "no MCP server named \"\(String(name.prefix(64)))\" here\(hint); this sidecar guards: \(known.isEmpty ? "one unnamed server at /mcp" : known.map { "/mcp/" + $0 }.joined(separator: ", "))")
+    }
+
+    private func guardRefusal(_ request: Request) -> Response? {
+        switch originGuard.rejection(host: request.head.authority, origin: request.headers[.origin]) {
+        case nil: nil
+        case .badAuthority(let why): MCPProxy.httpError(.badRequest, .invalidRequest, why)
+        case .forbidden(let why): MCPProxy.httpError(.forbidden, .invalidRequest, why)
+        }
+    }
+}
