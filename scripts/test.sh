@@ -44,6 +44,12 @@ phase "swift build --build-tests (debug; every phase uses it)" swift build --bui
 phase "swift test" swift test --skip-build
 bin="$(swift build --show-bin-path)"
 phase "e2e (pytest, ${E2E_WORKERS:-4} workers)" env TOOLGATE_BIN="$bin/toolgate" bash Tests/e2e/run.sh -n "${E2E_WORKERS:-4}" --dist loadfile
+# DESIGN section 10: /mcp/NAME is exactly what /mcp is for one upstream. The protocol batteries again, each upstream
+# as the one server of a servers file and every request through /mcp/only (metrics then carry a server label, so the
+# tests that compare exact label sets stay in the run above).
+phase "e2e through /mcp/NAME (protocol batteries)" env TOOLGATE_BIN="$bin/toolgate" E2E_NAMED_ROUTE=1 bash Tests/e2e/run.sh \
+  -n "${E2E_WORKERS:-4}" --dist loadfile test_handshake_era.py test_per_request_era.py test_batches.py test_progress.py \
+  test_multi_round.py test_proxy_holes.py test_upstream_faults.py test_hostile_http.py test_approvals.py test_refunds.py
 
 # Every fuzz target's seed inputs (Tests/Fuzz/Corpus: regressions included) through the plain build, each property
 # checked. Fuzzing itself is `bash scripts/fuzz.sh SECONDS` (its own sanitizer build; BENCHMARKS.md has long runs).

@@ -384,6 +384,35 @@ struct ServeSettings {
         // TOOLGATE_* setting (a Redis URL may hold a password). Then --upstream-env, or a server's `env`.
         let secrets = Set(grants?.grants.compactMap(\.tokenVariable) ?? [])
         let inheritedEnvironment = env.environment.filter { !$0.key.hasPrefix("TOOLGATE_") && !secrets.contains($0.key) }
+        if let commandText {
+            var childEnvironment = inheritedEnvironment
+            for raw in env.values(command.upstreamEnv, flag: "upstream-env") {
+                guard let equals = raw.firstIndex(of: "="), equals != raw.startIndex else {
+                    throw usage("--upstream-env must be NAME=VALUE, got \"\(raw)\"")
+                }
+                do {
+                    childEnvironment[String(raw[..<equals])] = try env.expand(String(raw[raw.index(after: equals)...]))
+                } catch {
+                    throw usage("--upstream-env: \(error)")
+                }
+            }
+            upstreamCommand = StdioUpstreamTransport.Configuration(
+                command: commandText, environment: childEnvironment, initializeTimeout: startTimeout,
+                maximumLineBytes: Self.maximumStdioLine, headersTimeout: upstream.headersTimeout, idleTimeout: upstream.idleTimeout,
+                isolation: isolation, maximumProcesses: maxProcesses)
+        }
+        if command.shadow {
+            server.shadow = true
+        } else if let text = env.value(nil, flag: "shadow") {
+            guard let on = ["true": true, "1": true, "false": false, "0": false][text.lowercased()] else {
+                throw usage("TOOLGATE_SHADOW must be true, false, 1 or 0, got \"\(text)\"")
+            }
+            server.shadow = on
+        }
+        server.drainTimeout = try seconds(command.drainTimeout, "drain-timeout", default: 30)
+        auditLogPath = env.value(command.auditLog, flag: "audit-log")
+        if let path = auditLogPath, path.isEmpty { throw usage("--audit-log needs a file path, or - for standard output") }
+        // Last: each server's configuration is a copy of the listener's, which is complete only now.
         if let serversText {
             let file: ServersFile
             switch PolicyFile.loadServers(serversText, environment: env.environment) {
@@ -417,34 +446,6 @@ struct ServeSettings {
                     "\(policyPath): servers: the policy has sections for named servers (\(policy.sections.keys.sorted().joined(separator: ", "))), which need --servers FILE"
                 ], exitCode: 1)
         }
-        if let commandText {
-            var childEnvironment = inheritedEnvironment
-            for raw in env.values(command.upstreamEnv, flag: "upstream-env") {
-                guard let equals = raw.firstIndex(of: "="), equals != raw.startIndex else {
-                    throw usage("--upstream-env must be NAME=VALUE, got \"\(raw)\"")
-                }
-                do {
-                    childEnvironment[String(raw[..<equals])] = try env.expand(String(raw[raw.index(after: equals)...]))
-                } catch {
-                    throw usage("--upstream-env: \(error)")
-                }
-            }
-            upstreamCommand = StdioUpstreamTransport.Configuration(
-                command: commandText, environment: childEnvironment, initializeTimeout: startTimeout,
-                maximumLineBytes: Self.maximumStdioLine, headersTimeout: upstream.headersTimeout, idleTimeout: upstream.idleTimeout,
-                isolation: isolation, maximumProcesses: maxProcesses)
-        }
-        if command.shadow {
-            server.shadow = true
-        } else if let text = env.value(nil, flag: "shadow") {
-            guard let on = ["true": true, "1": true, "false": false, "0": false][text.lowercased()] else {
-                throw usage("TOOLGATE_SHADOW must be true, false, 1 or 0, got \"\(text)\"")
-            }
-            server.shadow = on
-        }
-        server.drainTimeout = try seconds(command.drainTimeout, "drain-timeout", default: 30)
-        auditLogPath = env.value(command.auditLog, flag: "audit-log")
-        if let path = auditLogPath, path.isEmpty { throw usage("--audit-log needs a file path, or - for standard output") }
     }
 
     /// The longest line a stdio upstream may write: a JSON answer toolgate reads whole anyway.

@@ -234,12 +234,21 @@ extension ToolgateProcess {
         }
         let logger = Logger(label: "toolgate")
         // Descriptors bound how many connections can be held: take all the process may have, then fit the caps.
+        // Several HTTP servers each have a pool of their own: the budget holds them all, and a lowered budget is
+        // shared out in proportion to their caps.
+        let upstreamCaps = settings.namedServers.isEmpty
+            ? settings.upstream.maxConnectionsPerHost : settings.namedServers.reduce(0) { $0 + ($1.http?.maxConnectionsPerHost ?? 0) }
         let budget = ConnectionBudget.fit(
-            clients: settings.server.maxConnections, upstream: settings.upstream.maxConnectionsPerHost,
-            descriptorLimit: DescriptorLimit.raiseToHardLimit())
+            clients: settings.server.maxConnections, upstream: upstreamCaps, descriptorLimit: DescriptorLimit.raiseToHardLimit())
         if let warning = budget.warning { logger.warning("\(warning)") }
         settings.server.maxConnections = budget.clientConnections
         settings.upstream.maxConnectionsPerHost = budget.upstreamConnections
+        for index in settings.namedServers.indices {
+            settings.namedServers[index].configuration.maxConnections = budget.clientConnections
+            if let cap = settings.namedServers[index].http?.maxConnectionsPerHost, budget.upstreamConnections < upstreamCaps {
+                settings.namedServers[index].http?.maxConnectionsPerHost = max(1, cap * budget.upstreamConnections / upstreamCaps)
+            }
+        }
         let metrics = ToolgateMetrics(version: ToolgateVersion.current)
         // The stdio upstreams start before anything listens: a server that never answers is the user's to hear of
         // at once, named, with the flag or key that bounds its start.

@@ -351,6 +351,7 @@ class Toolgate:
     proc: Proc
     policy_path: Path
     group: ProcessGroup
+    route: str = "/mcp"
 
     @property
     def base(self) -> str:
@@ -358,7 +359,7 @@ class Toolgate:
 
     @property
     def url(self) -> str:
-        return f"{self.base}/mcp"
+        return f"{self.base}{self.route}"
 
     def log(self) -> str:
         return self.proc.log()
@@ -415,10 +416,22 @@ class ToolgateFactory:
         policy_path = self.tmp_path / f"policy-{self.count}.json"
         policy_path.write_text(policy if isinstance(policy, str) else json.dumps(policy, indent=2))
         port = free_port()
+        # E2E_NAMED_ROUTE=1: the same upstream as the one server of a servers file, every request through
+        # `/mcp/NAME` (DESIGN.md section 10 says that route is exactly what `/mcp` is for a single upstream). Only
+        # where the test gives toolgate nothing else per upstream.
+        named = (os.environ.get("E2E_NAMED_ROUTE") == "1" and upstream is not None
+                 and not any(a.startswith("--upstream") for a in (args or []))
+                 and not any(k.startswith("TOOLGATE_UPSTREAM") for k in (env or {})))
+        upstream_args = ["--upstream", upstream] if upstream is not None else []
+        route = "/mcp"
+        if named:
+            servers_path = self.tmp_path / f"servers-{self.count}.json"
+            servers_path.write_text(json.dumps({"mcpServers": {"only": {"url": upstream}}}))
+            upstream_args, route = ["--servers", str(servers_path)], "/mcp/only"
         argv = (wrapper or []) + [
             binary, "serve",
             "--policy", str(policy_path),
-            *(["--upstream", upstream] if upstream is not None else []),
+            *upstream_args,
             "--listen", f"{listen_host}:{port}",
             "--agent-id", "e2e-agent",
             "--log-level", "debug",
@@ -430,7 +443,7 @@ class ToolgateFactory:
         argv += args or []
         # Every flag also reads from TOOLGATE_<FLAG>: only the variables a test sets may reach toolgate.
         proc = self.group.start("toolgate", argv, env=env, drop_env_prefix="TOOLGATE_")
-        tg = Toolgate(port=port, proc=proc, policy_path=policy_path, group=self.group)
+        tg = Toolgate(port=port, proc=proc, policy_path=policy_path, group=self.group, route=route)
         if wait:
             try:
                 wait_until_ready(proc, lambda: http_200(f"{tg.base}/healthz"), f"GET {tg.base}/healthz answers 200")
