@@ -45,23 +45,24 @@ public enum ToolgateServer {
         approvals: (any ApprovalStore)? = nil,
         roundStates: any RoundStateStore = InMemoryRoundStateStore(clock: SystemWallClock()), auditLog: AuditLog? = nil,
         inflight: InflightRequests? = nil, adminListener: AdminListener? = nil, adminClock: any WallClock = SystemWallClock(),
+        onRoutes: (ServerRoutes) -> Void = { _ in },
         onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }
     ) -> some ApplicationProtocol {
         let gate = ApprovalGate(
             store: approvals ?? InMemoryApprovalStore(clock: SystemWallClock()), metrics: metrics, logger: logger)
         let inflight = inflight ?? InflightRequests(metrics: metrics)
         let routes = ServerRoutes(
-            routes: servers.map { server in
-                ServerRoutes.Route(
-                    server: server,
-                    proxy: MCPProxy(
-                        configuration: server.configuration, policy: policy, store: store, upstream: server.upstream,
-                        metrics: metrics, logger: logger, approvals: gate, upstreamObservation: server.observation,
-                        roundStates: roundStates, auditLog: auditLog, readiness: readiness, inflight: inflight))
-            },
+            servers: servers,
             originGuard: RequestOriginGuard(
                 boundToLoopback: RequestOriginGuard.isLoopback(listenHost: configuration.listenHost),
-                allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins))
+                allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins)
+        ) { server in
+            MCPProxy(
+                configuration: server.configuration, policy: policy, store: store, upstream: server.upstream, metrics: metrics,
+                logger: logger, approvals: gate, upstreamObservation: server.observation, roundStates: roundStates,
+                auditLog: auditLog, readiness: readiness, inflight: inflight)
+        }
+        onRoutes(routes)
         let router = Router(context: ProxyRequestContext.self)
         router.post("/mcp") { request, context in await routes.handleRoot(request, agent: context.client) }
         router.get("/mcp") { request, context in await routes.handleRoot(request, agent: context.client) }

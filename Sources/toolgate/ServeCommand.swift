@@ -137,6 +137,9 @@ struct ServeSettings {
     /// `--servers`: every server of the file (or, for `stdio --server NAME`, that one), instead of the two above.
     var namedServers: [ServerLaunch] = []
     var serversPath: String?
+    /// The servers file as read at start, and the environment a stdio server inherits (a reload needs both).
+    var serversFile: ServersFile?
+    var inheritedEnvironment: [String: String] = [:]
     var logLevel: Logger.Level
     /// Nil: the embedded in-memory store. Its `url` is the first of `redisSeeds`.
     var redis: RedisClient.Configuration?
@@ -433,6 +436,8 @@ struct ServeSettings {
                     $0, listener: server, defaults: upstream, environment: inheritedEnvironment, maximumLineBytes: Self.maximumStdioLine)
             }
             serversPath = serversText
+            serversFile = file
+            self.inheritedEnvironment = inheritedEnvironment
             if let unknown = policy.sections.keys.sorted().first(where: { file.server(named: $0) == nil }) {
                 let names = file.servers.map(\.name)
                 let hint = NameSuggestion.closest(to: unknown, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""

@@ -7,6 +7,8 @@ import ToolgateUpstream
 /// key says otherwise.
 struct ServerLaunch {
     var name: String
+    /// As the servers file has it: a reload compares it to tell a kept server from a changed one.
+    var definition: ServerDefinition
     var configuration: ServerConfiguration
     /// An HTTP server's transport settings.
     var http: CurlUpstreamTransport.Configuration?
@@ -18,6 +20,7 @@ struct ServerLaunch {
         environment: [String: String], maximumLineBytes: Int
     ) {
         name = definition.name
+        self.definition = definition
         configuration = listener
         configuration.serverName = definition.name
         let settings = definition.settings

@@ -20,6 +20,7 @@ enum ToolgateProcess {
         // Every server: the one unnamed upstream (key ""), or each of the servers file, an HTTP server with a
         // connection pool of its own.
         let servers: [UpstreamServer]
+        var serversReloader: ServersReloader?
         if settings.namedServers.isEmpty {
             servers = [
                 UpstreamServer(
@@ -28,11 +29,20 @@ enum ToolgateProcess {
                     observation: observations[""] ?? UpstreamObservation())
             ]
         } else {
-            servers = settings.namedServers.map { launch in
-                UpstreamServer(
-                    configuration: launch.configuration,
-                    upstream: stdioUpstreams[launch.name] ?? CurlUpstreamTransport(configuration: launch.http ?? settings.upstream),
+            var entries: [ServersReloader.Entry] = []
+            for launch in settings.namedServers {
+                let curl = stdioUpstreams[launch.name] == nil ? CurlUpstreamTransport(configuration: launch.http ?? settings.upstream) : nil
+                let server = UpstreamServer(
+                    configuration: launch.configuration, upstream: stdioUpstreams[launch.name] ?? curl!,
                     observation: observations[launch.name] ?? UpstreamObservation())
+                entries.append(
+                    ServersReloader.Entry(definition: launch.definition, server: server, curl: curl, stdio: stdioUpstreams[launch.name]))
+            }
+            servers = entries.map(\.server)
+            if !stdio, let path = settings.serversPath, let file = settings.serversFile {
+                serversReloader = ServersReloader(
+                    path: path, file: file, entries: entries, environment: settings.environment, listener: settings.server,
+                    defaults: settings.upstream, inheritedEnvironment: settings.inheritedEnvironment, metrics: metrics, logger: logger)
             }
         }
         let store: any LimitStore
@@ -77,7 +87,8 @@ enum ToolgateProcess {
                 service: ToolgateServer.makeApplication(
                     configuration: settings.server, servers: servers, policy: policy, store: store, storeStatus: storeStatus,
                     metrics: metrics, readiness: readiness, logger: logger, approvals: approvals, roundStates: roundStates,
-                    auditLog: auditLog, inflight: inflight, adminListener: adminListener, onListening: onListening))
+                    auditLog: auditLog, inflight: inflight, adminListener: adminListener,
+                    onRoutes: { [serversReloader] routes in serversReloader?.attach(routes) }, onListening: onListening))
         }
         if let adminListener { probeServices.append(.init(service: adminListener)) }
         if let (host, port) = settings.metricsListen {
@@ -85,7 +96,8 @@ enum ToolgateProcess {
                 .init(
                     service: ToolgateServer.makeProbesApplication(
                         host: host, port: port, configuration: settings.server, policy: policy, storeStatus: storeStatus,
-                        metrics: metrics, readiness: readiness, servers: { servers }, logger: logger)))
+                        metrics: metrics, readiness: readiness,
+                        servers: { [serversReloader] in serversReloader?.routesServers ?? servers }, logger: logger)))
         }
         if !stdio, settings.server.grants == nil, !RequestOriginGuard.isLoopback(listenHost: settings.server.listenHost) {
             logger.warning(
@@ -94,7 +106,8 @@ enum ToolgateProcess {
         }
         let reloader = PolicyReloader(
             path: settings.policyPath, state: policy, metrics: metrics, logger: logger, grantsPath: settings.grantsPath,
-            environment: settings.environment, auditLog: auditLog)
+            environment: settings.environment, auditLog: auditLog, servers: serversReloader,
+            fixedServers: stdio ? settings.serversPath.map { ($0, settings.serversFile?.servers.map(\.name) ?? []) } : nil)
         if settings.server.shadow {
             logger.warning("shadow mode (--shadow): every call is evaluated and counted, none is denied")
         }
@@ -107,7 +120,8 @@ enum ToolgateProcess {
                     front,
                     .init(service: reloader, successTerminationBehavior: .ignore),
                     .init(service: PolicyFileWatcher(reloader: reloader, logger: logger), successTerminationBehavior: .ignore),
-                ] + storeServices + probeServices
+                ] + (serversReloader.map { [.init(service: $0, successTerminationBehavior: .ignore)] } ?? []) + storeServices
+                + probeServices
                 + [
                     .init(
                         // One stdio client's work is exactly what is in flight (no agent's next request can come

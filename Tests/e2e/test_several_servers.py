@@ -288,3 +288,114 @@ def test_bad_servers_files_and_flags_are_refused_at_start(tmp_path):
     never = servers_file(tmp_path, {"mute": {"command": "sleep", "args": ["60"], "toolgate": {"startTimeout": 1}}}, "mute.json")
     code, err = start_refused(["--servers", str(never)], tmp_path)
     assert code == 1 and "server \"mute\"" in err and "\"startTimeout\"" in err, err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. The servers file reloads like the policy: added, removed and changed servers without a restart
+
+
+def served(tg: Any) -> dict[str, str]:
+    status, body = readyz(tg)
+    return {name: s["url"] for name, s in body.get("servers", {}).items()}
+
+
+def test_servers_file_reload_adds_removes_and_changes_servers(toolgate, mcp_upstream_json, mcp_upstream_sse, tmp_path):
+    servers = servers_file(tmp_path, {
+        "alpha": {"url": mcp_upstream_json.url},
+        "files": {"command": STDIO_SERVER[0], "args": STDIO_SERVER[1:]},
+    })
+    policy = {"version": "1", "default": "allow"}
+    tg = toolgate(None, policy, args=["--servers", str(servers)])
+    assert set(served(tg)) == {"alpha", "files"}
+
+    # A call in flight on alpha when alpha is removed ends with an error, at once (not after the tool's 30 s).
+    import threading
+    import time as _time
+    outcome: dict[str, Any] = {}
+    tag = f"reload-{uuid.uuid4().hex[:8]}"
+
+    def slow_call() -> None:
+        async def call() -> Any:
+            async with handshake_session(f"{tg.base}/mcp/alpha") as session:
+                return await session.call_tool("sleepy", {"seconds": 30, "tag": tag})
+        try:
+            outcome["result"] = run_async(call, timeout=60)
+        except BaseException as e:  # noqa: BLE001 - what the test inspects
+            outcome["error"] = e
+        outcome["at"] = _time.monotonic()
+
+    caller = threading.Thread(target=slow_call, daemon=True)
+    caller.start()
+
+    def started() -> bool:
+        runs = httpx2.get(f"http://127.0.0.1:{mcp_upstream_json.port}/_executions", timeout=5).json()
+        return runs.get(tag, {}).get("started", 0) == 1
+
+    assert wait_for(started, timeout=15), "the slow call never reached the upstream"
+
+    servers.write_text(json.dumps({"mcpServers": {
+        "beta": {"url": mcp_upstream_sse.url},
+        "files": {"command": STDIO_SERVER[0], "args": STDIO_SERVER[1:], "env": {"E2E_CHANGED": "1"}},
+    }}))
+    removed_at = _time.monotonic()
+    assert wait_for(lambda: set(served(tg)) == {"beta", "files"}, timeout=30), served(tg)
+    caller.join(30)
+    assert not caller.is_alive(), "the call on the removed server is still waiting"
+    assert outcome["at"] - removed_at < 15, outcome
+    result = outcome.get("result")
+    assert "error" in outcome or (result is not None and result.is_error), outcome
+
+    async def after() -> None:
+        async with handshake_session(f"{tg.base}/mcp/beta") as session:
+            assert text_of(await session.call_tool("echo", {"text": "new"})) == "echo: new"
+        async with handshake_session(f"{tg.base}/mcp/files") as session:
+            assert text_of(await session.call_tool("echo", {"text": "changed"})) == "echo: changed"
+
+    run_async(after)
+    gone = httpx2.post(f"{tg.base}/mcp/alpha", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                       headers={"Accept": "application/json, text/event-stream"}, timeout=5)
+    assert gone.status_code == 404, gone.text
+    log = tg.log()
+    assert "server stopped" in log and "alpha" in log, log[-3000:]
+    # The changed stdio server was started anew: two starts of "files" in the log.
+    assert log.count("upstream command started") >= 2, log[-3000:]
+
+
+def test_a_bad_servers_file_is_refused_and_the_old_one_keeps_serving(toolgate, mcp_upstream_json, tmp_path):
+    servers = servers_file(tmp_path, {"alpha": {"url": mcp_upstream_json.url}})
+    tg = toolgate(None, {"version": "1", "default": "allow"}, args=["--servers", str(servers)])
+    good = servers.read_text()
+    for bad, expect in [
+        ('{"mcpServers": {"alpha": {"url": ', "line"),
+        (json.dumps({"mcpServers": {"old": {"type": "sse", "url": "http://127.0.0.1:1/sse"}}}), "HTTP+SSE"),
+        (json.dumps({"mcpServers": {"mute": {"command": "sleep", "args": ["60"], "toolgate": {"startTimeout": 1}}}}), "mute"),
+    ]:
+        servers.write_text(bad)
+        assert wait_for(lambda: "lastReloadError" in readyz(tg)[1]["policy"], timeout=30), readyz(tg)
+        refused = readyz(tg)[1]["policy"]["lastReloadError"]
+        assert refused["path"] == str(servers) and expect in refused["error"], refused
+        assert set(served(tg)) == {"alpha"}
+        assert text_of(run_async(lambda: _echo(f"{tg.base}/mcp/alpha", "still"))) == "echo: still"
+        servers.write_text(good)
+        assert wait_for(lambda: "lastReloadError" not in readyz(tg)[1]["policy"], timeout=30), readyz(tg)
+
+
+async def _echo(url: str, text: str) -> Any:
+    async with handshake_session(url) as session:
+        return await session.call_tool("echo", {"text": text})
+
+
+def test_policy_and_servers_file_reload_together(toolgate, mcp_upstream_json, tmp_path):
+    """A section for a server the servers file does not have yet is refused; once both files agree it applies."""
+    servers = servers_file(tmp_path, {"alpha": {"url": mcp_upstream_json.url}})
+    tg = toolgate(None, {"version": "1", "default": "allow"}, args=["--servers", str(servers)])
+    tg.policy_path.write_text(json.dumps({"version": "1", "default": "allow",
+                                          "servers": {"gamma": {"default": "deny", "tools": {"echo": {}}}}}))
+    assert wait_for(lambda: "lastReloadError" in readyz(tg)[1]["policy"], timeout=30)
+    assert "no server \"gamma\"" in readyz(tg)[1]["policy"]["lastReloadError"]["error"]
+    servers.write_text(json.dumps({"mcpServers": {"alpha": {"url": mcp_upstream_json.url},
+                                                  "gamma": {"url": mcp_upstream_json.url}}}))
+    assert wait_for(lambda: set(served(tg)) == {"alpha", "gamma"} and "lastReloadError" not in readyz(tg)[1]["policy"],
+                    timeout=30), readyz(tg)
+    assert run_async(lambda: tool_names_handshake(f"{tg.base}/mcp/gamma")) == {"echo"}
+    assert "transfer" in run_async(lambda: tool_names_handshake(f"{tg.base}/mcp/alpha"))

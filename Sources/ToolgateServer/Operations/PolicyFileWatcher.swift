@@ -17,7 +17,7 @@ public struct PolicyFileWatcher: Service {
 
     public init(reloader: PolicyReloader, interval: Duration = .milliseconds(500), logger: Logger) {
         self.reloader = reloader
-        paths = [reloader.path] + (reloader.grantsPath.map { [$0] } ?? [])
+        paths = [reloader.path] + (reloader.grantsPath.map { [$0] } ?? []) + (reloader.servers.map { [$0.path] } ?? [])
         self.interval = interval
         self.logger = logger
     }
@@ -36,7 +36,7 @@ public struct PolicyFileWatcher: Service {
             }
             guard !changed.isEmpty else { continue }
             logger.info("policy files changed on disk; reloading", metadata: ["changed": "\(changed)"])
-            reloader.reload(onlyIfChanged: true)
+            await reloader.reloadAll(onlyIfChanged: true)
         }
     }
 

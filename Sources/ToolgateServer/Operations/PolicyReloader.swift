@@ -17,13 +17,22 @@ public struct PolicyReloader: Service {
     let grantsPath: String?
     let environment: [String: String]
     let auditLog: AuditLog?
+    /// `--servers`: reloaded with the policy, as one: a policy section names a server of the file swapped in with it.
+    let servers: (any ServersReloading)?
+    /// `stdio --servers FILE --server NAME`: the file is read once; a reloaded policy's sections must still name its
+    /// servers.
+    let fixedServers: (path: String, names: [String])?
     /// One reload at a time: SIGHUP and the file watcher may ask at once.
     private let serial = ReloadSerializer()
+    private let chain = ReloadChain()
 
     public init(
         path: String, state: PolicyState, metrics: ToolgateMetrics, logger: Logger, grantsPath: String? = nil,
-        environment: [String: String] = [:], auditLog: AuditLog? = nil
+        environment: [String: String] = [:], auditLog: AuditLog? = nil, servers: (any ServersReloading)? = nil,
+        fixedServers: (path: String, names: [String])? = nil
     ) {
+        self.servers = servers
+        self.fixedServers = fixedServers
         self.auditLog = auditLog
         self.path = path
         self.state = state
@@ -36,7 +45,70 @@ public struct PolicyReloader: Service {
     public func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             auditLog?.reopen()
-            reload()
+            await reloadAll()
+        }
+    }
+
+    /// The policy, the grants and the servers file together (the servers file's new stdio servers are started before
+    /// anything is swapped). Without `--servers`, the same as `reload`.
+    @discardableResult
+    public func reloadAll(onlyIfChanged: Bool = false) async -> Bool {
+        guard let servers else { return reload(onlyIfChanged: onlyIfChanged) }
+        return await chain.run { await reloadWithServers(servers, onlyIfChanged: onlyIfChanged) }
+    }
+
+    private func reloadWithServers(_ servers: any ServersReloading, onlyIfChanged: Bool) async -> Bool {
+        var (policy, grants, problems, failedPath) = readPolicyFiles()
+        var file: ServersFile?
+        switch servers.read() {
+        case .success(let loaded): file = loaded
+        case .failure(let error):
+            problems += error.errors
+            failedPath = failedPath ?? servers.path
+        }
+        if let policy, let file {
+            problems += Self.sectionProblems(policy, file: path, servers: file.servers.map(\.name), serversPath: servers.path)
+        }
+        guard let policy, let file, problems.isEmpty else {
+            refuse(problems, failedPath: failedPath)
+            return false
+        }
+        let serversChanged = file.sha256 != servers.inForce.sha256
+        if onlyIfChanged, !serversChanged, policy.sha256 == state.snapshot.policy.sha256, grants == state.snapshot.grants {
+            logger.debug("policy files touched but unchanged; nothing to reload", metadata: ["path": "\(path)"])
+            state.reloadAccepted()
+            return true
+        }
+        var prepared: PreparedServers?
+        if serversChanged {
+            do {
+                prepared = try await servers.prepare(file)
+            } catch {
+                refuse([PolicyError(file: servers.path, path: "", message: error.description)], failedPath: servers.path)
+                return false
+            }
+        }
+        state.replace(with: policy, grants: grants)
+        await prepared?.commit()
+        accepted(policy, grants: grants, servers: serversChanged ? file : nil)
+        return true
+    }
+
+    /// Sections of the policy name servers of the file in force with it (at start, `serve` checks the same).
+    public static func sectionProblems(_ policy: Policy, file: String, servers: [String]?, serversPath: String?) -> [PolicyError] {
+        guard let servers, let serversPath else {
+            guard !policy.sections.isEmpty else { return [] }
+            return [
+                PolicyError(
+                    file: file, path: "servers",
+                    message: "the policy has sections for named servers (\(policy.sections.keys.sorted().joined(separator: ", "))), which need --servers FILE")
+            ]
+        }
+        return policy.sections.keys.sorted().filter { !servers.contains($0) }.map { name in
+            let hint = NameSuggestion.closest(to: name, among: servers).map { " (did you mean \"\($0)\"?)" } ?? ""
+            return PolicyError(
+                file: file, path: "servers.\(name)",
+                message: "no server \"\(name)\" in \(serversPath)\(hint) (servers: \(servers.joined(separator: ", ")))")
         }
     }
 
@@ -47,8 +119,28 @@ public struct PolicyReloader: Service {
     }
 
     private func reloadNow(onlyIfChanged: Bool) -> Bool {
+        var (loadedPolicy, grants, problems, failedPath) = readPolicyFiles()
+        if let loadedPolicy {
+            problems += Self.sectionProblems(loadedPolicy, file: path, servers: fixedServers?.names, serversPath: fixedServers?.path)
+        }
+        guard let policy = loadedPolicy, problems.isEmpty else {
+            refuse(problems, failedPath: failedPath)
+            return false
+        }
+        if onlyIfChanged, policy.sha256 == state.snapshot.policy.sha256, grants == state.snapshot.grants {
+            logger.debug("policy files touched but unchanged; nothing to reload", metadata: ["path": "\(path)"])
+            state.reloadAccepted()
+            return true
+        }
+        state.replace(with: policy, grants: grants)
+        accepted(policy, grants: grants, servers: nil)
+        return true
+    }
+
+    /// The policy and the grants file as they are on disk, with every problem; `failedPath` names the file the first
+    /// problem is about, for `/readyz`.
+    private func readPolicyFiles() -> (Policy?, GrantTable?, [PolicyError], String?) {
         var problems: [PolicyError] = []
-        /// The file the first error is about, for `/readyz`.
         var failedPath: String?
         var loadedPolicy: Policy?
         switch PolicyFile.load(path) {
@@ -66,29 +158,29 @@ public struct PolicyReloader: Service {
                 failedPath = failedPath ?? grantsPath
             }
         }
-        guard let policy = loadedPolicy, problems.isEmpty else {
-            metrics.policyReload(.failure)
-            for problem in problems {
-                logger.error("reload refused; keeping the policy and grants in force", metadata: ["error": "\(problem)"])
-            }
-            state.reloadRefused(
-                PolicyState.RefusedReload(
-                    path: failedPath ?? path, error: problems.map { "\($0)" }.joined(separator: "; "),
-                    timeMicros: SystemWallClock().nowMicros()))
-            return false
+        return (loadedPolicy, grants, problems, failedPath)
+    }
+
+    private func refuse(_ problems: [PolicyError], failedPath: String?) {
+        metrics.policyReload(.failure)
+        for problem in problems {
+            logger.error("reload refused; keeping the policy, grants and servers in force", metadata: ["error": "\(problem)"])
         }
-        if onlyIfChanged, policy.sha256 == state.snapshot.policy.sha256, grants == state.snapshot.grants {
-            logger.debug("policy files touched but unchanged; nothing to reload", metadata: ["path": "\(path)"])
-            state.reloadAccepted()
-            return true
-        }
-        state.replace(with: policy, grants: grants)
+        state.reloadRefused(
+            PolicyState.RefusedReload(
+                path: failedPath ?? path, error: problems.map { "\($0)" }.joined(separator: "; "),
+                timeMicros: SystemWallClock().nowMicros()))
+    }
+
+    private func accepted(_ policy: Policy, grants: GrantTable?, servers: ServersFile?) {
         metrics.policyReload(.success)
         metrics.policyInForce(sha256: policy.sha256)
         var metadata: Logger.Metadata = ["path": "\(path)", "sha256": "\(policy.sha256)"]
         if let grantsPath { metadata["grants"] = "\(grantsPath) (\(grants?.grants.count ?? 0) grants)" }
+        if let servers, let serversPath = self.servers?.path {
+            metadata["servers"] = "\(serversPath) (\(servers.servers.map(\.name).joined(separator: ", ")))"
+        }
         logger.info("policy reloaded", metadata: metadata)
-        return true
     }
 }
 

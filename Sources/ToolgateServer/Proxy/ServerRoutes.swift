@@ -23,9 +23,13 @@ public final class ServerRoutes: Sendable {
     /// lists the servers, which a page of another origin must not learn.
     let originGuard: RequestOriginGuard
 
-    init(routes: [Route], originGuard: RequestOriginGuard) {
-        table = Mutex(Self.table(routes))
+    /// Makes the proxy of a server a reload adds.
+    private let makeProxy: @Sendable (UpstreamServer) -> MCPProxy
+
+    init(servers: [UpstreamServer], originGuard: RequestOriginGuard, makeProxy: @escaping @Sendable (UpstreamServer) -> MCPProxy) {
+        table = Mutex(Self.table(servers.map { Route(server: $0, proxy: makeProxy($0)) }))
         self.originGuard = originGuard
+        self.makeProxy = makeProxy
     }
 
     private static func table(_ routes: [Route]) -> Table {
@@ -37,8 +41,13 @@ public final class ServerRoutes: Sendable {
     /// The servers in force, in file order.
     public var servers: [UpstreamServer] { table.withLock { $0.routes.map(\.server) } }
 
-    func replace(with routes: [Route]) {
-        let next = Self.table(routes)
+    /// A reloaded servers file: a server it keeps (the same `id`) keeps its proxy and sessions; the others get new
+    /// ones. Requests already routed finish where they are.
+    public func replace(with servers: [UpstreamServer]) {
+        let kept = table.withLock { table in
+            Dictionary(table.routes.map { ($0.server.id, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+        let next = Self.table(servers.map { kept[$0.id] ?? Route(server: $0, proxy: makeProxy($0)) })
         table.withLock { $0 = next }
     }
 
