@@ -8,6 +8,7 @@
 -- ARGV[3]   lifetime of a new request, ms
 -- ARGV[4..7] grant, tool, canonical arguments, policy SHA-256 (kept for the approver to see)
 -- ARGV[8]   the most requests the grant may have open, or 0 to only look (never create)
+-- ARGV[9]   the named server the tool is on, or "" for the one unnamed upstream (kept for the approver to see)
 --
 -- Returns {status, id, state, created ms, expires ms}: status "approved" (a human approved this binding and the
 -- approval is unused; approval_consume.lua uses it once the call's limits admit it), "pending" (a request is open,
@@ -37,7 +38,7 @@ if redis.call('ZCARD', open) >= max_open then return {'too_many', '', '', 0, 0} 
 local ttl = tonumber(ARGV[3])
 local expires = now + ttl
 redis.call('HSET', record, 'id', ARGV[1], 'state', 'pending', 'created', now, 'expires', expires,
-  'grant', ARGV[4], 'tool', ARGV[5], 'arguments', ARGV[6], 'policy', ARGV[7])
+  'grant', ARGV[4], 'tool', ARGV[5], 'arguments', ARGV[6], 'policy', ARGV[7], 'server', ARGV[9] or '')
 redis.call('PEXPIRE', record, ttl)
 redis.call('ZADD', index, expires, ARGV[2])
 redis.call('ZADD', open, expires, ARGV[2])

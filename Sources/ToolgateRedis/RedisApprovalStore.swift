@@ -34,7 +34,7 @@ public final class RedisApprovalStore: ApprovalStore {
             .approvalStart, keys: [recordKey(binding.key), indexKey, openKey(grant: binding.grant)],
             arguments: [
                 newID, binding.key, String(Int64(ttlSeconds) * 1_000), binding.grant, binding.tool, binding.canonicalArguments,
-                binding.policySHA256, String(maxOpen),
+                binding.policySHA256, String(maxOpen), binding.server ?? "",
             ])
         guard case .array(let items?) = reply, items.count == 5, let status = items[0].string, let id = items[1].string,
             case .integer(let created) = items[3], case .integer(let expires) = items[4]
@@ -47,7 +47,8 @@ public final class RedisApprovalStore: ApprovalStore {
         case "pending":
             return .pending(
                 Approval(
-                    id: id, state: .pending, grant: binding.grant, tool: binding.tool, arguments: binding.canonicalArguments,
+                    id: id, state: .pending, grant: binding.grant, server: binding.server, tool: binding.tool,
+                    arguments: binding.canonicalArguments,
                     policySHA256: binding.policySHA256, createdAtMillis: created, expiresAtMillis: expires))
         default: throw RedisLimitStore.unexpected(reply, "approval_start.lua")
         }
@@ -106,7 +107,7 @@ public final class RedisApprovalStore: ApprovalStore {
 
     private func read(bindingKey: String) async throws(LimitStoreError) -> Approval? {
         let key = recordKey(bindingKey)
-        let fields = ["id", "state", "grant", "tool", "arguments", "policy", "created", "expires"]
+        let fields = ["id", "state", "grant", "tool", "arguments", "policy", "created", "expires", "server"]
         let reply = try await send(["HMGET", key] + fields, slotKey: key)
         guard case .array(let values?) = reply, values.count == fields.count else { throw RedisLimitStore.unexpected(reply, "HMGET") }
         let texts = values.map(\.string)
@@ -114,7 +115,7 @@ public final class RedisApprovalStore: ApprovalStore {
             let expires = texts[7].flatMap({ Int64($0) })
         else { return nil }
         return Approval(
-            id: id, state: state, grant: texts[2] ?? "", tool: texts[3] ?? "", arguments: texts[4] ?? "", policySHA256: texts[5] ?? "",
+            id: id, state: state, grant: texts[2] ?? "", server: texts[8].flatMap { $0.isEmpty ? nil : $0 }, tool: texts[3] ?? "", arguments: texts[4] ?? "", policySHA256: texts[5] ?? "",
             createdAtMillis: created, expiresAtMillis: expires)
     }
 

@@ -79,7 +79,9 @@ struct ApprovalsCommand: AsyncParsableCommand {
                 return ArgumentDisplay.plain(ArgumentDisplay.text(JSONWriter.string(value)))
             }
             let rows = approvals.map { a in
-                [shown(a["id"]), shown(a["state"]), shown(a["grant"]), shown(a["tool"]), shown(a["expiresAt"]),
+                [shown(a["id"]), shown(a["state"]), shown(a["grant"]),
+                 // A named server's tool as SERVER/TOOL: two servers may both have a `delete`.
+                 (a["server"]?.stringValue.map { $0 + "/" } ?? "") + shown(a["tool"]), shown(a["expiresAt"]),
                  a["arguments"].map { ArgumentDisplay.plain(ArgumentDisplay.text(JSONWriter.string($0))) } ?? ""]
             }
             printTable(header: ["ID", "STATE", "GRANT", "TOOL", "EXPIRES", "ARGUMENTS"], rows: rows)

@@ -50,7 +50,11 @@ import Testing
             ApprovalBinding(grant: "g", tool: "t", arguments: Self.parse(#"{"a":1,"b":"x"}"#), policySHA256: "q"),
             // Parts cannot run into each other: "g:t" + "" is not "g" + ":t".
             ApprovalBinding(grant: "g:t", tool: "", arguments: Self.parse(#"{"a":1,"b":"x"}"#), policySHA256: "p"),
+            // The same tool on a named server (DESIGN.md section 10), or on another one.
+            ApprovalBinding(grant: "g", server: "alpha", tool: "t", arguments: Self.parse(#"{"a":1,"b":"x"}"#), policySHA256: "p"),
+            ApprovalBinding(grant: "g", server: "beta", tool: "t", arguments: Self.parse(#"{"a":1,"b":"x"}"#), policySHA256: "p"),
         ]
+        #expect(Set(others.map(\.key)).count == others.count, "every binding has its own key")
         for other in others { #expect(other.key != base.key) }
     }
 

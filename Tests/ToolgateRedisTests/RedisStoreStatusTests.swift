@@ -47,7 +47,8 @@ import Testing
                 let connects = client.statistics.connects
                 _ = try server.cli("CLIENT", "KILL", "TYPE", "normal")
                 #expect(await eventually(within: .seconds(10)) { client.statistics.connects > connects })
-                #expect(await eventually(within: .seconds(10)) { warnsAbout(status, "allkeys-random") }, "\(status.warnings)")
+                // Generous: on a loaded machine a read may time out and be retried a few times.
+                #expect(await eventually(within: .seconds(30)) { warnsAbout(status, "allkeys-random") }, "\(status.warnings)")
             }
         }
     }

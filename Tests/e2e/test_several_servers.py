@@ -399,3 +399,35 @@ def test_policy_and_servers_file_reload_together(toolgate, mcp_upstream_json, tm
                     timeout=30), readyz(tg)
     assert run_async(lambda: tool_names_handshake(f"{tg.base}/mcp/gamma")) == {"echo"}
     assert "transfer" in run_async(lambda: tool_names_handshake(f"{tg.base}/mcp/alpha"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 6. Approvals are per server: approving alpha's `transfer` does not approve beta's
+
+
+def test_an_approval_is_for_one_servers_tool(toolgate, mcp_upstream_json, tmp_path):
+    admin = tmp_path / "admin.token"
+    token = uuid.uuid4().hex
+    admin.write_text(token + "\n")
+    approve = {"tools": {"transfer": {"action": "approve", "approval": {"wait": "0s", "ttl": "1h"}}}}
+    policy = {"version": "1", "default": "deny", "servers": {"alpha": approve, "beta": approve}}
+    servers = servers_file(tmp_path, {"alpha": {"url": mcp_upstream_json.url}, "beta": {"url": mcp_upstream_json.url}})
+    tg = toolgate(None, policy, args=["--servers", str(servers), "--admin-token-file", str(admin)])
+    arguments = {"amount": 5, "tag": f"per-server-{uuid.uuid4().hex[:8]}"}
+
+    async def call(name: str) -> Any:
+        async with handshake_session(f"{tg.base}/mcp/{name}") as session:
+            return await session.call_tool("transfer", arguments)
+
+    first = denial_of(run_async(lambda: call("alpha")))
+    assert first["reason"] == "approval_required" and first["server"] == "alpha", first
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = httpx2.get(f"{tg.base}/admin/approvals", headers=auth, timeout=5).json()["approvals"]
+    assert [(a["server"], a["tool"]) for a in listed] == [("alpha", "transfer")], listed
+    decided = httpx2.post(f"{tg.base}/admin/approvals/{first['approvalId']}", json={"decision": "approve"}, headers=auth, timeout=5)
+    assert decided.status_code == 200, decided.text
+    # The identical call on beta is not approved by it: a request of its own.
+    other = denial_of(run_async(lambda: call("beta")))
+    assert other["reason"] == "approval_required" and other["approvalId"] != first["approvalId"], other
+    # alpha's identical retry uses its approval.
+    assert run_async(lambda: call("alpha")).is_error is False

@@ -11,6 +11,8 @@ public struct Approval: Sendable, Equatable {
     public let id: String
     public let state: State
     public let grant: String
+    /// The named server the tool is on; nil for the one unnamed upstream.
+    public let server: String?
     public let tool: String
     /// The canonical arguments (`CanonicalJSON`): shown to the approver, never logged.
     public let arguments: String
@@ -19,12 +21,13 @@ public struct Approval: Sendable, Equatable {
     public let expiresAtMillis: Int64
 
     public init(
-        id: String, state: State, grant: String, tool: String, arguments: String, policySHA256: String,
+        id: String, state: State, grant: String, server: String? = nil, tool: String, arguments: String, policySHA256: String,
         createdAtMillis: Int64, expiresAtMillis: Int64
     ) {
         self.id = id
         self.state = state
         self.grant = grant
+        self.server = server
         self.tool = tool
         self.arguments = arguments
         self.policySHA256 = policySHA256

@@ -28,7 +28,7 @@ public final class InMemoryApprovalStore: ApprovalStore {
             let open = records.values.count { $0.state == .pending && $0.grant.isExactly(binding.grant) }
             guard open < maxPending else { return .tooManyPending }
             let created = Approval(
-                id: newID, state: .pending, grant: binding.grant, tool: binding.tool, arguments: binding.canonicalArguments,
+                id: newID, state: .pending, grant: binding.grant, server: binding.server, tool: binding.tool, arguments: binding.canonicalArguments,
                 policySHA256: binding.policySHA256, createdAtMillis: now, expiresAtMillis: now + Int64(ttlSeconds) * 1_000)
             records[key] = created
             return .pending(created)
@@ -54,7 +54,8 @@ public final class InMemoryApprovalStore: ApprovalStore {
             guard let existing = records[key], existing.id.isExactly(id) else { return .notFound }
             guard existing.state == .pending else { return .alreadyDecided(existing) }
             let decided = Approval(
-                id: existing.id, state: approve ? .approved : .denied, grant: existing.grant, tool: existing.tool,
+                id: existing.id, state: approve ? .approved : .denied, grant: existing.grant, server: existing.server,
+                tool: existing.tool,
                 arguments: existing.arguments, policySHA256: existing.policySHA256, createdAtMillis: existing.createdAtMillis,
                 expiresAtMillis: existing.expiresAtMillis)
             records[key] = decided

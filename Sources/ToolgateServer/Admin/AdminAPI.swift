@@ -181,7 +181,7 @@ struct AdminAPI: Sendable {
     func shown(_ approval: Approval) -> JSONValue {
         var value = Self.json(approval)
         if case .object(var fields) = value {
-            let entry = policy.snapshot.policy.entry(for: approval.tool)
+            let entry = policy.snapshot(forServer: approval.server).policy.entry(for: approval.tool)
             fields["agentWaitsUntil"] =
                 entry.flatMap { $0.action == .approve ? $0.approval : nil }
                 .map { JSONValue.string(Self.timestamp(approval.createdAtMillis + Int64($0.waitSeconds) * 1_000)) } ?? JSONValue.null
@@ -194,6 +194,7 @@ struct AdminAPI: Sendable {
         let arguments = (try? JSONParser.parse(approval.arguments)) ?? .string(approval.arguments)
         return [
             "id": .string(approval.id), "state": .string(approval.state.rawValue), "grant": .string(approval.grant),
+            "server": approval.server.map(JSONValue.string) ?? .null,
             "tool": .string(approval.tool), "arguments": arguments,
             "policySha256": .string(approval.policySHA256), "createdAt": .string(timestamp(approval.createdAtMillis)),
             "expiresAt": .string(timestamp(approval.expiresAtMillis)),

@@ -136,6 +136,7 @@ enum AdminPage {
             var c = el('article', 'card'); c.setAttribute('data-id', a.id);
             var h = el('h2');
             h.appendChild(segments(el('span', 'tool'), d.tool, a.tool));
+            if (a.server) h.appendChild(el('span', 'server', ' on ' + a.server));
             h.appendChild(document.createTextNode(' '));
             var g = el('span', 'grant', 'for '); segments(g, d.grant, a.grant); h.appendChild(g);
             c.appendChild(h);

@@ -227,8 +227,8 @@ extension MCPProxy {
                 detail: "approval.maxArgumentBytes \(approval.maxArgumentBytes)")
         }
         let binding = ApprovalBinding(
-            grant: exchange.identity.grant, tool: call.name, arguments: call.arguments, policySHA256: snapshot.policy.sha256,
-            decidedBy: decidedBy(snapshot.policy, call.name))
+            grant: exchange.identity.grant, server: configuration.serverName, tool: call.name, arguments: call.arguments,
+            policySHA256: snapshot.policy.sha256, decidedBy: snapshot.policy.decidingDigest(forTool: call.name))
         let deadline = ContinuousClock.now + .seconds(approval.waitSeconds)
         var creation = ApprovalCreation.lookOnly
         var lastID: String?
@@ -370,8 +370,8 @@ extension CoreMetrics.Timer {
 }
 
 extension MCPProxy {
-    /// What an approval or a multi-round state is bound to: the rules that decide the tool, and on a named server
-    /// the server, so approving `delete` on one server never approves another server's `delete`.
+    /// What a multi-round state is bound to: the rules that decide the tool, and on a named server the server, so a
+    /// state relayed for one server's tool never passes another server's.
     func decidedBy(_ policy: Policy, _ tool: String) -> String {
         let digest = policy.decidingDigest(forTool: tool)
         guard let server = configuration.serverName else { return digest }
