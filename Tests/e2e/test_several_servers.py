@@ -431,3 +431,26 @@ def test_an_approval_is_for_one_servers_tool(toolgate, mcp_upstream_json, tmp_pa
     assert other["reason"] == "approval_required" and other["approvalId"] != first["approvalId"], other
     # alpha's identical retry uses its approval.
     assert run_async(lambda: call("alpha")).is_error is False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 7. Per-server settings: one server's `toolgate` key applies to it alone
+
+
+def test_a_servers_own_timeout_applies_to_it_alone(toolgate, mcp_upstream_json, tmp_path):
+    servers = servers_file(tmp_path, {
+        "quick": {"url": mcp_upstream_json.url, "toolgate": {"headersTimeout": 1}},
+        "patient": {"url": mcp_upstream_json.url},
+    })
+    tg = toolgate(None, {"version": "1", "default": "allow"}, args=["--servers", str(servers)])
+
+    async def sleepy(name: str) -> Any:
+        async with handshake_session(f"{tg.base}/mcp/{name}") as session:
+            return await session.call_tool("sleepy", {"seconds": 3, "tag": f"timeout-{name}"})
+
+    with expect_mcp_error() as caught:
+        run_async(lambda: sleepy("quick"))
+    assert str(caught.value).startswith('server "quick": upstream ') and "no response headers within 1 s" in str(caught.value), caught.value
+    assert text_of(run_async(lambda: sleepy("patient"))) == "slept 3.0 s"
+    upstream_lines = metric_lines(tg, "toolgate_upstream_requests_total")
+    assert any('server="quick"' in l and "headers_timeout" in l for l in upstream_lines), upstream_lines

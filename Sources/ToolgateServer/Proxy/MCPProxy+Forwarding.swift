@@ -222,9 +222,11 @@ extension MCPProxy {
 
     /// HTTP 200 with a -32603 error for each forwarded request id, naming the upstream that failed.
     private func unreachableAnswer(_ error: UpstreamError, context: ForwardContext, format: ResponseFormat) -> Response {
-        let errors = context.plan.requestIDs.map { JSONRPCResponse.error(id: $0, code: .internalError, message: error.message) }
+        // Several servers: the agent is told which one failed.
+        let message = configuration.serverName.map { "server \"\($0)\": " + error.message } ?? error.message
+        let errors = context.plan.requestIDs.map { JSONRPCResponse.error(id: $0, code: .internalError, message: message) }
         let all = errors + context.plan.localAnswers
-        if all.isEmpty { return Self.httpError(.badGateway, .internalError, error.message) }
+        if all.isEmpty { return Self.httpError(.badGateway, .internalError, message) }
         let single = context.plan.localAnswers.isEmpty && errors.count == 1
         return Self.answer(single ? all[0] : .array(all), format: format, retryAfter: context.retryAfter)
     }
