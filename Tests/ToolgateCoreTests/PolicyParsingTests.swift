@@ -29,10 +29,20 @@ import Testing
     }
 
     @Test func seedFixtureAndExamplesCheckClean() throws {
-        for file in ["examples/seed-policy.json", "examples/policy.json"] {
+        for file in ["examples/seed-policy.json", "examples/policy.json", "examples/policy-servers.json"] {
             let bytes = Array(try Data(contentsOf: Fixture.repositoryRoot.appendingPathComponent(file)))
             #expect(throws: Never.self) { try Policy.parse(bytes, file: file) }
         }
+    }
+
+    @Test func theServersExampleNamesEverySectionOfItsPolicy() throws {
+        let root = Fixture.repositoryRoot
+        let servers = try ServersFile.parse(
+            Array(try Data(contentsOf: root.appendingPathComponent("examples/servers.json"))), file: "examples/servers.json",
+            environment: ["OPS_TOKEN": "t"])
+        let policy = try Policy.parse(
+            Array(try Data(contentsOf: root.appendingPathComponent("examples/policy-servers.json"))), file: "examples/policy-servers.json")
+        #expect(Set(policy.sections.keys) == Set(servers.servers.map(\.name)))
     }
 
     @Test func hashIsTheSHA256OfTheBytes() throws {
