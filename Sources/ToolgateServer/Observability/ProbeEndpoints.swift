@@ -54,7 +54,8 @@ struct ProbeEndpoints: Sendable {
         }
     }
 
-    /// One server's state: `not_ready` while a stdio server restarts, `degraded` while an HTTP server is unreachable.
+    /// One server's state: `degraded` while it cannot serve (an HTTP server unreachable, a stdio server restarting),
+    /// with the problem (DESIGN.md section 3): taking this sidecar out of rotation would not bring the server back.
     struct ServerState {
         let status: String
         let report: JSONObject
@@ -71,7 +72,7 @@ struct ProbeEndpoints: Sendable {
             report["lastAnswerWasMCP"] = .bool(last.speaksMCP)
             report["lastAt"] = .string(AdminAPI.timestamp(Int64(last.at.timeIntervalSince1970 * 1_000)))
         }
-        return ServerState(status: restarting != nil ? "not_ready" : unreachable != nil ? "degraded" : "ready", report: report)
+        return ServerState(status: restarting != nil || unreachable != nil ? "degraded" : "ready", report: report)
     }
 
     func readyz() -> Response {
@@ -80,8 +81,8 @@ struct ProbeEndpoints: Sendable {
         let servers = self.servers()
         let states = servers.map(Self.state(of:))
         let named = servers.contains { $0.name != nil }
-        // One unnamed upstream: a restarting stdio upstream is not_ready, an unreachable one degraded (section 3).
-        // Named servers (section 10): one down makes the sidecar degraded, the others serve; all down, not_ready.
+        // One unnamed upstream: degraded while it cannot serve (section 3). Named servers (section 10): one down
+        // makes the sidecar degraded, the others serve; all down, not_ready.
         let down = states.filter { $0.status != "ready" }.count
         let upstreamStatus: String
         if named {

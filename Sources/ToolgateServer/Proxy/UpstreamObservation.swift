@@ -19,7 +19,7 @@ public final class UpstreamObservation: Sendable {
     private let unreachable = Mutex<String?>(nil)
 
     /// Why the upstream cannot serve right now (a stdio upstream that is restarting), or nil: `/readyz` is
-    /// `not_ready` meanwhile.
+    /// `degraded` meanwhile, with this as the problem.
     public func setProblem(_ text: String?) { problem.withLock { $0 = text } }
 
     var currentProblem: String? { problem.withLock { $0 } }
