@@ -171,7 +171,7 @@ extension ToolgateProcess {
             case .started(let pid):
                 logger.info("upstream command started", metadata: ["pid": "\(pid)", "command": "\(configuration.command)"])
             case .ready(let name):
-                observation.setProblem(nil)
+                observation.recovered()
                 logger.info("upstream command ready", metadata: ["server": "\(name)"])
             case .exited(let description, let restartIn):
                 if let restartIn {

@@ -22,6 +22,12 @@ public final class UpstreamObservation: Sendable {
     /// `degraded` meanwhile, with this as the problem.
     public func setProblem(_ text: String?) { problem.withLock { $0 = text } }
 
+    /// A stdio upstream answered `initialize` again: what made it unreachable is over, before any call proves it.
+    public func recovered() {
+        problem.withLock { $0 = nil }
+        unreachable.withLock { $0 = nil }
+    }
+
     var currentProblem: String? { problem.withLock { $0 } }
 
     /// Why the last exchange could not reach the upstream (connection refused, timed out), until one reaches it:
