@@ -47,7 +47,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let result = try ToolgateProcess.run(["check", "policy.json", "--servers", "servers.json"], in: directory)
         #expect(result.status == 1)
-        #expect(result.stderr.contains(#"policy.json: servers.gitlab: no server "gitlab" in servers.json (servers: github, files); did you mean "github"?"#))
+        #expect(result.stderr.contains(#"policy.json: servers.gitlab: no server "gitlab" in servers.json (did you mean "github"?) (servers: github, files)"#))
         #expect(!result.stdout.contains("policy.json: ok"))
         // Without --servers the same policy is valid: a section alone names nothing to check against.
         #expect(try ToolgateProcess.run(["check", "policy.json"], in: directory).status == 0)

@@ -279,8 +279,8 @@ import Testing
         #expect(
             PolicyServerSections.errors(policy: policy, policyFile: "policy.json", servers: servers, serversFile: "servers.json").map(\.description)
                 == [
-                    #"policy.json: servers.fils: no server "fils" in servers.json (servers: github, files); did you mean "files"?"#,
-                    #"policy.json: servers.gitlab: no server "gitlab" in servers.json (servers: github, files); did you mean "github"?"#,
+                    #"policy.json: servers.fils: no server "fils" in servers.json (did you mean "files"?) (servers: github, files)"#,
+                    #"policy.json: servers.gitlab: no server "gitlab" in servers.json (did you mean "github"?) (servers: github, files)"#,
                     #"policy.json: servers.zzz: no server "zzz" in servers.json (servers: github, files)"#,
                 ])
     }

@@ -121,7 +121,9 @@ def test_wrap_then_use_the_rewritten_config_then_undo(mcp_upstream_sse, procs, t
     wait_until_ready(serve, lambda: http_200(f"http://127.0.0.1:{port}/healthz"), f"toolgate serve on port {port}")
 
     errlog = open(tmp_path / "toolgate-stdio-stderr.log", "w")
-    # The desktop client starts the stdio server with its own environment: not the shell's secrets.
+    # The desktop client starts the stdio server with its own environment, which holds none of the shell's secrets:
+    # `toolgate stdio --server local-files` must not need the notes server's WRAP_E2E_NOTES_KEY (only the variables
+    # of the server it runs).
     params = StdioServerParameters(command=files["command"], args=files["args"], env=clean_env())
 
     async def body() -> None:
@@ -129,7 +131,8 @@ def test_wrap_then_use_the_rewritten_config_then_undo(mcp_upstream_sse, procs, t
             assert text_of(await http.call_tool("echo", {"text": "through the sidecar"})) == "echo: through the sidecar"
             denied = await http.call_tool("imageBackgroundRemoval", {"image": "x"})
             assert denied.is_error is True
-            assert denial_of(denied)["reason"] == "no images through the notes server"
+            assert denial_of(denied)["reason"] == "denied" and denial_of(denied)["server"] == "notes"
+            assert "no images through the notes server" in text_of(denied), "the top-level rules"
 
         async with stdio_client(params, errlog=errlog) as (read, write):
             async with mcp.ClientSession(read, write, read_timeout_seconds=30) as stdio:
@@ -138,7 +141,8 @@ def test_wrap_then_use_the_rewritten_config_then_undo(mcp_upstream_sse, procs, t
                 assert allowed.is_error is False, text_of(allowed)
                 denied = await stdio.call_tool("echo", {"text": "x"})
                 assert denied.is_error is True
-                assert denial_of(denied)["reason"] == "no echo through the files server"
+                assert denial_of(denied)["reason"] == "denied" and denial_of(denied)["server"] == "local-files"
+                assert "no echo through the files server" in text_of(denied), "the server's own section"
 
     try:
         run_async(body)

@@ -8,10 +8,11 @@ public enum PolicyServerSections {
         let list = names.isEmpty ? "none" : names.joined(separator: ", ")
         return policy.sections.keys.sorted().compactMap { section -> PolicyError? in
             guard !names.contains(where: { $0.isExactly(section) }) else { return nil }
-            let hint = NameSuggestion.closest(to: section, among: names).map { "; did you mean \"\($0)\"?" } ?? ""
+            // Worded as `serve --servers` words it when it refuses to start on the same policy.
+            let hint = NameSuggestion.closest(to: section, among: names).map { " (did you mean \"\($0)\"?)" } ?? ""
             return PolicyError(
                 file: policyFile, path: PolicyPath.root.key("servers").key(section).description,
-                message: "no server \"\(section)\" in \(serversFile) (servers: \(list))\(hint)")
+                message: "no server \"\(section)\" in \(serversFile)\(hint) (servers: \(list))")
         }
     }
 }
