@@ -67,8 +67,7 @@ struct WrapCommand: ParsableCommand {
         do {
             document = try JSONParser.parse(original)
         } catch {
-            let comments = original.count > 1 && zip(original, original.dropFirst()).contains { $0 == 0x2F && ($1 == 0x2F || $1 == 0x2A) }
-            fail("\(clientConfig): \(error.description(in: original))" + (comments ? " (comments are not JSON: remove them first)" : ""))
+            fail("\(clientConfig): \(error.description(in: original))" + (Self.hasComments(original) ? " (comments are not JSON: remove them first)" : ""))
         }
         let directory = Self.absolute((clientConfig as NSString).deletingLastPathComponent)
         let serversPath = Self.absolute(serversFile ?? (directory as NSString).appendingPathComponent("toolgate-servers.json"))
@@ -192,6 +191,15 @@ struct WrapCommand: ParsableCommand {
     private func fail(_ line: String) -> Never {
         printError(line)
         Toolgate.exit(withError: ExitCode.failure)
+    }
+
+    /// Whether a line starts with `//` or `/*`: VS Code's mcp.json allows comments, which JSON does not. (Not any
+    /// `//`: every URL has one.)
+    static func hasComments(_ bytes: [UInt8]) -> Bool {
+        String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline).contains { line in
+            let text = line.drop { $0 == " " || $0 == "\t" }
+            return text.hasPrefix("//") || text.hasPrefix("/*")
+        }
     }
 
     static func absolute(_ path: String) -> String {
