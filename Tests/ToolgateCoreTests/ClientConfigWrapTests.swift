@@ -99,6 +99,14 @@ import Testing
         #expect(outcome.client["inputs"] == (try JSONParser.parse(try Fixture.bytes("wrap/vscode_mcp.json")))["inputs"])
     }
 
+    @Test func vsCodeHandsItsOwnVariablesToToolgatesEnvironment() throws {
+        let outcome = try ClientConfigWrap.wrap(JSONParser.parse(try Fixture.bytes("wrap/vscode_mcp.json")), Self.target)
+        #expect(outcome.client["servers"]?["workspace-files"]?["env"] == ["workspaceFolder": "${workspaceFolder}"])
+        #expect(outcome.client["servers"]?["memory"]?["env"] == nil, "an envFile stays VS Code's own business")
+        let other = try wrap(#"{"mcpServers": {"f": {"command": "x", "args": ["${workspaceFolder}"]}}}"#)
+        #expect(other.client["mcpServers"]?["f"]?["env"] == nil, "only VS Code substitutes them")
+    }
+
     @Test func vsCodeEntryWithoutATypeGetsOne() throws {
         let outcome = try wrap(#"{"servers": {"git": {"command": "uvx", "args": ["mcp-server-git"]}}}"#)
         #expect(outcome.client["servers"]?["git"]?.objectValue?.keys == ["type", "command", "args"])

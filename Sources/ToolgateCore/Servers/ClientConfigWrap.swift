@@ -53,6 +53,9 @@ public enum ClientConfigWrap {
     /// file too (`disabled`, `autoApprove`, `envFile`, …), since the client uses them and toolgate does not.
     static let transportKeys: Set<String> = ["type", "url", "serverUrl", "headers", "command", "args", "env", "cwd", "toolgate"]
 
+    /// VS Code's own variables that a server's command, args or env may hold (its `${env:…}` and `${input:…}` aside).
+    static let vsCodeVariables: Set<String> = ["workspaceFolder", "workspaceFolderBasename", "userHome", "pathSeparator", "cwd"]
+
     public static func wrap(_ document: JSONValue, _ target: Target) throws(PolicyValidationError) -> Outcome {
         let file = target.clientFile
         func failure(_ path: PolicyPath, _ message: String) -> PolicyValidationError {
@@ -138,6 +141,14 @@ public enum ClientConfigWrap {
                 let arguments = ["stdio", "--servers", target.serversFile, "--server", name, "--policy", target.policyFile]
                 transport.append(JSONObject.Member(key: "command", value: .string(target.toolgateBinary)))
                 transport.append(JSONObject.Member(key: "args", value: .array(arguments.map(JSONValue.string))))
+                // VS Code substitutes its own variables (`${workspaceFolder}`) in what it starts, and toolgate reads
+                // `${NAME}` from its environment: VS Code hands each one to toolgate's environment under its name.
+                let expanded = JSONObject(server.members.filter { ["command", "args", "env", "cwd"].contains($0.key) })
+                let handed = isVSCode ? referencedVariables(.object(expanded)).intersection(vsCodeVariables).sorted() : []
+                if !handed.isEmpty {
+                    let env = JSONObject(handed.map { JSONObject.Member(key: $0, value: .string("${\($0)}")) })
+                    transport.append(JSONObject.Member(key: "env", value: .object(env)))
+                }
                 let words = [server["command"]?.stringValue ?? ""] + (server["args"]?.arrayValue ?? []).map { $0.stringValue ?? "" }
                 before = ShellQuoting.commandLine(words)
                 after = "toolgate stdio --server \(name)"
