@@ -23,10 +23,18 @@ struct CheckCommand: AsyncParsableCommand {
     var files: [String]
 
     @Option(help: "A live MCP endpoint to hold the policies against, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
-    @Flag(help: "Exit 1 when --upstream finds anything to warn about.") var strict = false
+    @Option(help: "A servers file (as `serve --servers` reads it) to validate and hold the policies' servers.NAME sections against.")
+    var servers: String?
+    @Flag(help: "With --servers: hold each server's rules against the tools it lists (stdio servers are started for it).")
+    var live = false
+    @Flag(help: "Exit 1 when --upstream or --live finds anything to warn about.") var strict = false
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one policy file") }
+        if servers != nil, upstream != nil {
+            throw ValidationError("--upstream checks one unnamed server; with --servers, add --live to check every server of the file")
+        }
+        if live, servers == nil { throw ValidationError("--live needs --servers FILE (for one server, use --upstream URL)") }
     }
 
     func run() async throws {
@@ -34,8 +42,7 @@ struct CheckCommand: AsyncParsableCommand {
         var warned = false
         var tools: [PolicyCoverage.UpstreamTool]?
         if let upstream {
-            let transport = CurlUpstreamTransport(
-                configuration: .init(connectTimeout: .seconds(5), headersTimeout: .seconds(30), idleTimeout: .seconds(30)))
+            let transport = Self.httpTransport()
             defer { transport.shutdown() }
             do {
                 tools = try await UpstreamToolCatalog.fetch(transport: transport, url: upstream)
@@ -44,18 +51,51 @@ struct CheckCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
+        var serversFile: ServersFile?
+        if let servers {
+            serversFile = Self.loadServers(servers)
+            failed = serversFile == nil
+        }
+        var catalogs: [String: [PolicyCoverage.UpstreamTool]] = [:]
+        if live, let serversFile {
+            for server in serversFile.servers {
+                switch await Self.fetchTools(of: server) {
+                case .success(let list): catalogs[server.name] = list
+                case .failure(let error):
+                    printError("check: \(server.name): \(error.description)")
+                    failed = true
+                }
+            }
+        }
         for file in files {
             switch PolicyFile.load(file) {
             case .success(let policy):
                 let count = policy.entries.count + (policy.wildcard == nil ? 0 : 1)
-                print("\(file): ok (\(count) tool \(count == 1 ? "entry" : "entries"), default \(policy.defaultAction.rawValue), sha256 \(policy.sha256))")
+                let sections = policy.sections.isEmpty ? "" : ", \(policy.sections.count) server section\(policy.sections.count == 1 ? "" : "s")"
                 if policy.defaultAction == .deny, policy.resources == nil {
                     printError("\(file): note: no \"resources\" section, so resources (and, without a \"prompts\" section, prompts) pass through unchecked: \"default\": \"deny\" covers tools only")
                 }
+                if let servers, let serversFile {
+                    let errors = PolicyServerSections.errors(policy: policy, policyFile: file, servers: serversFile, serversFile: servers)
+                    for problem in errors { printError(problem.description) }
+                    if !errors.isEmpty {
+                        failed = true
+                        continue
+                    }
+                }
+                print("\(file): ok (\(count) tool \(count == 1 ? "entry" : "entries")\(sections), default \(policy.defaultAction.rawValue), sha256 \(policy.sha256))")
                 if let tools {
                     let warnings = PolicyCoverage.warnings(policy: policy, file: file, tools: tools)
                     for warning in warnings { printError("warning: " + warning) }
                     if warnings.isEmpty { print("\(file): covers the upstream's \(tools.count) tools") }
+                    warned = warned || !warnings.isEmpty
+                }
+                for server in serversFile?.servers ?? [] {
+                    guard let tools = catalogs[server.name] else { continue }
+                    let section = policy.sections[server.name] == nil ? nil : server.name
+                    let warnings = PolicyCoverage.warnings(policy: policy.forServer(server.name), file: file, section: section, tools: tools)
+                    for warning in warnings { printError("warning: \(server.name): " + warning) }
+                    if warnings.isEmpty { print("\(file): covers server \(server.name)'s \(tools.count) tools") }
                     warned = warned || !warnings.isEmpty
                 }
             case .failure(let error):
@@ -64,6 +104,77 @@ struct CheckCommand: AsyncParsableCommand {
             }
         }
         if failed || (strict && warned) { throw ExitCode.failure }
+    }
+
+    static func httpTransport() -> CurlUpstreamTransport {
+        CurlUpstreamTransport(configuration: .init(connectTimeout: .seconds(5), headersTimeout: .seconds(30), idleTimeout: .seconds(30)))
+    }
+
+    /// The servers file as `serve` reads it (`${ENV}` from this environment): its errors and notes printed; nil when
+    /// it is invalid.
+    static func loadServers(_ path: String) -> ServersFile? {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            printError("\(path): cannot read file: \(reason)")
+            return nil
+        }
+        do {
+            let file = try ServersFile.parse(bytes, file: path, environment: ProcessInfo.processInfo.environment)
+            for note in file.notes { printError("note: " + note) }
+            let list = file.servers.map { "\($0.name) (\($0.isStdio ? "stdio" : "http"))" }.joined(separator: ", ")
+            print("\(path): ok (\(file.servers.count) server\(file.servers.count == 1 ? "" : "s"): \(list))")
+            return file
+        } catch {
+            for problem in error.errors { printError(problem.description) }
+            return nil
+        }
+    }
+
+    /// The tools one server lists: over HTTP with its headers, or from its command started for the purpose and
+    /// stopped again.
+    static func fetchTools(of server: ServerDefinition) async -> Result<[PolicyCoverage.UpstreamTool], LiveCheckFailure> {
+        switch server.transport {
+        case .http(let url, let headers):
+            let transport = httpTransport()
+            defer { transport.shutdown() }
+            do {
+                return .success(try await UpstreamToolCatalog.fetch(transport: transport, url: url, headers: headers))
+            } catch {
+                return .failure(LiveCheckFailure(description: error.description))
+            }
+        case .stdio(let command, let arguments, let environment, let workingDirectory):
+            // The servers file's command is an argv, run without a shell; the transport runs `/bin/sh -c`, so each
+            // word is quoted. Its environment: toolgate's, less its own settings (a Redis URL may hold a password),
+            // then the server's `env`.
+            var line = ShellQuoting.commandLine([command] + arguments)
+            if let workingDirectory { line = "cd \(ShellQuoting.quote(workingDirectory)) && exec \(line)" }
+            var childEnvironment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOOLGATE_") }
+            childEnvironment.merge(environment) { $1 }
+            let transport = StdioUpstreamTransport(
+                configuration: .init(
+                    command: line, environment: childEnvironment, initializeTimeout: server.settings.startTimeout ?? .seconds(30)))
+            do throws(StdioUpstreamFailure) {
+                try await transport.start()
+            } catch {
+                await transport.stop()
+                return .failure(LiveCheckFailure(description: "its command did not start: \(error.message)"))
+            }
+            let result: Result<[PolicyCoverage.UpstreamTool], LiveCheckFailure>
+            do {
+                result = .success(try await UpstreamToolCatalog.fetch(transport: transport, url: "stdio:\(server.name)"))
+            } catch {
+                result = .failure(LiveCheckFailure(description: error.description))
+            }
+            await transport.stop()
+            return result
+        }
+    }
+
+    struct LiveCheckFailure: Error, CustomStringConvertible {
+        let description: String
     }
 }
 

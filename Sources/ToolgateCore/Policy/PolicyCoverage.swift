@@ -13,12 +13,14 @@ public enum PolicyCoverage {
         }
     }
 
-    /// One warning per problem, each starting with the file and the policy path it concerns.
-    public static func warnings(policy: Policy, file: String, tools: [UpstreamTool]) -> [String] {
+    /// One warning per problem, each starting with the file and the policy path it concerns. `section`: `policy` is
+    /// the file's `servers.NAME` section for server NAME, and paths say so.
+    public static func warnings(policy: Policy, file: String, section: String? = nil, tools: [UpstreamTool]) -> [String] {
         var warnings: [String] = []
         let names = tools.map(\.name)
+        let top = section.map { "\(file): servers.\($0)." } ?? "\(file): "
         for entry in policy.entries {
-            let path = "\(file): tools.\(entry.key)"
+            let path = "\(top)tools.\(entry.key)"
             let matching = tools.filter { entry.pattern.matches($0.name) }
             if matching.isEmpty {
                 if entry.pattern.isGlob {
@@ -32,11 +34,12 @@ public enum PolicyCoverage {
             warnings += pathWarnings(entry, path: path, tools: matching)
         }
         if let wildcard = policy.wildcard {
-            warnings += pathWarnings(wildcard, path: "\(file): tools.\"*\"", tools: tools.filter { !policy.isHidden($0.name) })
+            warnings += pathWarnings(wildcard, path: "\(top)tools.\"*\"", tools: tools.filter { !policy.isHidden($0.name) })
         }
         let uncovered = names.filter { name in !policy.isHidden(name) && policy.entry(for: name) == nil }
         if !uncovered.isEmpty {
             let list = uncovered.map { "\"\($0)\"" }.joined(separator: ", ")
+            let file = section.map { "\(file): servers.\($0)" } ?? file
             switch policy.defaultAction {
             case .deny: warnings.append("\(file): no entry covers the upstream's tools \(list); default deny hides them")
             case .allow: warnings.append("\(file): no entry covers the upstream's tools \(list); default allow lets them through unchecked")
