@@ -113,21 +113,13 @@ struct CheckCommand: AsyncParsableCommand {
     /// The servers file as `serve` reads it (`${ENV}` from this environment): its errors and notes printed; nil when
     /// it is invalid.
     static func loadServers(_ path: String) -> ServersFile? {
-        let bytes: [UInt8]
-        do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
-            printError("\(path): cannot read file: \(reason)")
-            return nil
-        }
-        do {
-            let file = try ServersFile.parse(bytes, file: path, environment: ProcessInfo.processInfo.environment)
+        switch PolicyFile.loadServers(path, environment: ProcessInfo.processInfo.environment) {
+        case .success(let file):
             for note in file.notes { printError("note: " + note) }
             let list = file.servers.map { "\($0.name) (\($0.isStdio ? "stdio" : "http"))" }.joined(separator: ", ")
             print("\(path): ok (\(file.servers.count) server\(file.servers.count == 1 ? "" : "s"): \(list))")
             return file
-        } catch {
+        case .failure(let error):
             for problem in error.errors { printError(problem.description) }
             return nil
         }
@@ -149,8 +141,7 @@ struct CheckCommand: AsyncParsableCommand {
             // The servers file's command is an argv, run without a shell; the transport runs `/bin/sh -c`, so each
             // word is quoted. Its environment: toolgate's, less its own settings (a Redis URL may hold a password),
             // then the server's `env`.
-            var line = ShellQuoting.commandLine([command] + arguments)
-            if let workingDirectory { line = "cd \(ShellQuoting.quote(workingDirectory)) && exec \(line)" }
+            let line = ShellQuoting.exec(command, arguments: arguments, workingDirectory: workingDirectory)
             var childEnvironment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOOLGATE_") }
             childEnvironment.merge(environment) { $1 }
             let transport = StdioUpstreamTransport(

@@ -418,7 +418,7 @@ struct ServeSettings {
         // Last: each server's configuration is a copy of the listener's, which is complete only now.
         if let serversText {
             let file: ServersFile
-            switch PolicyFile.loadServers(serversText, environment: env.environment) {
+            switch PolicyFile.loadServers(serversText, environment: env.environment, expandingOnly: serverSelection) {
             case .success(let loaded): file = loaded
             case .failure(let error): throw Failure(lines: error.errors.map(\.description), exitCode: 1)
             }

@@ -35,7 +35,7 @@ struct ServerLaunch {
             configuration.upstreamHeaders = headers
             http = transport
         case .stdio(let command, let arguments, let serverEnvironment, let workingDirectory):
-            let commandLine = ShellCommandLine.exec(command, arguments: arguments, workingDirectory: workingDirectory)
+            let commandLine = ShellQuoting.exec(command, arguments: arguments, workingDirectory: workingDirectory)
             configuration.upstreamURL = "stdio: " + ([command] + arguments).joined(separator: " ")
             configuration.upstreamHeaders = []
             stdio = StdioUpstreamTransport.Configuration(

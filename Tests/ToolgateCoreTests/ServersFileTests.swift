@@ -184,3 +184,23 @@ import Testing
         }
     }
 }
+
+/// `toolgate stdio --server NAME` expands only its own server's values.
+@Suite struct ServersFileSelectionTests {
+    @Test func otherServersSecretsAreNotNeeded() throws {
+        let text = #"""
+            {"mcpServers": {
+              "notes": {"url": "${NOTES_URL}", "headers": {"Authorization": "Bearer ${NOTES_KEY}"}},
+              "files": {"command": "files-server", "args": ["${ROOT}"]}}}
+            """#
+        let file = try ServersFile.parse(Array(text.utf8), file: "s.json", environment: ["ROOT": "/srv"], expandingOnly: "files")
+        #expect(file.server(named: "files")?.transport == .stdio(command: "files-server", arguments: ["/srv"], environment: [:], workingDirectory: nil))
+        #expect(throws: PolicyValidationError.self) {
+            try ServersFile.parse(Array(text.utf8), file: "s.json", environment: ["ROOT": "/srv"], expandingOnly: "notes")
+        }
+        #expect(throws: PolicyValidationError.self) {
+            try ServersFile.parse(Array(text.utf8), file: "s.json", environment: ["ROOT": "/srv"])
+        }
+    }
+}
+

@@ -26,7 +26,13 @@ public struct ServersFile: Sendable, Equatable {
 
     /// Parses and checks a servers file; YAML for `.yaml`/`.yml`, JSON otherwise. Every error carries the file and the
     /// path of what failed, and all of them are reported at once.
-    public static func parse(_ bytes: [UInt8], file: String, environment: [String: String]) throws(PolicyValidationError) -> ServersFile {
+    ///
+    /// `expandingOnly`: `${ENV}` is expanded (and a missing variable an error) for this server alone; the others are
+    /// checked as written. `toolgate stdio --server NAME` runs in a desktop client's environment, which holds what
+    /// its one server needs, not every other server's secrets.
+    public static func parse(
+        _ bytes: [UInt8], file: String, environment: [String: String], expandingOnly: String? = nil
+    ) throws(PolicyValidationError) -> ServersFile {
         let document: JSONValue
         do {
             document = try Policy.isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
@@ -36,6 +42,7 @@ public struct ServersFile: Sendable, Equatable {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
         }
         var decoder = ServersFileDecoder(file: file, expansion: EnvironmentExpansion(environment: environment))
+        decoder.expandingOnly = expandingOnly
         let servers = decoder.decode(document)
         guard decoder.errors.isEmpty else { throw PolicyValidationError(errors: decoder.errors) }
         return ServersFile(servers: servers, notes: decoder.notes, sha256: SHA256.hash(data: bytes).hexString)
@@ -46,6 +53,9 @@ public struct ServersFile: Sendable, Equatable {
 struct ServersFileDecoder {
     let file: String
     let expansion: EnvironmentExpansion
+    var expandingOnly: String?
+    /// The server being read: its values are expanded unless `expandingOnly` names another.
+    private var current = ""
     private(set) var errors: [PolicyError] = []
     private(set) var notes: [String] = []
 
@@ -98,6 +108,7 @@ struct ServersFileDecoder {
     }
 
     private mutating func server(_ value: JSONValue, name: String, _ path: PolicyPath) -> ServerDefinition? {
+        current = name
         if !ServerName.isValid(name) {
             let hint = ServerName.suggestion(for: name).map { "; rename it, for example to \"\($0)\"" } ?? ""
             fail(path, "server name \"\(String(name.unicodeScalars.prefix(64)))\" must match [a-z0-9][a-z0-9_-]{0,31}\(hint)")
@@ -161,7 +172,9 @@ struct ServersFileDecoder {
             if url == nil { fail(path.key("url"), "required for an HTTP server") }
             return nil
         }
-        guard text.hasPrefix("http://") || text.hasPrefix("https://") else {
+        // A server read without expansion (another than `expandingOnly`) may hold its URL in a variable.
+        let unexpanded = expandingOnly.map { $0 != current } ?? false
+        guard text.hasPrefix("http://") || text.hasPrefix("https://") || (unexpanded && text.hasPrefix("${")) else {
             fail(urlPath, "must be an http:// or https:// URL, got \"\(String(text.prefix(200)))\"")
             return nil
         }
@@ -299,6 +312,7 @@ struct ServersFileDecoder {
             fail(path, "must be a string, got \(value.typeName)")
             return nil
         }
+        if let expandingOnly, expandingOnly != current { return text }
         do {
             return try expansion.expand(text)
         } catch {

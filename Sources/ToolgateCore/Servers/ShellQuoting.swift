@@ -23,4 +23,12 @@ public enum ShellQuoting {
     public static func commandLine(_ words: [String]) -> String {
         words.map(quote).joined(separator: " ")
     }
+
+    /// A servers file's stdio server (`command` and `args`, which clients run without a shell) as the `/bin/sh -c`
+    /// line the stdio upstream runs: every word quoted, and `exec`, so the server is the process toolgate signals.
+    public static func exec(_ command: String, arguments: [String], workingDirectory: String? = nil) -> String {
+        let line = "exec " + commandLine([command] + arguments)
+        guard let workingDirectory else { return line }
+        return "cd " + quote(workingDirectory) + " && " + line
+    }
 }

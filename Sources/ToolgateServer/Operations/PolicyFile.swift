@@ -26,10 +26,13 @@ public enum PolicyFile {
 
 extension PolicyFile {
     /// A servers file (DESIGN.md section 10), its `${ENV}` references read from `environment`.
-    public static func loadServers(_ path: String, environment: [String: String]) -> Result<ServersFile, PolicyValidationError> {
+    public static func loadServers(
+        _ path: String, environment: [String: String], expandingOnly: String? = nil
+    ) -> Result<ServersFile, PolicyValidationError> {
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(PolicyValidationError(errors: [PolicyError(file: path, path: "", message: "cannot read file")]))
         }
-        return Result { () throws(PolicyValidationError) in try ServersFile.parse(Array(data), file: path, environment: environment) }
+        return Result { () throws(PolicyValidationError) in try ServersFile.parse(Array(data), file: path, environment: environment, expandingOnly: expandingOnly)
+        }
     }
 }

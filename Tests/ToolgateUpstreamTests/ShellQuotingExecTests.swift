@@ -4,7 +4,7 @@ import ToolgateCore
 
 /// A servers file's `command` and `args` reach the program word for word through `/bin/sh -c`: nothing in them is
 /// read by the shell.
-@Suite struct ShellCommandLineTests {
+@Suite struct ShellQuotingExecTests {
     func run(_ line: String) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -19,13 +19,13 @@ import ToolgateCore
 
     @Test func wordsArriveAsWritten() throws {
         let words = ["a b", "it's", "$HOME", "`id`", "\"q\"", "*", "", "x;y", "back\\slash", "new\nline"]
-        let line = ShellCommandLine.exec("printf", arguments: ["[%s]"] + words)
+        let line = ShellQuoting.exec("printf", arguments: ["[%s]"] + words)
         #expect(try run(line) == words.map { "[\($0)]" }.joined())
     }
 
     @Test func workingDirectoryIsEnteredFirst() throws {
-        let line = ShellCommandLine.exec("pwd", arguments: [], workingDirectory: "/tmp")
-        #expect(line == "cd '/tmp' && exec 'pwd'")
+        let line = ShellQuoting.exec("pwd", arguments: [], workingDirectory: "/tmp")
+        #expect(line == "cd /tmp && exec pwd")
         #expect(try run(line) == "/tmp\n")
     }
 }
