@@ -16,6 +16,7 @@ if $quick; then
   BENCH_SCALE=100 run core.sh
   run adversarial.sh
   run proxy.sh 1
+  run servers.sh 1
   run cpu-per-call.sh 1 1
   run latency.sh 1 1
   run streaming.sh 4 1
@@ -30,6 +31,7 @@ else
   run core.sh
   run adversarial.sh
   run proxy.sh
+  run servers.sh
   run cpu-per-call.sh
   run latency.sh
   run streaming.sh
