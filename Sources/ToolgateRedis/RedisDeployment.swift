@@ -2,13 +2,15 @@ import Logging
 import RedisScripts
 import Synchronization
 
-/// The Redis toolgate talks to: one standalone server, or a Redis Cluster. Several `--redis` URLs are seeds of a
-/// cluster; one URL is found out: a standalone client is used until the server says it is a cluster node
-/// (`cluster_enabled:1` in `INFO cluster`, or a `MOVED`/`CROSSSLOT` reply), then toolgate switches to cluster mode.
+/// The Redis toolgate talks to: one standalone server, a Redis Cluster, or a master found through Sentinel. Several
+/// `--redis` URLs are seeds of a cluster; one URL is found out: a standalone client is used until the server says it
+/// is a cluster node (`cluster_enabled:1` in `INFO cluster`, or a `MOVED`/`CROSSSLOT` reply), then toolgate switches
+/// to cluster mode. A `redis+sentinel://` URL is Sentinel's.
 public final class RedisDeployment: Sendable {
     enum Mode {
         case standalone(RedisClient)
         case cluster(RedisClusterClient)
+        case sentinel(RedisSentinelClient)
     }
 
     private let mode: Mutex<Mode>
@@ -35,6 +37,23 @@ public final class RedisDeployment: Sendable {
         } else {
             mode = Mutex(.standalone(RedisClient(configuration: template, logger: logger)))
         }
+    }
+
+    /// A master found through Sentinel (`redis+sentinel://`). `configuration` gives timeouts and connection counts.
+    public init(
+        sentinel url: RedisSentinelURL, configuration: RedisClient.Configuration, sentinelUsername: String? = nil,
+        sentinelPassword: String?, logger: Logger
+    ) {
+        var template = configuration
+        template.url = url.master
+        self.configuration = template
+        seeds = url.sentinels.map { RedisURL(host: $0.host, port: $0.port) }
+        self.logger = logger
+        mode = Mutex(
+            .sentinel(
+                RedisSentinelClient(
+                    url: url, template: template, sentinelUsername: sentinelUsername, sentinelPassword: sentinelPassword,
+                    logger: logger)))
     }
 
     /// A standalone Redis reached through this client, never switched to cluster mode (tests and benchmarks).
@@ -69,6 +88,8 @@ public final class RedisDeployment: Sendable {
         case .cluster(let cluster):
             return try await cluster.send(
                 arguments.map { Array($0.utf8) }, slot: slotKey.map { ClusterSlot.of($0) }, onLateReply: onLateReply)
+        case .sentinel(let sentinel):
+            return try await sentinel.send(arguments, onLateReply: onLateReply)
         }
     }
 
@@ -96,6 +117,7 @@ public final class RedisDeployment: Sendable {
             switch current {
             case .standalone(let client): client.unavailableReason
             case .cluster(let cluster): cluster.unavailableReason
+            case .sentinel(let sentinel): sentinel.unavailableReason
             }
         if let unavailable { return unavailable }
         guard let error = lastScriptError.withLock({ $0 }) else { return nil }
@@ -106,6 +128,7 @@ public final class RedisDeployment: Sendable {
 
     /// Asks a standalone server whether it is a cluster node. Nil when it did not answer (ask again later).
     public func detectCluster() async -> Bool? {
+        if case .sentinel = current { return false }
         guard case .standalone(let client) = current else { return true }
         guard let reply = try? await client.send(["INFO", "cluster"]), let text = reply.string else { return nil }
         if text.contains("cluster_enabled:1") {
@@ -134,6 +157,7 @@ public final class RedisDeployment: Sendable {
         switch current {
         case .standalone(let client): client.isHealthy
         case .cluster(let cluster): cluster.isHealthy
+        case .sentinel(let sentinel): sentinel.isHealthy
         }
     }
 
@@ -141,6 +165,7 @@ public final class RedisDeployment: Sendable {
         switch current {
         case .standalone(let client): await client.ping()
         case .cluster(let cluster): await cluster.ping()
+        case .sentinel(let sentinel): await sentinel.ping()
         }
     }
 
@@ -148,6 +173,7 @@ public final class RedisDeployment: Sendable {
         switch current {
         case .standalone(let client): client.shutdown()
         case .cluster(let cluster): cluster.shutdown()
+        case .sentinel(let sentinel): sentinel.shutdown()
         }
     }
 
@@ -155,11 +181,17 @@ public final class RedisDeployment: Sendable {
         switch current {
         case .standalone(let client): client.statistics
         case .cluster(let cluster): cluster.statistics
+        case .sentinel(let sentinel): sentinel.statistics
         }
     }
 
     /// Where a message should say Redis is.
     public var description: String {
-        seeds.map { "\($0.host):\($0.port)" }.joined(separator: ",") + (isCluster ? " (cluster)" : "")
+        if case .sentinel(let sentinel) = current {
+            return "master \"\(sentinel.url.masterName)\" of sentinels "
+                + seeds.map { "\($0.host):\($0.port)" }.joined(separator: ",")
+                + (sentinel.masterAddress.map { " (now \($0))" } ?? "")
+        }
+        return seeds.map { "\($0.host):\($0.port)" }.joined(separator: ",") + (isCluster ? " (cluster)" : "")
     }
 }

@@ -100,8 +100,10 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
     var metricsListen: String?
     @Option(
-        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
+        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster. Or redis+sentinel://[user:pass@]host:26379[,host:26379…]/MASTER[/db] for a master found through Sentinel.")
     var redis: [String] = []
+    @Option(name: .customLong("redis-sentinel-password"), help: "Password of the sentinels of a redis+sentinel:// URL (the master's is in the URL).")
+    var redisSentinelPassword: String?
     @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
     @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
     var failMode: String?
@@ -145,6 +147,9 @@ struct ServeSettings {
     var redis: RedisClient.Configuration?
     /// Every `--redis`: one standalone server (or a cluster node found out at start), or several cluster seeds.
     var redisSeeds: [RedisURL] = []
+    /// `--redis redis+sentinel://…`, with `--redis-sentinel-password`.
+    var redisSentinel: RedisSentinelURL?
+    var redisSentinelPassword: String?
     /// `--metrics-listen`: a second listener for `/metrics`, `/healthz` and `/readyz`.
     var metricsListen: (host: String, port: Int)?
     /// `--admin-listen`: `/admin` on a listener of its own, and not on `--listen`'s.
@@ -325,7 +330,24 @@ struct ServeSettings {
         }
         let redisTexts = env.values(command.redis, flag: "redis")
         var seeds: [RedisURL] = []
-        for text in redisTexts {
+        let sentinelPassword = env.value(command.redisSentinelPassword, flag: "redis-sentinel-password")
+        if let sentinelText = redisTexts.first(where: RedisSentinelURL.isSentinel) {
+            guard redisTexts.count == 1 else {
+                throw usage("--redis: a redis+sentinel:// URL names every sentinel itself (host1:26379,host2:26379); give it once, alone")
+            }
+            do {
+                redisSentinel = try RedisSentinelURL(parsing: sentinelText)
+            } catch {
+                throw usage("--redis: \(error.message)")
+            }
+            if redisSentinel!.usesTLS {
+                throw usage("--redis: rediss+sentinel:// (TLS) is not available in this build; use redis+sentinel:// on a network you trust")
+            }
+            redisSentinelPassword = sentinelPassword
+        } else if sentinelPassword != nil, !redisTexts.isEmpty {
+            throw usage("--redis-sentinel-password goes with a redis+sentinel:// URL")
+        }
+        for text in redisTexts where redisSentinel == nil {
             do {
                 seeds.append(try RedisURL(parsing: text))
             } catch {
@@ -337,7 +359,11 @@ struct ServeSettings {
                 "--redis: a Redis Cluster has only database 0, but redis://\(withDatabase.host):\(withDatabase.port)/\(withDatabase.database) names database \(withDatabase.database)")
         }
         redisSeeds = seeds
-        if let first = seeds.first {
+        if let sentinel = redisSentinel {
+            var configuration = RedisClient.Configuration(url: sentinel.master)
+            configuration.operationTimeout = redisTimeout
+            redis = configuration
+        } else if let first = seeds.first {
             var configuration = RedisClient.Configuration(url: first)
             configuration.operationTimeout = redisTimeout
             redis = configuration

@@ -51,8 +51,12 @@ enum ToolgateProcess {
         let roundStates: any RoundStateStore
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let redis = settings.redis {
-            let deployment = RedisDeployment(
-                seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger)
+            let deployment =
+                settings.redisSentinel.map {
+                    RedisDeployment(sentinel: $0, configuration: redis, sentinelPassword: settings.redisSentinelPassword, logger: logger)
+                }
+                ?? RedisDeployment(
+                    seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger)
             let status = RedisStoreStatus(deployment: deployment, logger: logger)
             store = RedisLimitStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
             approvals = RedisApprovalStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
