@@ -206,3 +206,68 @@ def test_sentinel_urls_and_flags_are_checked_at_start(tmp_path):
     assert "give it once, alone" in refused("--redis", "redis+sentinel://127.0.0.1:1/m", "--redis", "redis://127.0.0.1:2")
     assert "goes with a redis+sentinel:// URL" in refused("--redis", "redis://127.0.0.1:2", "--redis-sentinel-password", "x")
     assert "not a number" in refused("--redis", "redis+sentinel://127.0.0.1:99999/m")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Over-admission across a failover (issue 25 item 4): three sidecars under load, the master killed mid-way.
+# Replication is asynchronous: admissions the master took but had not yet sent to the replica are forgotten by the
+# promoted replica, and the limit admits that many again. Measured and recorded, never asserted, for the default.
+
+FAILOVER_MAX = 150
+
+
+def run_failover_load(toolgate, sentinels: SentinelSet, upstream_url: str, extra: list[str]) -> dict[str, float]:
+    import threading
+
+    policy = {"version": "1", "default": "deny", "tools": {"echo": {"limits": [
+        {"counter": "failover_cap", "window": "day", "max": FAILOVER_MAX, "scope": "global"}]}}}
+    prefix = f"tg-failover-{uuid.uuid4().hex[:8]}"
+    sidecars = [toolgate(upstream_url, policy, args=["--redis", sentinels.url(), "--key-prefix", prefix, *extra])
+                for _ in range(3)]
+    admitted = 0
+    held = 0  # threads that ended on 20 refusals in a row after the promotion: the limit holds again
+    lock = threading.Lock()
+    stop = threading.Event()
+    killed = threading.Event()
+
+    def hammer(tg: Any) -> None:
+        nonlocal admitted, held
+        refused_in_a_row = 0
+        deadline = time.monotonic() + 90
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                reason = denial(call(tg, "echo", {"text": "x"}))
+            except Exception:  # noqa: BLE001 - a call cut by the failover is neither admitted nor refused
+                continue
+            if reason is None:
+                with lock:
+                    admitted += 1
+                    if admitted >= FAILOVER_MAX // 2 and not killed.is_set():
+                        killed.set()
+                        sentinels.procs[sentinels.master_port].popen.send_signal(signal.SIGKILL)
+                refused_in_a_row = 0
+            elif reason == "rate_limited" and killed.is_set() and sentinels.sentinel_says() == sentinels.replica_port:
+                refused_in_a_row += 1
+                if refused_in_a_row >= 20:
+                    with lock:
+                        held += 1
+                    return
+
+    threads = [threading.Thread(target=hammer, args=(tg,)) for tg in sidecars for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    stop.set()
+    assert killed.is_set(), "the load never reached half the limit"
+    return {"admitted": admitted, "over": admitted - FAILOVER_MAX, "held": held, "threads": len(threads)}
+
+
+def test_over_admission_across_a_failover_is_measured(toolgate, procs, mcp_upstream_json, tmp_path, record_property):
+    sentinels = start_sentinel_set(procs, tmp_path)
+    result = run_failover_load(toolgate, sentinels, mcp_upstream_json.url, [])
+    record_property("failover without --redis-wait-replicas: admitted over the limit", result["over"])
+    print(f"failover under load, three sidecars, limit {FAILOVER_MAX}: admitted {result['admitted']} "
+          f"({result['over']} over) without --redis-wait-replicas")
+    # What holds even without waiting for replicas: after the promotion the limit holds again on every sidecar.
+    assert result["held"] == result["threads"], result
