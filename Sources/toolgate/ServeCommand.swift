@@ -100,8 +100,16 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
     var metricsListen: String?
     @Option(
-        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
+        help: "redis://[user:pass@]host:port[/db] (rediss:// for TLS) for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster.")
     var redis: [String] = []
+    @Option(name: .customLong("redis-ca-file"), help: "rediss://: PEM CA certificates to verify Redis with (default: the system CA store).")
+    var redisCAFile: String?
+    @Option(name: .customLong("redis-cert-file"), help: "rediss://: PEM client certificate for mutual TLS (with --redis-key-file).")
+    var redisCertFile: String?
+    @Option(name: .customLong("redis-key-file"), help: "rediss://: PEM private key of --redis-cert-file.")
+    var redisKeyFile: String?
+    @Option(name: .customLong("redis-tls-server-name"), help: "rediss://: the name sent as SNI and verified in Redis's certificate (default: each URL's or node's host), for nodes known by IP.")
+    var redisTLSServerName: String?
     @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
     @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
     var failMode: String?
@@ -337,8 +345,35 @@ struct ServeSettings {
                 "--redis: a Redis Cluster has only database 0, but redis://\(withDatabase.host):\(withDatabase.port)/\(withDatabase.database) names database \(withDatabase.database)")
         }
         redisSeeds = seeds
+        let tlsOptions = RedisTLSOptions(
+            caFile: env.value(command.redisCAFile, flag: "redis-ca-file"),
+            certificateFile: env.value(command.redisCertFile, flag: "redis-cert-file"),
+            keyFile: env.value(command.redisKeyFile, flag: "redis-key-file"),
+            serverName: env.value(command.redisTLSServerName, flag: "redis-tls-server-name"))
+        var tlsContext: RedisTLSContext?
+        if seeds.contains(where: \.usesTLS) != seeds.allSatisfy(\.usesTLS) {
+            throw usage("--redis: mix of redis:// and rediss:// URLs; the nodes of one Redis are all TLS or all not")
+        }
+        if (tlsOptions.certificateFile == nil) != (tlsOptions.keyFile == nil) {
+            throw usage("--redis-cert-file and --redis-key-file go together (mutual TLS): give both or neither")
+        }
+        if !tlsOptions.isDefault {
+            guard let first = seeds.first, first.usesTLS else {
+                throw usage(
+                    "--redis-ca-file, --redis-cert-file, --redis-key-file and --redis-tls-server-name are for TLS: "
+                        + (seeds.isEmpty ? "give --redis rediss://HOST:PORT" : "use rediss:// in --redis (there is no plaintext fallback)"))
+            }
+        }
+        if seeds.first?.usesTLS == true {
+            do {
+                tlsContext = try RedisTLSContext(options: tlsOptions)
+            } catch {
+                throw usage(error.message)
+            }
+        }
         if let first = seeds.first {
             var configuration = RedisClient.Configuration(url: first)
+            configuration.tls = tlsContext
             configuration.operationTimeout = redisTimeout
             redis = configuration
         } else {
