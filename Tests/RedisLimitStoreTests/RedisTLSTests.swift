@@ -44,7 +44,7 @@ struct RedisTLSTests {
         var admitted: [Bool] = []
         for call in 1...4 { admitted.append(try await store.acquire(LimitRequest(callID: "\(call)", charges: [charge])).admitted) }
         #expect(admitted == [true, true, true, false])
-        #expect(try server.cli("-a", "s3cret", "--no-auth-warning", "ZCARD", "tls:{global:_}:c") == "3")
+        #expect(try server.cli("-a", "s3cret", "--no-auth-warning", "ZCOUNT", "tls:{global:_}:c", "0", "+inf") == "3")
     }
 
     @Test func aServerSignedByAnotherCAIsRefusedWithOpenSSLsReason() async throws {
@@ -53,9 +53,12 @@ struct RedisTLSTests {
         let client = try Self.client(server, options: RedisTLSOptions(caFile: server.certificates.otherCA))
         defer { client.shutdown() }
         let message = await Self.refusal(client)
-        #expect(message.contains("certificate was refused: unable to get local issuer certificate"), "\(message)")
-        #expect(message.contains("--redis-ca-file"))
-        #expect(client.unavailableReason?.contains("unable to get local issuer certificate") == true)
+        // OpenSSL's verify result in words (which one depends on the chain the server sends).
+        let reasons = ["unable to get local issuer certificate", "self-signed certificate in certificate chain"]
+        #expect(reasons.contains { message.contains("certificate was refused: \($0)") }, "\(message)")
+        #expect(message.contains("not signed by a trusted CA; --redis-ca-file"))
+        let problem = client.unavailableReason ?? ""
+        #expect(reasons.contains { problem.contains($0) }, "\(problem)")
     }
 
     @Test func theSystemCAStoreDoesNotTrustATestCA() async throws {

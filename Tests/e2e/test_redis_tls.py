@@ -212,7 +212,7 @@ def refused_args(redis: TLSRedis, case: str) -> tuple[list[str], str]:
     c = redis.certs
     client = ["--redis-cert-file", c.client_cert, "--redis-key-file", c.client_key]
     if case == "wrong CA":
-        return ["--redis", redis.url, "--redis-ca-file", c.other_ca, *client], "unable to get local issuer certificate"
+        return ["--redis", redis.url, "--redis-ca-file", c.other_ca, *client], "not signed by a trusted CA"
     if case == "wrong server name":
         return (["--redis", redis.url, "--redis-ca-file", c.ca, "--redis-tls-server-name", "redis.example", *client],
                 "hostname mismatch")
