@@ -344,6 +344,9 @@ def test_a_cluster_with_tls_cluster_yes_works_as_the_plain_one(raw_upstream, too
         outcomes = [call_echo(http, sidecars[i % 3].url, i) for i in range(global_max + 6)]
     assert outcomes == ["allowed"] * global_max + ["rate_limited"] * 6, outcomes
     assert len([m for m in raw_upstream.seen_messages() if m.get("method") == "tools/call"]) == global_max
-    # The counters are spread over the masters (read back over TLS, on whichever node holds each).
-    keys = [k for port in ports for k in TLSRedis(port, certs, None).command("KEYS", f"{prefix}:*")]
-    assert len(keys) == 4, keys
+    # The counters (one global, one per agent; refund markers aside) are spread over the masters, read back over
+    # TLS on whichever node holds each: the nodes the slot map named were reached over TLS too.
+    counters = {port: [k for k in TLSRedis(port, certs, None).command("KEYS", f"{prefix}:*") if ":refund:" not in k]
+                for port in ports}
+    assert sum(len(keys) for keys in counters.values()) == 4, counters
+    assert sum(1 for keys in counters.values() if keys) >= 2, counters
