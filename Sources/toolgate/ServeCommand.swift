@@ -351,7 +351,7 @@ struct ServeSettings {
             keyFile: env.value(command.redisKeyFile, flag: "redis-key-file"),
             serverName: env.value(command.redisTLSServerName, flag: "redis-tls-server-name"))
         var tlsContext: RedisTLSContext?
-        if seeds.contains(where: \.usesTLS) != seeds.allSatisfy(\.usesTLS) {
+        if seeds.contains(where: \.usesTLS), !seeds.allSatisfy(\.usesTLS) {
             throw usage("--redis: mix of redis:// and rediss:// URLs; the nodes of one Redis are all TLS or all not")
         }
         if (tlsOptions.certificateFile == nil) != (tlsOptions.keyFile == nil) {
