@@ -205,7 +205,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemLibraryTests",
-            dependencies: ["CHiredis", "CCurl"]
+            dependencies: ["CHiredis", "CCurl", "COpenSSL"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -19,6 +19,10 @@ import Darwin
 /// pipe, reads, and hands each reply to the state machine, then carries out its actions (resuming callers in
 /// reply order, reconnecting, failing what waited).
 ///
+/// `rediss://`: hiredis still opens the socket, formats commands into its output buffer and parses replies, but the
+/// bytes go through OpenSSL (`RedisTLSSession`) instead of `redisBufferWrite` / `redisBufferRead`, after a
+/// non-blocking TLS handshake that the same `poll()` loop drives.
+///
 /// `@unchecked Sendable`: the state under "Owned by the connection thread" is touched by that thread alone;
 /// whatever other threads read or write is a `Mutex` or an `Atomic`.
 final class RedisConnection: @unchecked Sendable {
@@ -101,6 +105,9 @@ final class RedisConnection: @unchecked Sendable {
     private var tls: RedisTLSSession?
     /// What the TLS handshake waits for: POLLIN or POLLOUT.
     private var tlsInterest = Int16(POLLOUT)
+    /// `SSL_write` asked for a read first (a TLS record such as a key update must be read): until a read happens,
+    /// waiting for POLLOUT would only spin.
+    private var tlsWriteWaitsForRead = false
     /// Where TLS reads land before they are fed to hiredis's reader. Ownership: the thread's, deallocated at its end.
     private let tlsReadBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 1)
     /// The reader's constructor table (see `RedisValue.installNullKindMarker`). Ownership: allocated here,
@@ -298,7 +305,7 @@ final class RedisConnection: @unchecked Sendable {
                 interest = Int16(POLLOUT)
             } else if machine.isSecuring {
                 interest = tlsInterest
-            } else if sdslen(context.pointee.obuf) > 0 {
+            } else if sdslen(context.pointee.obuf) > 0, !tlsWriteWaitsForRead {
                 interest |= Int16(POLLOUT)
             }
             descriptors.append(pollfd(fd: context.pointee.fd, events: interest, revents: 0))
@@ -392,6 +399,7 @@ final class RedisConnection: @unchecked Sendable {
 
     private func freeContext() {
         tls = nil
+        tlsWriteWaitsForRead = false
         guard let context else { return }
         redisFree(context)
         self.context = nil
@@ -442,8 +450,11 @@ final class RedisConnection: @unchecked Sendable {
             case .transferred(let count):
                 sdsrange(buffer, Int32(count), -1)
                 machine.wrote(remainingBytes: sdslen(buffer), now: .now)
-            case .wantWrite, .wantRead:
-                return  // poll() reports when the socket can take more (or has the bytes TLS needs first)
+            case .wantWrite:
+                return  // poll() reports when the socket can take more
+            case .wantRead:
+                tlsWriteWaitsForRead = true  // poll() reports the bytes TLS needs first
+                return
             case .closed(let reason), .failed(let reason):
                 Self.consumePendingSIGPIPE()
                 perform(machine.failed(.connectionFailed, withClientCertificateHint(reason), now: .now))
@@ -455,7 +466,9 @@ final class RedisConnection: @unchecked Sendable {
     /// `readReplies` over TLS: everything TLS has decrypted, until it would block, fed to hiredis's reader.
     private func readRepliesTLS(now: ContinuousClock.Instant) {
         while let context, let tls {
-            switch tls.read(into: tlsReadBuffer) {
+            let result = tls.read(into: tlsReadBuffer)
+            tlsWriteWaitsForRead = false
+            switch result {
             case .transferred(let count):
                 guard redisReaderFeed(
                     context.pointee.reader, tlsReadBuffer.baseAddress!.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
