@@ -57,6 +57,12 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // TLS to Redis: OpenSSL on the socket hiredis opened (hiredis 0.14 has no TLS of its own).
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .systemLibrary(
             name: "CCurl",
             pkgConfig: "libcurl",
@@ -92,6 +98,7 @@ let package = Package(
             dependencies: [
                 "ToolgateCore",
                 "CHiredis",
+                "COpenSSL",
                 "RedisScripts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -198,7 +205,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemLibraryTests",
-            dependencies: ["CHiredis", "CCurl"]
+            dependencies: ["CHiredis", "CCurl", "COpenSSL"]
         ),
     ],
     swiftLanguageModes: [.v6]

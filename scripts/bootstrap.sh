@@ -5,7 +5,7 @@ set -euo pipefail
 
 # prometheus: promtool and the server (scripts/check-docker.sh, test_docker_and_prometheus.py); python3-yaml for
 # scripts/check_docker.py outside the e2e virtualenv.
-packages=(libhiredis-dev libcurl4-openssl-dev libpcre2-dev redis-server redis-tools python3-venv pkg-config faketime chromium chromium-driver
+packages=(libhiredis-dev libssl-dev libcurl4-openssl-dev libpcre2-dev redis-server redis-tools python3-venv pkg-config faketime chromium chromium-driver
   prometheus python3-yaml)
 missing=()
 for p in "${packages[@]}"; do

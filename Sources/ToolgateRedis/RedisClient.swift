@@ -20,6 +20,8 @@ public final class RedisClient: Sendable {
         public var reconnectBackoff: ClosedRange<Duration>
         /// How often each connection sends its background PING, which keeps `isHealthy` current.
         public var healthCheckInterval: Duration
+        /// TLS settings for `rediss://` URLs; nil there means verification against the system CA store.
+        public var tls: RedisTLSContext?
 
         public init(
             url: RedisURL,
@@ -71,7 +73,8 @@ public final class RedisClient: Sendable {
             connectTimeout: configuration.connectTimeout,
             reconnectBackoff: configuration.reconnectBackoff,
             healthCheckInterval: configuration.healthCheckInterval,
-            stuckAfter: configuration.operationTimeout * 4)
+            stuckAfter: configuration.operationTimeout * 4,
+            tls: configuration.url.usesTLS ? configuration.tls ?? RedisTLSContext.systemDefault : nil)
         connections = (0..<configuration.connections).map { RedisConnection(index: $0, settings: settings, logger: logger) }
     }
 

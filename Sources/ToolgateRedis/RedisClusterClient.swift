@@ -159,8 +159,10 @@ public final class RedisClusterClient: Sendable {
         state.withLock { state in
             if let client = state.clients[node] { return client }
             var configuration = template
+            // The nodes a map names are reached as the seeds were: same credentials, same TLS settings.
             configuration.url = RedisURL(
-                host: node.host, port: node.port, username: template.url.username, password: template.url.password)
+                host: node.host, port: node.port, username: template.url.username, password: template.url.password,
+                usesTLS: template.url.usesTLS)
             let client = RedisClient(configuration: configuration, logger: logger)
             if state.closed { client.shutdown() } else { state.clients[node] = client }
             return client

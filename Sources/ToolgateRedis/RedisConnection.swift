@@ -19,6 +19,10 @@ import Darwin
 /// pipe, reads, and hands each reply to the state machine, then carries out its actions (resuming callers in
 /// reply order, reconnecting, failing what waited).
 ///
+/// `rediss://`: hiredis still opens the socket, formats commands into its output buffer and parses replies, but the
+/// bytes go through OpenSSL (`RedisTLSSession`) instead of `redisBufferWrite` / `redisBufferRead`, after a
+/// non-blocking TLS handshake that the same `poll()` loop drives.
+///
 /// `@unchecked Sendable`: the state under "Owned by the connection thread" is touched by that thread alone;
 /// whatever other threads read or write is a `Mutex` or an `Atomic`.
 final class RedisConnection: @unchecked Sendable {
@@ -32,6 +36,8 @@ final class RedisConnection: @unchecked Sendable {
         var healthCheckInterval: Duration
         /// How long the oldest reply may be owed before the connection counts as stuck and is replaced.
         var stuckAfter: Duration
+        /// The TLS settings for a `rediss://` URL (required then); unused for `redis://`.
+        var tls: RedisTLSContext? = nil
     }
 
     typealias LateReplyHandler = @Sendable (RedisValue) -> Void
@@ -94,6 +100,16 @@ final class RedisConnection: @unchecked Sendable {
     /// Ownership: created by `redisConnectNonBlock` on the connection thread and used only there; freed with
     /// `redisFree` exactly once, in `closeContext` or when the thread ends, which also sets it back to nil.
     private var context: UnsafeMutablePointer<redisContext>?
+    /// `rediss://`: TLS on `context`'s socket. Ownership: made once the TCP connect is done, freed (set to nil) just
+    /// before `context`, whose socket it uses.
+    private var tls: RedisTLSSession?
+    /// What the TLS handshake waits for: POLLIN or POLLOUT.
+    private var tlsInterest = Int16(POLLOUT)
+    /// `SSL_write` asked for a read first (a TLS record such as a key update must be read): until a read happens,
+    /// waiting for POLLOUT would only spin.
+    private var tlsWriteWaitsForRead = false
+    /// Where TLS reads land before they are fed to hiredis's reader. Ownership: the thread's, deallocated at its end.
+    private let tlsReadBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 1)
     /// The reader's constructor table (see `RedisValue.installNullKindMarker`). Ownership: allocated here,
     /// used by the thread's successive contexts, deallocated by the thread after its last `redisFree`.
     private let replyFunctions = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
@@ -178,6 +194,7 @@ final class RedisConnection: @unchecked Sendable {
         perform(machine.close())
         for request in leftovers { failClosed(request) }
         replyFunctions.deallocate()
+        tlsReadBuffer.deallocate()
         wakeup.closeBothEnds()
     }
 
@@ -199,6 +216,8 @@ final class RedisConnection: @unchecked Sendable {
             switch action {
             case .connect:
                 startConnecting()
+            case .startTLS:
+                startTLS()
             case .append(let command):
                 guard let context else { continue }  // the connection failed earlier in this batch
                 let before = sdslen(context.pointee.obuf)
@@ -256,6 +275,7 @@ final class RedisConnection: @unchecked Sendable {
     /// starts the clock of every command it completes.
     private func flush() {
         guard machine.mayWrite else { return }
+        if tls != nil { return flushTLS() }
         while let context, sdslen(context.pointee.obuf) > 0 {
             let before = sdslen(context.pointee.obuf)
             var done: Int32 = 0
@@ -283,7 +303,9 @@ final class RedisConnection: @unchecked Sendable {
             var interest = Int16(POLLIN)
             if machine.isConnecting {
                 interest = Int16(POLLOUT)
-            } else if sdslen(context.pointee.obuf) > 0 {
+            } else if machine.isSecuring {
+                interest = tlsInterest
+            } else if sdslen(context.pointee.obuf) > 0, !tlsWriteWaitsForRead {
                 interest |= Int16(POLLOUT)
             }
             descriptors.append(pollfd(fd: context.pointee.fd, events: interest, revents: 0))
@@ -309,6 +331,8 @@ final class RedisConnection: @unchecked Sendable {
     private func handleSocket(_ revents: Int16, now: ContinuousClock.Instant) {
         if machine.isConnecting {
             finishConnecting(now: now)
+        } else if machine.isSecuring {
+            continueTLSHandshake(now: now)
         } else if machine.mayWrite, revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
             readReplies(now: now)
         }
@@ -317,10 +341,11 @@ final class RedisConnection: @unchecked Sendable {
     /// Reads until the socket has nothing left (a read that does not fill hiredis's 16 KiB buffer), so that no
     /// reply already waiting in the kernel is judged late by the deadline check that follows.
     private func readReplies(now: ContinuousClock.Instant) {
+        if tls != nil { return readRepliesTLS(now: now) }
         while let context, let reader = context.pointee.reader {
             let buffered = reader.pointee.len
             guard redisBufferRead(context) == REDIS_OK else {
-                perform(machine.failed(.connectionFailed, "reading from Redis failed: \(Self.errorText(context))", now: now))
+                perform(machine.failed(.connectionFailed, withPlaintextHint("reading from Redis failed: \(Self.errorText(context))"), now: now))
                 return
             }
             let received = reader.pointee.len - buffered
@@ -334,7 +359,7 @@ final class RedisConnection: @unchecked Sendable {
         while let context {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
-                perform(machine.failed(.protocolError, "Redis sent a reply hiredis cannot parse: \(Self.errorText(context))", now: now))
+                perform(machine.failed(.protocolError, withPlaintextHint("Redis sent a reply hiredis cannot parse: \(Self.errorText(context))"), now: now))
                 return
             }
             guard let raw else { return }
@@ -373,10 +398,106 @@ final class RedisConnection: @unchecked Sendable {
     }
 
     private func freeContext() {
+        tls = nil
+        tlsWriteWaitsForRead = false
         guard let context else { return }
         redisFree(context)
         self.context = nil
         openContexts.subtract(1, ordering: .relaxed)
+    }
+
+    // MARK: TLS
+
+    /// The TCP connect is done: TLS goes on its socket, and the handshake starts at once.
+    private func startTLS() {
+        guard let context else { return }
+        guard let tlsContext = settings.tls else {
+            perform(machine.failed(.connectionFailed, "rediss:// needs TLS settings, and none were given", now: .now))
+            return
+        }
+        do {
+            tls = try RedisTLSSession(
+                context: tlsContext, socket: context.pointee.fd, serverName: tlsContext.options.serverName ?? settings.url.host)
+        } catch {
+            perform(machine.failed(.connectionFailed, error.message, now: .now))
+            return
+        }
+        continueTLSHandshake(now: .now)
+    }
+
+    private func continueTLSHandshake(now: ContinuousClock.Instant) {
+        guard let tls else { return }
+        switch tls.handshake() {
+        case .done:
+            perform(machine.secured(failure: nil, now: now))
+        case .wantRead:
+            tlsInterest = Int16(POLLIN)
+        case .wantWrite:
+            tlsInterest = Int16(POLLOUT)
+        case .failed(let reason):
+            Self.consumePendingSIGPIPE()
+            perform(machine.secured(failure: reason, now: now))
+        }
+    }
+
+    /// `flush()` over TLS: hiredis's output buffer goes through `SSL_write`, and what was written is cut from it.
+    private func flushTLS() {
+        while let context, let tls, sdslen(context.pointee.obuf) > 0 {
+            let buffer = context.pointee.obuf!
+            let result = tls.write(UnsafeRawPointer(buffer), count: sdslen(buffer))
+            socketWrites.add(1, ordering: .relaxed)
+            switch result {
+            case .transferred(let count):
+                sdsrange(buffer, Int32(count), -1)
+                machine.wrote(remainingBytes: sdslen(buffer), now: .now)
+            case .wantWrite:
+                return  // poll() reports when the socket can take more
+            case .wantRead:
+                tlsWriteWaitsForRead = true  // poll() reports the bytes TLS needs first
+                return
+            case .closed(let reason), .failed(let reason):
+                Self.consumePendingSIGPIPE()
+                perform(machine.failed(.connectionFailed, withClientCertificateHint(reason), now: .now))
+                return
+            }
+        }
+    }
+
+    /// `readReplies` over TLS: everything TLS has decrypted, until it would block, fed to hiredis's reader.
+    private func readRepliesTLS(now: ContinuousClock.Instant) {
+        while let context, let tls {
+            let result = tls.read(into: tlsReadBuffer)
+            tlsWriteWaitsForRead = false
+            switch result {
+            case .transferred(let count):
+                guard redisReaderFeed(
+                    context.pointee.reader, tlsReadBuffer.baseAddress!.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
+                    perform(machine.failed(.protocolError, "hiredis could not take the bytes Redis sent", now: now))
+                    return
+                }
+                takeReplies(now: now)
+            case .wantRead, .wantWrite:
+                return
+            case .closed(let reason), .failed(let reason):
+                perform(machine.failed(.connectionFailed, withClientCertificateHint(reason), now: now))
+                return
+            }
+        }
+    }
+
+    /// Under TLS 1.3 the client's handshake is done before the server has checked the client certificate, so a
+    /// server that wants one (and got none) ends the connection during the Redis handshake, with an alert that a
+    /// connection reset may swallow: such a failure gets the hint when toolgate sent no certificate.
+    private func withClientCertificateHint(_ reason: String) -> String {
+        guard machine.isHandshaking, settings.tls?.options.certificateFile == nil, !reason.contains("--redis-cert-file") else {
+            return reason
+        }
+        return "\(reason) (the server may require a client certificate: give --redis-cert-file and --redis-key-file)"
+    }
+
+    /// A plaintext connection refused before the handshake was answered: perhaps the port is TLS-only.
+    private func withPlaintextHint(_ reason: String) -> String {
+        machine.isPlaintextHandshake ? "\(reason) (the server may want TLS: use rediss://)" : reason
     }
 
     // MARK: C details

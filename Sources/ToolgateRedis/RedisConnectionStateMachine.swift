@@ -30,6 +30,8 @@ struct RedisConnectionStateMachine<Caller, Probe> {
     enum Action {
         /// Open a non-blocking connection; report `connectStarted` or `failed`.
         case connect
+        /// `rediss://`: start the TLS handshake on the connected socket; report `secured`.
+        case startTLS
         /// Format the command into the output buffer (its bytes are already counted); on failure report `failed`.
         case append(RedisCommand)
         /// Free the connection's context: it is done.
@@ -64,6 +66,8 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         case waiting(until: ContinuousClock.Instant)
         /// TCP connect in flight.
         case connecting(deadline: ContinuousClock.Instant)
+        /// `rediss://`: TLS handshake in flight; nothing, not even AUTH, is written before it is done.
+        case securing(deadline: ContinuousClock.Instant)
         /// AUTH / SELECT / PING written, replies awaited; the connect deadline still applies.
         case handshaking(deadline: ContinuousClock.Instant)
         case ready
@@ -109,7 +113,7 @@ struct RedisConnectionStateMachine<Caller, Probe> {
             append(command, for: .caller(caller), timeout: settings.operationTimeout, into: &actions)
         case (.ready, .ping(let probe)):
             append(RedisCommand(internal: ["PING"]), for: .healthCheck(probe: probe), timeout: settings.operationTimeout, into: &actions)
-        case (.connecting, .command), (.handshaking, .command), (.waiting, .command):
+        case (.connecting, .command), (.securing, .command), (.handshaking, .command), (.waiting, .command):
             if status == .starting {
                 held.append(request)
             } else {
@@ -123,10 +127,27 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         return actions
     }
 
-    /// The TCP connect finished: `socketError` nil when it succeeded. The handshake follows.
+    /// The TCP connect finished: `socketError` nil when it succeeded. The TLS handshake (`rediss://`) or the
+    /// Redis handshake follows.
     mutating func connectFinished(socketError: String?, now: ContinuousClock.Instant) -> [Action] {
         guard case .connecting(let deadline) = phase else { return [] }
         if let socketError { return failed(.connectionFailed, socketError, now: now) }
+        if settings.url.usesTLS {
+            phase = .securing(deadline: deadline)
+            return [.startTLS]
+        }
+        return startHandshake(deadline: deadline)
+    }
+
+    /// The TLS handshake finished: `failure` nil when it succeeded. There is no plaintext fallback: a failure is
+    /// a failed attempt like any other.
+    mutating func secured(failure: String?, now: ContinuousClock.Instant) -> [Action] {
+        guard case .securing(let deadline) = phase else { return [] }
+        if let failure { return failed(.connectionFailed, failure, now: now) }
+        return startHandshake(deadline: deadline)
+    }
+
+    private mutating func startHandshake(deadline: ContinuousClock.Instant) -> [Action] {
         // Pipelined, but no caller command goes out before the last of these is answered.
         var steps: [[String]] = []
         let url = settings.url
@@ -196,9 +217,16 @@ struct RedisConnectionStateMachine<Caller, Probe> {
     /// connect or handshake past its deadline, or a reply owed for longer than `stuckAfter`, drops the connection.
     mutating func enforceDeadlines(now: ContinuousClock.Instant) -> [Action] {
         switch phase {
-        case .waiting, .closed, .connecting, .handshaking:
+        case .waiting, .closed, .connecting, .securing, .handshaking:
             if case .connecting(let deadline) = phase, deadline <= now {
                 return failed(.connectionFailed, "connecting timed out after \(RedisError.format(settings.connectTimeout))", now: now)
+            }
+            if case .securing(let deadline) = phase, deadline <= now {
+                return failed(
+                    .connectionFailed,
+                    "the TLS handshake did not finish within \(RedisError.format(settings.connectTimeout)): is this a TLS "
+                        + "port? (a plaintext Redis does not answer rediss://)",
+                    now: now)
             }
             if case .handshaking(let deadline) = phase, deadline <= now {
                 return failed(
@@ -284,7 +312,7 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         }
         switch phase {
         case .waiting(let until): consider(until)
-        case .connecting(let deadline), .handshaking(let deadline): consider(deadline)
+        case .connecting(let deadline), .securing(let deadline), .handshaking(let deadline): consider(deadline)
         case .ready:
             consider(nextHealthCheck)
             consider(queue.nextDeadline)
@@ -298,11 +326,20 @@ struct RedisConnectionStateMachine<Caller, Probe> {
     var mayWrite: Bool {
         switch phase {
         case .handshaking, .ready: true
-        case .waiting, .connecting, .closed: false
+        case .waiting, .connecting, .securing, .closed: false
         }
     }
 
     var isConnecting: Bool { if case .connecting = phase { true } else { false } }
+
+    var isSecuring: Bool { if case .securing = phase { true } else { false } }
+
+    /// A plaintext (`redis://`) connection that failed before Redis answered the handshake: a TLS-only port closes
+    /// such a connection (or answers with a TLS alert hiredis cannot parse), so the failure gets a hint.
+    var isPlaintextHandshake: Bool { !settings.url.usesTLS && isHandshaking }
+
+    /// AUTH / SELECT / PING written, not all answered yet.
+    var isHandshaking: Bool { if case .handshaking = phase { true } else { false } }
 
     // MARK: Helpers
 

@@ -6,8 +6,8 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         /// `--redis` does not parse.
         case invalidURL
-        /// `rediss://`: hiredis 0.14 has no TLS.
-        case unsupportedTLS
+        /// The TLS settings cannot be used (a CA, certificate or key file that does not load).
+        case tlsConfiguration
         /// No connection is up (refused, unreachable, handshake refused, connection lost). Callers fail fast with
         /// this while the client reconnects in the background.
         case connectionFailed
@@ -37,14 +37,8 @@ extension RedisError {
         RedisError(code: .invalidURL, message: "invalid Redis URL \"\(redacted(text))\": \(problem)")
     }
 
-    static func unsupportedTLS(_ text: String) -> RedisError {
-        RedisError(
-            code: .unsupportedTLS,
-            message: """
-                Redis URL "\(redacted(text))" asks for TLS (rediss://), which toolgate's Redis client (hiredis 0.14) \
-                does not support. Run a TLS tunnel such as stunnel or spiped on loopback and point --redis at it \
-                (redis://127.0.0.1:PORT), or use a plain-TCP Redis on a private network.
-                """)
+    static func tlsConfiguration(_ message: String) -> RedisError {
+        RedisError(code: .tlsConfiguration, message: message)
     }
 
     static func connectionFailed(_ url: RedisURL, _ detail: String) -> RedisError {

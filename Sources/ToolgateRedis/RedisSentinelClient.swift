@@ -41,7 +41,7 @@ public final class RedisSentinelClient: Sendable {
             var configuration = template
             configuration.url = RedisURL(
                 host: sentinel.host, port: sentinel.port, username: sentinelPassword == nil ? nil : sentinelUsername,
-                password: sentinelPassword, database: 0)
+                password: sentinelPassword, database: 0, usesTLS: url.usesTLS)
             configuration.connections = 1
             return RedisClient(configuration: configuration, logger: logger)
         }
@@ -100,7 +100,7 @@ public final class RedisSentinelClient: Sendable {
         var configuration = template
         configuration.url = RedisURL(
             host: address.host, port: address.port, username: url.master.username, password: url.master.password,
-            database: url.master.database)
+            database: url.master.database, usesTLS: url.usesTLS)
         let client = RedisClient(configuration: configuration, logger: logger)
         let role: String?
         switch try? await client.send(["ROLE"]) {

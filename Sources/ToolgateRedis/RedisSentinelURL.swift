@@ -57,6 +57,7 @@ public struct RedisSentinelURL: Sendable, Equatable {
         let database = path.count == 2 ? "/" + path[1] : ""
         do {
             master = try RedisURL(parsing: "redis://" + credentials + "master" + database)
+            master.usesTLS = usesTLS
         } catch {
             let problem = error.message.range(of: "\": ").map { String(error.message[$0.upperBound...]) } ?? error.message
             throw .invalidURL(text, "the master's login or database: " + problem)

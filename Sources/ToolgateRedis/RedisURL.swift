@@ -1,7 +1,6 @@
 /// Where the Redis server is and how to log in: the value of `--redis`.
 ///
-/// Only plain TCP: hiredis 0.14 has no TLS, so `rediss://` is refused with a workaround rather than
-/// silently sent in clear text.
+/// `rediss://` asks for TLS (OpenSSL on the socket, `RedisTLSContext`); there is no plaintext fallback.
 public struct RedisURL: Sendable, Equatable {
     public var host: String
     public var port: Int
@@ -10,8 +9,13 @@ public struct RedisURL: Sendable, Equatable {
     public var password: String?
     /// Selected with `SELECT` on every (re)connect.
     public var database: Int
+    /// `rediss://`: every byte, AUTH included, goes through TLS.
+    public var usesTLS: Bool
 
-    public init(host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(
+        host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0, usesTLS: Bool = false
+    ) {
+        self.usesTLS = usesTLS
         self.host = host
         self.port = port
         self.username = username
@@ -19,18 +23,19 @@ public struct RedisURL: Sendable, Equatable {
         self.database = database
     }
 
-    /// `redis://[user:pass@]host[:port][/db]`, with port 6379 and database 0 by default. User and password may be
+    /// `redis://[user:pass@]host[:port][/db]` (`rediss://` for TLS), with port 6379 and database 0 by default. User and password may be
     /// percent-encoded (`%40` for `@`); an IPv6 host goes in brackets (`redis://[::1]:6379`).
     public init(parsing text: String) throws(RedisError) {
         let schemeEnd = text.range(of: "://")
         let scheme = schemeEnd.map { text[..<$0.lowerBound].lowercased() }
+        let usesTLS: Bool
         switch scheme {
         case "redis":
-            break
+            usesTLS = false
         case "rediss":
-            throw .unsupportedTLS(text)
+            usesTLS = true
         default:
-            throw .invalidURL(text, "expected redis://[user:password@]host[:port][/db]")
+            throw .invalidURL(text, "expected redis://[user:password@]host[:port][/db], or rediss:// for TLS")
         }
         var rest = text[schemeEnd!.upperBound...]
 
@@ -73,7 +78,7 @@ public struct RedisURL: Sendable, Equatable {
             }
             database = value
         }
-        self.init(host: host, port: port, username: username, password: password, database: database)
+        self.init(host: host, port: port, username: username, password: password, database: database, usesTLS: usesTLS)
     }
 
     /// `host`, `host:port`, `[v6]`, `[v6]:port`.
@@ -126,6 +131,6 @@ extension RedisURL: CustomStringConvertible {
     public var description: String {
         let credentials = password == nil ? "" : "\(username ?? ""):***@"
         let hostPart = host.contains(":") ? "[\(host)]" : host
-        return "redis://\(credentials)\(hostPart):\(port)/\(database)"
+        return "\(usesTLS ? "rediss" : "redis")://\(credentials)\(hostPart):\(port)/\(database)"
     }
 }

@@ -100,10 +100,18 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("metrics-listen"), help: "HOST:PORT serving /metrics, /healthz and /readyz too (probes and scrapes).")
     var metricsListen: String?
     @Option(
-        help: "redis://[user:pass@]host:port[/db] for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster. Or redis+sentinel://[user:pass@]host:26379[,host:26379…]/MASTER[/db] for a master found through Sentinel.")
+        help: "redis://[user:pass@]host:port[/db] (rediss:// for TLS) for limits shared by a fleet (absent: the embedded in-memory store). Repeatable: several seed nodes of one Redis Cluster. Or redis+sentinel://[user:pass@]host:26379[,host:26379…]/MASTER[/db] (rediss+sentinel:// for TLS) for a master found through Sentinel.")
     var redis: [String] = []
     @Option(name: .customLong("redis-sentinel-password"), help: "Password of the sentinels of a redis+sentinel:// URL (the master's is in the URL).")
     var redisSentinelPassword: String?
+    @Option(name: .customLong("redis-ca-file"), help: "rediss://: PEM CA certificates to verify Redis with (default: the system CA store).")
+    var redisCAFile: String?
+    @Option(name: .customLong("redis-cert-file"), help: "rediss://: PEM client certificate for mutual TLS (with --redis-key-file).")
+    var redisCertFile: String?
+    @Option(name: .customLong("redis-key-file"), help: "rediss://: PEM private key of --redis-cert-file.")
+    var redisKeyFile: String?
+    @Option(name: .customLong("redis-tls-server-name"), help: "rediss://: the name sent as SNI and verified in Redis's certificate (default: each URL's or node's host), for nodes known by IP.")
+    var redisTLSServerName: String?
     @Option(name: .customLong("key-prefix"), help: "Prefix of limit keys (default toolgate).") var keyPrefix: String?
     @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
     var failMode: String?
@@ -340,9 +348,6 @@ struct ServeSettings {
             } catch {
                 throw usage("--redis: \(error.message)")
             }
-            if redisSentinel!.usesTLS {
-                throw usage("--redis: rediss+sentinel:// (TLS) is not available in this build; use redis+sentinel:// on a network you trust")
-            }
             redisSentinelPassword = sentinelPassword
         } else if sentinelPassword != nil, !redisTexts.isEmpty {
             throw usage("--redis-sentinel-password goes with a redis+sentinel:// URL")
@@ -359,12 +364,41 @@ struct ServeSettings {
                 "--redis: a Redis Cluster has only database 0, but redis://\(withDatabase.host):\(withDatabase.port)/\(withDatabase.database) names database \(withDatabase.database)")
         }
         redisSeeds = seeds
+        let tlsOptions = RedisTLSOptions(
+            caFile: env.value(command.redisCAFile, flag: "redis-ca-file"),
+            certificateFile: env.value(command.redisCertFile, flag: "redis-cert-file"),
+            keyFile: env.value(command.redisKeyFile, flag: "redis-key-file"),
+            serverName: env.value(command.redisTLSServerName, flag: "redis-tls-server-name"))
+        var tlsContext: RedisTLSContext?
+        if seeds.contains(where: \.usesTLS), !seeds.allSatisfy(\.usesTLS) {
+            throw usage("--redis: mix of redis:// and rediss:// URLs; the nodes of one Redis are all TLS or all not")
+        }
+        if (tlsOptions.certificateFile == nil) != (tlsOptions.keyFile == nil) {
+            throw usage("--redis-cert-file and --redis-key-file go together (mutual TLS): give both or neither")
+        }
+        let usesTLS = redisSentinel?.usesTLS ?? seeds.first?.usesTLS ?? false
+        if !tlsOptions.isDefault, !usesTLS {
+            throw usage(
+                "--redis-ca-file, --redis-cert-file, --redis-key-file and --redis-tls-server-name are for TLS: "
+                    + (redisTexts.isEmpty
+                        ? "give --redis rediss://HOST:PORT"
+                        : "use rediss:// (or rediss+sentinel://) in --redis (there is no plaintext fallback)"))
+        }
+        if usesTLS {
+            do {
+                tlsContext = try RedisTLSContext(options: tlsOptions)
+            } catch {
+                throw usage(error.message)
+            }
+        }
         if let sentinel = redisSentinel {
             var configuration = RedisClient.Configuration(url: sentinel.master)
+            configuration.tls = tlsContext
             configuration.operationTimeout = redisTimeout
             redis = configuration
         } else if let first = seeds.first {
             var configuration = RedisClient.Configuration(url: first)
+            configuration.tls = tlsContext
             configuration.operationTimeout = redisTimeout
             redis = configuration
         } else {

@@ -1,5 +1,6 @@
 import CCurl
 import CHiredis
+import COpenSSL
 import Foundation
 import Testing
 
@@ -18,6 +19,18 @@ import Testing
         var status = -1
         #expect(toolgate_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
         #expect(status == 0)
+    }
+
+    @Test func openSSLLinksAndTheTypedWrappersReachItsMacros() throws {
+        let context = try #require(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(context) }
+        #expect(toolgate_ssl_ctx_set_min_tls12(context) == 1)
+        #expect(toolgate_ssl_ctx_set_write_modes(context) & Int(SSL_MODE_ENABLE_PARTIAL_WRITE) != 0)
+        let ssl = try #require(SSL_new(context))
+        defer { SSL_free(ssl) }
+        #expect(toolgate_ssl_set_sni(ssl, "redis.example") == 1)
+        // OpenSSL 3 (Debian bookworm's libssl3): what the TLS code is written against.
+        #expect(OpenSSL_version_num() >= 0x3000_0000)
     }
 
     @Test func curlIsRecentEnoughForTheMultiAPI() throws {

@@ -6,9 +6,9 @@ import Testing
     typealias Machine = RedisConnectionStateMachine<String, String>
     let t0 = ContinuousClock.now
 
-    static func settings(password: String? = nil, database: Int = 0) -> RedisConnection.Settings {
+    static func settings(password: String? = nil, database: Int = 0, tls: Bool = false) -> RedisConnection.Settings {
         RedisConnection.Settings(
-            url: RedisURL(host: "h", port: 1, password: password, database: database), operationTimeout: .milliseconds(100),
+            url: RedisURL(host: "h", port: 1, password: password, database: database, usesTLS: tls), operationTimeout: .milliseconds(100),
             connectTimeout: .seconds(1), reconnectBackoff: .milliseconds(50) ... .milliseconds(400),
             healthCheckInterval: .milliseconds(250), stuckAfter: .milliseconds(400))
     }
@@ -20,6 +20,7 @@ import Testing
         actions.map { action in
             switch action {
             case .connect: "connect"
+            case .startTLS: "startTLS"
             case .append(let command): "append " + command.argumentTexts.joined(separator: " ")
             case .closeContext: "closeContext"
             case .resume(let caller, .success(let value)): "resume \(caller) \(value)"
@@ -197,5 +198,44 @@ import Testing
     ])
     func encodedLengthIsTheRESPLength(words: [String], resp: String) {
         #expect(RedisCommand(internal: words).encodedLength == resp.utf8.count)
+    }
+
+    @Test func tlsComesBeforeAnyRedisBytesAndTheConnectDeadlineCoversIt() {
+        var m = Machine(settings: Self.settings(password: "pw", tls: true), now: t0)
+        #expect(Self.describe(m.tick(now: t0)) == ["connect"])
+        // Nothing is written (AUTH least of all) until TLS is up.
+        #expect(Self.describe(m.connectFinished(socketError: nil, now: t0)) == ["startTLS"])
+        #expect(!m.mayWrite)
+        #expect(m.isSecuring)
+        #expect(Self.describe(m.accept(.command(Self.command("GET", "k"), "a", asking: false), now: t0)).isEmpty)
+        #expect(Self.describe(m.secured(failure: nil, now: t0 + .milliseconds(5))) == ["append AUTH pw", "append PING"])
+        #expect(m.mayWrite)
+
+        var refused = Machine(settings: Self.settings(tls: true), now: t0)
+        _ = refused.tick(now: t0)
+        _ = refused.connectFinished(socketError: nil, now: t0)
+        let actions = refused.secured(failure: "TLS handshake with Redis failed: certificate verify failed", now: t0)
+        #expect(Self.describe(actions).first == "closeContext")
+        #expect(refused.status == .down)
+        #expect(refused.lastFailure.contains("certificate verify failed"))
+
+        var silent = Machine(settings: Self.settings(tls: true), now: t0)
+        _ = silent.tick(now: t0)
+        _ = silent.connectFinished(socketError: nil, now: t0)
+        #expect(silent.nextWakeup(now: t0) == t0 + .seconds(1))
+        _ = silent.enforceDeadlines(now: t0 + .seconds(1))
+        #expect(silent.lastFailure.contains("TLS handshake did not finish"))
+    }
+
+    @Test func aPlaintextHandshakeIsMarkedForTheTLSHint() {
+        var m = Machine(settings: Self.settings(), now: t0)
+        _ = m.tick(now: t0)
+        _ = m.connectFinished(socketError: nil, now: t0)
+        #expect(m.isPlaintextHandshake)
+        var t = Machine(settings: Self.settings(tls: true), now: t0)
+        _ = t.tick(now: t0)
+        _ = t.connectFinished(socketError: nil, now: t0)
+        _ = t.secured(failure: nil, now: t0)
+        #expect(!t.isPlaintextHandshake)
     }
 }

@@ -37,12 +37,11 @@ import ToolgateRedis
         #expect(try RedisURL(parsing: "redis://[::1]") == RedisURL(host: "::1"))
     }
 
-    @Test func tlsIsRefusedWithAWorkaround() {
-        let error = #expect(throws: RedisError.self) { try RedisURL(parsing: "rediss://u:topsecret@redis.example:6380") }
-        #expect(error?.code == .unsupportedTLS)
-        #expect(error?.message.contains("stunnel") == true)
-        #expect(error?.message.contains("spiped") == true)
-        #expect(error?.message.contains("topsecret") == false)
+    @Test func redissAsksForTLS() throws {
+        let url = try RedisURL(parsing: "rediss://u:topsecret@redis.example:6380")
+        #expect(url == RedisURL(host: "redis.example", port: 6380, username: "u", password: "topsecret", usesTLS: true))
+        #expect(url.description == "rediss://u:***@redis.example:6380/0")
+        #expect(try RedisURL(parsing: "redis://redis.example").usesTLS == false)
     }
 
     @Test(arguments: [

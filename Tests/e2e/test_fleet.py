@@ -241,16 +241,3 @@ def test_an_evicting_redis_is_reported(raw_upstream, toolgate, procs, tmp_path):
     assert body["store"]["kind"] == "redis" and body["store"]["connected"] is True, body
     assert any("allkeys-lru" in w and "noeviction" in w for w in body["store"]["warnings"]), body
     assert "allkeys-lru" in Path(tg.proc.log_path).read_text(errors="replace")
-
-
-def test_rediss_urls_are_refused_with_a_workaround(raw_upstream, toolgate, tmp_path):
-    import subprocess as sp
-
-    from conftest import toolgate_binary
-
-    policy = tmp_path / "p.json"
-    policy.write_text(json.dumps(fleet_policy(60, 10)))
-    result = sp.run([toolgate_binary(), "serve", "--policy", str(policy), "--upstream", raw_upstream.url,
-                     "--redis", "rediss://127.0.0.1:6380"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 64, result
-    assert "rediss" in result.stderr and "stunnel" in result.stderr, result.stderr

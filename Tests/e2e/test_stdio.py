@@ -51,10 +51,17 @@ def policy_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-tls"])
 def store_args(request: pytest.FixtureRequest) -> list[str]:
     if request.param == "memory":
         return []
+    if request.param == "redis-tls":
+        # `stdio` takes serve's TLS flags: mutual TLS to a TLS-only Redis.
+        from test_redis_tls import mutual_tls_args, start_tls_redis
+
+        tmp_path = request.getfixturevalue("tmp_path")
+        redis = start_tls_redis(request.getfixturevalue("procs"), tmp_path / "tls", client_certificates=True)
+        return mutual_tls_args(redis, f"tg-e2e-stdio-tls-{uuid.uuid4().hex[:12]}")
     port = request.getfixturevalue("redis_port")
     return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-stdio-{uuid.uuid4().hex[:12]}"]
 
