@@ -12,6 +12,14 @@ public final class RedisDeployment: Sendable {
     }
 
     private let mode: Mutex<Mode>
+    /// `--redis-wait-replicas`: the connections that carry `EVALSHA` + `WAIT` pairs, apart from `mode`'s.
+    ///
+    /// `WAIT` blocks the connection it runs on, on the server, until the replicas answer or its timeout passes, and
+    /// every command pipelined behind it waits as long. Kept on connections of their own, a stalled replica delays
+    /// only other waited decisions (each bounded by its own deadline), never the health checks, refunds, approvals
+    /// or multi-round states, so the refund of a decision whose `WAIT` failed is not stuck behind the next `WAIT`.
+    private let waiting: Mutex<Mode?>
+    public let replicaWait: ReplicaWait?
     /// The last error reply to one of `lua/`'s scripts, and when it came: a reachable Redis can still refuse every
     /// call (a full Redis under `noeviction` answers OOM), which PING never shows.
     private let lastScriptError = Mutex<(message: String, at: ContinuousClock.Instant)?>(nil)
@@ -22,27 +30,51 @@ public final class RedisDeployment: Sendable {
     let seeds: [RedisURL]
     let logger: Logger
 
+    /// `--redis-wait-replicas N`: a decision that consumed is admitted only once `WAIT N timeout` says N replicas
+    /// hold its write (DESIGN.md section 7).
+    public struct ReplicaWait: Sendable {
+        public var replicas: Int
+        /// `WAIT`'s own timeout argument (toolgate uses `--redis-timeout`).
+        public var timeout: Duration
+        /// `--fail-mode open`: a decision whose write did not reach enough replicas keeps its charge (the call is
+        /// admitted anyway, and on the master it counts); under `closed` the charge is refunded and the call refused.
+        public var keepUnreplicatedCharges: Bool
+
+        public init(replicas: Int, timeout: Duration, keepUnreplicatedCharges: Bool = false) {
+            precondition(replicas >= 1, "waiting for replicas needs at least one")
+            self.replicas = replicas
+            self.timeout = timeout
+            self.keepUnreplicatedCharges = keepUnreplicatedCharges
+        }
+    }
+
     /// `configuration.url` is ignored in favour of `seeds` (`configuration` gives timeouts and connection counts).
-    public init(seeds: [RedisURL], configuration: RedisClient.Configuration, logger: Logger) {
+    public init(seeds: [RedisURL], configuration: RedisClient.Configuration, logger: Logger, replicaWait: ReplicaWait? = nil) {
         precondition(!seeds.isEmpty, "--redis needs at least one URL")
         var template = configuration
         template.url = seeds[0]
         self.configuration = template
         self.seeds = seeds
         self.logger = logger
-        if seeds.count > 1 {
-            mode = Mutex(.cluster(RedisClusterClient(seeds: seeds, template: template, logger: logger)))
-        } else {
-            mode = Mutex(.standalone(RedisClient(configuration: template, logger: logger)))
+        self.replicaWait = replicaWait
+        func make() -> Mode {
+            seeds.count > 1
+                ? .cluster(RedisClusterClient(seeds: seeds, template: template, logger: logger))
+                : .standalone(RedisClient(configuration: template, logger: logger))
         }
+        mode = Mutex(make())
+        waiting = Mutex(replicaWait == nil ? nil : make())
     }
 
     /// A standalone Redis reached through this client, never switched to cluster mode (tests and benchmarks).
-    public init(client: RedisClient, logger: Logger) {
+    /// With `replicaWait`, waited decisions get a second client of the same configuration.
+    public init(client: RedisClient, logger: Logger, replicaWait: ReplicaWait? = nil) {
         configuration = client.configuration
         seeds = [client.configuration.url]
         self.logger = logger
+        self.replicaWait = replicaWait
         mode = Mutex(.standalone(client))
+        waiting = Mutex(replicaWait == nil ? nil : .standalone(RedisClient(configuration: client.configuration, logger: logger)))
     }
 
     private var current: Mode { mode.withLock { $0 } }
@@ -89,6 +121,47 @@ public final class RedisDeployment: Sendable {
         return reply
     }
 
+    /// `evaluate`, with `WAIT` (see `replicaWait`) right behind the script on the connection that ran it; on a
+    /// cluster, on the master of the script's slot. Without `replicaWait`, plain `evaluate` and no promise.
+    public func evaluateReplicated(
+        _ script: RedisScript, keys: [String], arguments: [String], onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+    ) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise?) {
+        guard let replicaWait, let waiting = waiting.withLock({ $0 }) else {
+            return (try await evaluate(script, keys: keys, arguments: arguments, onLateReply: onLateReply), nil)
+        }
+        let tail = [String(keys.count)] + keys + arguments
+        func send(_ arguments: [String]) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise) {
+            let bytes = arguments.map { Array($0.utf8) }
+            switch waiting {
+            case .standalone(let client):
+                let sent = try await client.send(
+                    bytes, thenWaitFor: replicaWait.replicas, timeout: replicaWait.timeout, onLateReply: onLateReply)
+                if case .error(let message) = sent.reply,
+                    message.hasPrefix("MOVED ") || message.hasPrefix("ASK ") || message.hasPrefix("CROSSSLOT")
+                {
+                    becomeCluster(because: message)
+                    throw RedisError(
+                        code: .connectionFailed,
+                        message: "Redis at \(seeds[0].host):\(seeds[0].port) is a cluster node; switching to cluster mode")
+                }
+                return sent
+            case .cluster(let cluster):
+                return try await cluster.send(
+                    bytes, slot: keys.first.map { ClusterSlot.of($0) }, thenWaitFor: replicaWait.replicas,
+                    timeout: replicaWait.timeout, onLateReply: onLateReply)
+            }
+        }
+        var sent = try await send(["EVALSHA", script.sha1] + tail)
+        if case .error(let message) = sent.reply, message.hasPrefix("NOSCRIPT") {
+            logger.info("loading Redis script", metadata: ["script": "\(script.fileName)"])
+            sent = try await send(["EVAL", String(decoding: script.bytes, as: UTF8.self)] + tail)
+        }
+        if case .error(let message) = sent.reply {
+            lastScriptError.withLock { $0 = (String(message.prefix(300)), .now) }
+        }
+        return (sent.reply, sent.replicated)
+    }
+
     /// Why calls cannot be served now, or nil: no healthy connection (with the last connection failure), or an error
     /// reply to a script within the last `scriptErrorMemory`.
     public var problem: String? {
@@ -107,7 +180,13 @@ public final class RedisDeployment: Sendable {
     /// Asks a standalone server whether it is a cluster node. Nil when it did not answer (ask again later).
     public func detectCluster() async -> Bool? {
         guard case .standalone(let client) = current else { return true }
-        guard let reply = try? await client.send(["INFO", "cluster"]), let text = reply.string else { return nil }
+        guard let reply = try? await client.send(["INFO", "cluster"]) else { return nil }
+        // A managed service or an ACL may refuse INFO: then a cluster is found out from its first MOVED reply.
+        if case .error(let message) = reply {
+            logger.debug("INFO refused; a cluster will be detected from a MOVED reply", metadata: ["reply": "\(message.prefix(200))"])
+            return false
+        }
+        guard let text = reply.string else { return nil }
         if text.contains("cluster_enabled:1") {
             becomeCluster(because: "INFO cluster says cluster_enabled:1")
             return true
@@ -121,12 +200,18 @@ public final class RedisDeployment: Sendable {
             mode = .cluster(RedisClusterClient(seeds: seeds, template: configuration, logger: logger))
             return client
         }
-        guard let old else { return }
-        logger.info("Redis is a cluster: using cluster mode", metadata: ["reason": "\(reason)"])
-        // Calls already on the old client finish first (bounded by the operation timeout).
+        let oldWaiting = waiting.withLock { waiting -> RedisClient? in
+            guard case .standalone(let client) = waiting else { return nil }
+            waiting = .cluster(RedisClusterClient(seeds: seeds, template: configuration, logger: logger))
+            return client
+        }
+        guard old != nil || oldWaiting != nil else { return }
+        if old != nil { logger.info("Redis is a cluster: using cluster mode", metadata: ["reason": "\(reason)"]) }
+        // Calls already on the old clients finish first (bounded by the operation timeout).
         Task {
             try? await Task.sleep(for: .seconds(2))
-            old.shutdown()
+            old?.shutdown()
+            oldWaiting?.shutdown()
         }
     }
 
@@ -145,9 +230,11 @@ public final class RedisDeployment: Sendable {
     }
 
     public func shutdown() {
-        switch current {
-        case .standalone(let client): client.shutdown()
-        case .cluster(let cluster): cluster.shutdown()
+        for mode in [current, waiting.withLock({ $0 })].compactMap({ $0 }) {
+            switch mode {
+            case .standalone(let client): client.shutdown()
+            case .cluster(let cluster): cluster.shutdown()
+            }
         }
     }
 

@@ -52,7 +52,8 @@ enum ToolgateProcess {
         var storeServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let redis = settings.redis {
             let deployment = RedisDeployment(
-                seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger)
+                seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger,
+                replicaWait: settings.redisReplicaWait)
             let status = RedisStoreStatus(deployment: deployment, logger: logger)
             store = RedisLimitStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
             approvals = RedisApprovalStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
@@ -61,7 +62,10 @@ enum ToolgateProcess {
             storeServices.append(.init(service: status, successTerminationBehavior: .ignore))
             logger.info(
                 "limit store: redis",
-                metadata: ["redis": "\(deployment.description)", "database": "\(redis.url.database)"])
+                metadata: [
+                    "redis": "\(deployment.description)", "database": "\(redis.url.database)",
+                    "waitReplicas": "\(settings.redisReplicaWait?.replicas ?? 0)",
+                ])
         } else {
             store = InMemoryLimitStore(clock: SystemWallClock())
             storeStatus = MemoryStoreStatus()
