@@ -10,14 +10,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import RedisServer
-from helpers import free_port, http_client, post, readyz, tool_call, wait_for
+from conftest import RedisServer, toolgate_binary
+from helpers import SEED_POLICY, free_port, http_client, post, readyz, tool_call, wait_for
 from test_fleet import call_echo, fleet_policy
 from test_operations import metric
 from test_redis_faults import counter_key, forwarded_ids, sliding_log, wait_ready
@@ -113,3 +116,19 @@ def test_the_documented_acl_user_runs_limits_and_refunds_without_config(raw_upst
     clients = redis_server.command("CLIENT", "LIST")
     assert clients.count("name=toolgate:acl_agent_1 ") >= 2, clients
     assert "user=toolgate" in clients
+
+
+@pytest.mark.parametrize("args,env,message", [
+    (["--redis-wait-replicas=-1", "--redis", "redis://127.0.0.1:1"], {}, "--redis-wait-replicas must be a number"),
+    (["--redis-wait-replicas", "two", "--redis", "redis://127.0.0.1:1"], {}, "--redis-wait-replicas must be a number"),
+    (["--redis-wait-replicas", "1"], {}, "--redis-wait-replicas needs --redis"),
+    ([], {"TOOLGATE_REDIS_WAIT_REPLICAS": "1"}, "--redis-wait-replicas needs --redis"),
+], ids=["negative", "not-a-number", "no-redis", "env-no-redis"])
+def test_wait_replicas_is_checked_at_start(raw_upstream, tmp_path, args, env, message):
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps(SEED_POLICY))
+    for command in (["serve", "--upstream", raw_upstream.url], ["stdio", "--upstream", raw_upstream.url]):
+        result = subprocess.run([toolgate_binary(), *command, "--policy", str(policy), *args], capture_output=True,
+                                text=True, timeout=30, env={**os.environ, **env}, stdin=subprocess.DEVNULL)
+        assert result.returncode == 64, (command, result)
+        assert message in result.stderr, result.stderr
