@@ -39,12 +39,19 @@ public final class RedisDeployment: Sendable {
         /// `--fail-mode open`: a decision whose write did not reach enough replicas keeps its charge (the call is
         /// admitted anyway, and on the master it counts); under `closed` the charge is refunded and the call refused.
         public var keepUnreplicatedCharges: Bool
+        /// Connections per Redis node for the `EVALSHA` + `WAIT` pairs. Each `WAIT` holds its connection for one
+        /// master-to-replica round trip (or until its timeout), so these connections carry one waited decision per
+        /// round trip each: more of them than the client's usual two, for throughput, and so a stalled replica
+        /// queues fewer decisions behind each `WAIT`.
+        public var connections: Int
 
-        public init(replicas: Int, timeout: Duration, keepUnreplicatedCharges: Bool = false) {
+        public init(replicas: Int, timeout: Duration, keepUnreplicatedCharges: Bool = false, connections: Int = 4) {
             precondition(replicas >= 1, "waiting for replicas needs at least one")
+            precondition(connections >= 1, "waiting for replicas needs at least one connection")
             self.replicas = replicas
             self.timeout = timeout
             self.keepUnreplicatedCharges = keepUnreplicatedCharges
+            self.connections = connections
         }
     }
 
@@ -57,13 +64,13 @@ public final class RedisDeployment: Sendable {
         self.seeds = seeds
         self.logger = logger
         self.replicaWait = replicaWait
-        func make() -> Mode {
+        func make(_ template: RedisClient.Configuration) -> Mode {
             seeds.count > 1
                 ? .cluster(RedisClusterClient(seeds: seeds, template: template, logger: logger))
                 : .standalone(RedisClient(configuration: template, logger: logger))
         }
-        mode = Mutex(make())
-        waiting = Mutex(replicaWait == nil ? nil : make())
+        mode = Mutex(make(template))
+        waiting = Mutex(replicaWait.map { make(Self.waitingTemplate(template, $0)) })
     }
 
     /// A standalone Redis reached through this client, never switched to cluster mode (tests and benchmarks).
@@ -74,7 +81,14 @@ public final class RedisDeployment: Sendable {
         self.logger = logger
         self.replicaWait = replicaWait
         mode = Mutex(.standalone(client))
-        waiting = Mutex(replicaWait == nil ? nil : .standalone(RedisClient(configuration: client.configuration, logger: logger)))
+        waiting = Mutex(
+            replicaWait.map { .standalone(RedisClient(configuration: Self.waitingTemplate(client.configuration, $0), logger: logger)) })
+    }
+
+    static func waitingTemplate(_ template: RedisClient.Configuration, _ wait: ReplicaWait) -> RedisClient.Configuration {
+        var configuration = template
+        configuration.connections = wait.connections
+        return configuration
     }
 
     private var current: Mode { mode.withLock { $0 } }
@@ -201,8 +215,9 @@ public final class RedisDeployment: Sendable {
             return client
         }
         let oldWaiting = waiting.withLock { waiting -> RedisClient? in
-            guard case .standalone(let client) = waiting else { return nil }
-            waiting = .cluster(RedisClusterClient(seeds: seeds, template: configuration, logger: logger))
+            guard case .standalone(let client) = waiting, let replicaWait else { return nil }
+            waiting = .cluster(
+                RedisClusterClient(seeds: seeds, template: Self.waitingTemplate(configuration, replicaWait), logger: logger))
             return client
         }
         guard old != nil || oldWaiting != nil else { return }

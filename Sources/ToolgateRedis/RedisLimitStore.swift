@@ -48,7 +48,11 @@ public final class RedisLimitStore: LimitStore {
             do {
                 outcome = try await acquireInOneScript(part)
             } catch {
-                await refundAll(consumed)
+                // Under --fail-mode open a slot that was not replicated kept its charge, and so do the earlier ones:
+                // the call goes ahead.
+                if error.code != .notReplicated || deployment.replicaWait?.keepUnreplicatedCharges != true {
+                    await refundAll(consumed)
+                }
                 throw error
             }
             decidedAt = max(decidedAt, outcome.decidedAtMicros)

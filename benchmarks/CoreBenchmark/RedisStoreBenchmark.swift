@@ -20,7 +20,11 @@ enum RedisStoreBenchmark {
         // The same WAIT timeout toolgate would use with --redis-timeout 100 (the default).
         let deployment = RedisDeployment(
             seeds: seeds, configuration: configuration, logger: logger,
-            replicaWait: waitReplicas > 0 ? .init(replicas: waitReplicas, timeout: .milliseconds(100)) : nil)
+            replicaWait: waitReplicas > 0
+                ? .init(
+                    replicas: waitReplicas, timeout: .milliseconds(100),
+                    connections: Int(ProcessInfo.processInfo.environment["TOOLGATE_BENCH_WAIT_CONNECTIONS"] ?? "") ?? 4)
+                : nil)
         defer { deployment.shutdown() }
         if seeds.count == 1 { _ = await deployment.detectCluster() }
         let store = RedisLimitStore(deployment: deployment, keyPrefix: "bench", logger: logger)
@@ -43,7 +47,7 @@ enum RedisStoreBenchmark {
         }
         let label = (deployment.isCluster ? "cluster (\(ports.count) seeds)" : "standalone")
             + (single.map { ", one \($0.algorithm.rawValue) counter" } ?? ", \(limitsPerCall) limit(s) per call")
-            + (waitReplicas > 0 ? ", WAIT \(waitReplicas)" : "")
+            + (waitReplicas > 0 ? ", WAIT \(waitReplicas) (\(deployment.replicaWait!.connections) connections)" : "")
         print("| store | concurrency | decisions/s |")
         print("|---|---:|---:|")
         let everyCall = charges
