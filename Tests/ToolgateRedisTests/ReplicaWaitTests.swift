@@ -91,6 +91,36 @@ func acquireFailure(_ store: RedisLimitStore, _ request: LimitRequest) async -> 
         }
     }
 
+    /// A stalled replica (SIGSTOP: connected, silent) under concurrent decisions: each WAIT holds its connection for
+    /// its whole timeout, so decisions queue behind one another. Every call is still answered with a failure (none
+    /// admitted), and what ran late is given back: the counter ends where it started.
+    @Test func aStalledReplicaRefusesEveryCallAndLeavesNothingCharged() async throws {
+        try await Self.withReplicatedPair { master, replica async throws in
+            var configuration = RedisClient.Configuration(url: master.url, operationTimeout: .milliseconds(200))
+            configuration.connections = 2
+            let deployment = RedisDeployment(
+                client: RedisClient(configuration: configuration, logger: testLogger), logger: testLogger,
+                replicaWait: .init(replicas: 1, timeout: .milliseconds(200)))
+            defer { deployment.shutdown() }
+            let store = RedisLimitStore(deployment: deployment, keyPrefix: "toolgate", logger: testLogger)
+            let key = "toolgate:{global:_}:stall"
+            #expect(try await store.acquire(LimitRequest(callID: "first", charges: [Self.charge(key, max: 100)])).admitted)
+            replica.pause()
+            defer { replica.resume() }
+            let admitted = await withTaskGroup(of: Bool.self) { group in
+                for n in 0..<24 {
+                    group.addTask {
+                        (try? await store.acquire(LimitRequest(callID: "c\(n)", charges: [Self.charge(key, max: 100)])))?.admitted ?? false
+                    }
+                }
+                return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(admitted == 0)
+            let settled = await eventually(within: .seconds(20)) { (try? master.cli("HGET", key, "n")) == "1" }
+            #expect(settled, "counter: \((try? master.cli("HGET", key, "n")) ?? "?")")
+        }
+    }
+
     @Test func everyDecisionSendsOneWait() async throws {
         try await Self.withReplicatedPair { master, _ async throws in
             let (store, deployment) = Self.store(master)
