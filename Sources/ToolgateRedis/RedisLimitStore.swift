@@ -130,7 +130,7 @@ public final class RedisLimitStore: LimitStore {
         do {
             let reply = try await replicated.value()
             if case .integer(let count) = reply, count >= Int64(replicaWait.replicas) { return outcome }
-            problem = "WAIT \(replicaWait.replicas) \(RedisError.format(replicaWait.timeout)): \(Self.describeWait(reply)) in time"
+            problem = "WAIT \(replicaWait.replicas) \(RedisError.format(replicaWait.timeout)): \(Self.describeWait(reply))"
         } catch {
             problem = "WAIT \(replicaWait.replicas) failed: \(error.message)"
         }
@@ -150,7 +150,7 @@ public final class RedisLimitStore: LimitStore {
 
     static func describeWait(_ reply: RedisValue) -> String {
         switch reply {
-        case .integer(let count): "only \(count) replica\(count == 1 ? "" : "s") acknowledged the write"
+        case .integer(let count): "only \(count) replica\(count == 1 ? "" : "s") acknowledged the write in time"
         case .error(let message): "Redis refused WAIT (\(message))"
         default: "unexpected reply \(reply)"
         }
