@@ -22,6 +22,8 @@ public final class RedisClient: Sendable {
         public var healthCheckInterval: Duration
         /// `CLIENT SETNAME` on every connection (see `RedisClientName`), so `CLIENT LIST` shows who is who.
         public var clientName: String?
+        /// How long a connection may owe its oldest reply before it is dropped as stuck; nil: four operation timeouts.
+        public var stuckAfter: Duration?
 
         public init(
             url: RedisURL,
@@ -73,7 +75,7 @@ public final class RedisClient: Sendable {
             connectTimeout: configuration.connectTimeout,
             reconnectBackoff: configuration.reconnectBackoff,
             healthCheckInterval: configuration.healthCheckInterval,
-            stuckAfter: configuration.operationTimeout * 4,
+            stuckAfter: configuration.stuckAfter ?? configuration.operationTimeout * 4,
             clientName: configuration.clientName)
         connections = (0..<configuration.connections).map { RedisConnection(index: $0, settings: settings, logger: logger) }
     }

@@ -88,6 +88,11 @@ public final class RedisDeployment: Sendable {
     static func waitingTemplate(_ template: RedisClient.Configuration, _ wait: ReplicaWait) -> RedisClient.Configuration {
         var configuration = template
         configuration.connections = wait.connections
+        // While a replica stalls, pairs queue behind one another's WAIT, each holding the connection up to its
+        // timeout: a reply owed for four operation timeouts is then expected, not a stuck Redis. Dropping the
+        // connection would lose the late replies that refund what those decisions consumed. Each caller still
+        // fails at its own deadline; the main connections' health checks still notice a stopped Redis.
+        configuration.stuckAfter = max(template.operationTimeout * 4, (wait.timeout + template.operationTimeout) * 10)
         return configuration
     }
 

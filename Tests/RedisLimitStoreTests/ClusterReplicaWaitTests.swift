@@ -45,7 +45,9 @@ struct ClusterReplicaWaitTests {
             #expect(waits == ([firstMaster, secondMaster].contains(port) ? 1 : 0), "WAIT calls on \(port)")
         }
         // The second slot's replica gone: that slot's charge and the first slot's (already admitted) are given back.
-        for replica in try await cluster.replicaPorts(of: secondMaster) { cluster.killNode(replica) }
+        let replicas = try await cluster.replicaPorts(of: secondMaster)
+        try #require(replicas.count == 1, "the replica of \(secondMaster): \(replicas)")
+        for replica in replicas { cluster.killNode(replica) }
         do throws(LimitStoreError) {
             let outcome = try await store.acquire(LimitRequest(callID: "2", charges: charges()))
             Issue.record("admitted although a slot's replica is gone: \(outcome)")

@@ -104,7 +104,6 @@ func acquireFailure(_ store: RedisLimitStore, _ request: LimitRequest) async -> 
             defer { deployment.shutdown() }
             let store = RedisLimitStore(deployment: deployment, keyPrefix: "toolgate", logger: testLogger)
             let key = "toolgate:{global:_}:stall"
-            #expect(try await store.acquire(LimitRequest(callID: "first", charges: [Self.charge(key, max: 100)])).admitted)
             replica.pause()
             defer { replica.resume() }
             let admitted = await withTaskGroup(of: Bool.self) { group in
@@ -116,7 +115,8 @@ func acquireFailure(_ store: RedisLimitStore, _ request: LimitRequest) async -> 
                 return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
             }
             #expect(admitted == 0)
-            let settled = await eventually(within: .seconds(20)) { (try? master.cli("HGET", key, "n")) == "1" }
+            // Given back (0), or never run at all (no counter).
+            let settled = await eventually(within: .seconds(20)) { ["0", ""].contains((try? master.cli("HGET", key, "n")) ?? "?") }
             #expect(settled, "counter: \((try? master.cli("HGET", key, "n")) ?? "?")")
         }
     }
