@@ -193,7 +193,7 @@ let package = Package(
         // Integration tests: each starts its own redis-server on a free loopback port.
         .testTarget(
             name: "ToolgateRedisTests",
-            dependencies: ["ToolgateRedis", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ToolgateRedis", "ToolgateCore", "RedisScripts", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RedisLimitStoreTests",

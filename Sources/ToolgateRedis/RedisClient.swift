@@ -22,6 +22,10 @@ public final class RedisClient: Sendable {
         public var healthCheckInterval: Duration
         /// TLS settings for `rediss://` URLs; nil there means verification against the system CA store.
         public var tls: RedisTLSContext?
+        /// `CLIENT SETNAME` on every connection (see `RedisClientName`), so `CLIENT LIST` shows who is who.
+        public var clientName: String?
+        /// How long a connection may owe its oldest reply before it is dropped as stuck; nil: four operation timeouts.
+        public var stuckAfter: Duration?
 
         public init(
             url: RedisURL,
@@ -73,8 +77,9 @@ public final class RedisClient: Sendable {
             connectTimeout: configuration.connectTimeout,
             reconnectBackoff: configuration.reconnectBackoff,
             healthCheckInterval: configuration.healthCheckInterval,
-            stuckAfter: configuration.operationTimeout * 4,
-            tls: configuration.url.usesTLS ? configuration.tls ?? RedisTLSContext.systemDefault : nil)
+            stuckAfter: configuration.stuckAfter ?? configuration.operationTimeout * 4,
+            tls: configuration.url.usesTLS ? configuration.tls ?? RedisTLSContext.systemDefault : nil,
+            clientName: configuration.clientName)
         connections = (0..<configuration.connections).map { RedisConnection(index: $0, settings: settings, logger: logger) }
     }
 
@@ -106,6 +111,30 @@ public final class RedisClient: Sendable {
             connection.submit(asking ? .askingCommand(command, caller) : .command(command, caller))
         }
         return try result.get()
+    }
+
+    /// `arguments`, then `WAIT replicas timeout` written right behind it on the same connection, nothing between:
+    /// `WAIT` counts the writes of the connection it runs on. The first reply is returned; the `WAIT` reply comes
+    /// through the promise, which only a caller that wrote something needs to read. `WAIT` blocks its connection on
+    /// the server for up to `timeout`, so its own deadline is `timeout` plus the operation timeout.
+    public func send(
+        _ arguments: [[UInt8]], thenWaitFor replicas: Int, timeout: Duration, asking: Bool = false,
+        onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+    ) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise) {
+        let command = try RedisCommand(arguments)
+        let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let wait = RedisCommand(internal: ["WAIT", String(replicas), String(milliseconds)])
+        let connection = try route()
+        let promise = ReplyPromise()
+        connection.pending.add(2, ordering: .relaxed)
+        let result = await withCheckedContinuation { continuation in
+            let pair = RedisConnection.Machine.Pair(
+                first: command, firstCaller: RedisConnection.Caller(continuation: continuation, onLateReply: onLateReply),
+                second: wait, secondCaller: RedisConnection.Caller(handler: { promise.fulfil($0) }),
+                secondTimeout: timeout + configuration.operationTimeout, asking: asking)
+            connection.submit(.pair(pair))
+        }
+        return (try result.get(), promise)
     }
 
     /// The same, with each argument sent as its UTF-8 bytes.

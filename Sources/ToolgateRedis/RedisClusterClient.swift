@@ -54,19 +54,42 @@ public final class RedisClusterClient: Sendable {
     public func send(
         _ arguments: [[UInt8]], slot: Int?, onLateReply: (@Sendable (RedisValue) -> Void)? = nil
     ) async throws(RedisError) -> RedisValue {
+        try await routed(slot: slot) { client, asking throws(RedisError) in
+            (try await client.send(arguments, asking: asking, onLateReply: onLateReply), nil)
+        }.reply
+    }
+
+    /// The same, with `WAIT replicas timeout` right behind it on the slot master's connection (see
+    /// `RedisClient.send(_:thenWaitFor:timeout:)`): the master that took the write is the one asked.
+    public func send(
+        _ arguments: [[UInt8]], slot: Int?, thenWaitFor replicas: Int, timeout: Duration,
+        onLateReply: (@Sendable (RedisValue) -> Void)? = nil
+    ) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise) {
+        let result = try await routed(slot: slot) { client, asking throws(RedisError) in
+            let sent = try await client.send(arguments, thenWaitFor: replicas, timeout: timeout, asking: asking, onLateReply: onLateReply)
+            return (sent.reply, sent.replicated)
+        }
+        // `routed` returns only the reply of a command that was not redirected, which carried its WAIT.
+        return (result.reply, result.replicated!)
+    }
+
+    /// Sends through `body` to the slot's master, following `MOVED` and `ASK`.
+    private func routed(
+        slot: Int?, _ body: (RedisClient, Bool) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise?)
+    ) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise?) {
         var target = try await master(for: slot)
         var asking = false
         for _ in 0...Self.maximumRedirects {
             let client = client(for: target)
-            let reply: RedisValue
+            let sent: (reply: RedisValue, replicated: ReplyPromise?)
             do {
-                reply = try await client.send(arguments, asking: asking, onLateReply: onLateReply)
+                sent = try await body(client, asking)
             } catch {
                 if error.code == .connectionFailed { requestRefresh() }
                 throw error
             }
             asking = false
-            guard case .error(let message) = reply, let redirect = ClusterRedirect(error: message) else { return reply }
+            guard case .error(let message) = sent.reply, let redirect = ClusterRedirect(error: message) else { return sent }
             switch redirect {
             case .moved(_, let node):
                 requestRefresh()

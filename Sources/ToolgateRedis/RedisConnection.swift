@@ -38,13 +38,37 @@ final class RedisConnection: @unchecked Sendable {
         var stuckAfter: Duration
         /// The TLS settings for a `rediss://` URL (required then); unused for `redis://`.
         var tls: RedisTLSContext? = nil
+        /// Sent with `CLIENT SETNAME` once each connection is up (its reply ignored: a refusal costs nothing).
+        var clientName: String? = nil
     }
 
     typealias LateReplyHandler = @Sendable (RedisValue) -> Void
 
     struct Caller: Sendable {
-        let continuation: CheckedContinuation<Result<RedisValue, RedisError>, Never>
+        enum Receiver: Sendable {
+            case continuation(CheckedContinuation<Result<RedisValue, RedisError>, Never>)
+            /// The second command of a pair, whose reply its caller reads later (`ReplyPromise`).
+            case handler(@Sendable (Result<RedisValue, RedisError>) -> Void)
+        }
+        let receiver: Receiver
         let onLateReply: LateReplyHandler?
+
+        init(continuation: CheckedContinuation<Result<RedisValue, RedisError>, Never>, onLateReply: LateReplyHandler?) {
+            receiver = .continuation(continuation)
+            self.onLateReply = onLateReply
+        }
+
+        init(handler: @escaping @Sendable (Result<RedisValue, RedisError>) -> Void) {
+            receiver = .handler(handler)
+            onLateReply = nil
+        }
+
+        func resume(returning result: Result<RedisValue, RedisError>) {
+            switch receiver {
+            case .continuation(let continuation): continuation.resume(returning: result)
+            case .handler(let handler): handler(result)
+            }
+        }
     }
 
     typealias Probe = @Sendable (Bool) -> Void
@@ -56,12 +80,15 @@ final class RedisConnection: @unchecked Sendable {
         case askingCommand(RedisCommand, Caller)
         /// An explicit health check; the probe learns whether PONG came back within the operation timeout.
         case ping(Probe)
+        /// Two commands written back to back with nothing between, each with its own caller (see the machine's `.pair`).
+        case pair(Machine.Pair)
 
         var forMachine: Machine.Request {
             switch self {
             case .command(let command, let caller): .command(command, caller, asking: false)
             case .askingCommand(let command, let caller): .command(command, caller, asking: true)
             case .ping(let probe): .ping(probe)
+            case .pair(let pair): .pair(pair)
             }
         }
     }
@@ -151,9 +178,13 @@ final class RedisConnection: @unchecked Sendable {
         switch request {
         case .command(_, let caller), .askingCommand(_, let caller):
             pending.subtract(1, ordering: .relaxed)
-            caller.continuation.resume(returning: .failure(.closed))
+            caller.resume(returning: .failure(.closed))
         case .ping(let probe):
             probe(false)
+        case .pair(let pair):
+            pending.subtract(2, ordering: .relaxed)
+            pair.firstCaller.resume(returning: .failure(.closed))
+            pair.secondCaller.resume(returning: .failure(.closed))
         }
     }
 
@@ -231,11 +262,11 @@ final class RedisConnection: @unchecked Sendable {
                 freeContext()
             case .resume(let caller, let result):
                 pending.subtract(1, ordering: .relaxed)
-                caller.continuation.resume(returning: result)
+                caller.resume(returning: result)
             case .timedOut(let caller, let error):
                 // Still pending: the command stays queued, now late.
                 timeouts.add(1, ordering: .relaxed)
-                caller.continuation.resume(returning: .failure(error))
+                caller.resume(returning: .failure(error))
             case .lateReply(let caller, let value):
                 pending.subtract(1, ordering: .relaxed)
                 lateReplies.add(1, ordering: .relaxed)

@@ -13,6 +13,20 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         case command(RedisCommand, Caller, asking: Bool)
         /// An explicit health check; the probe learns whether PONG came back within the operation timeout.
         case ping(Probe)
+        /// Two commands appended back to back on this connection, nothing between them (`EVALSHA` then `WAIT`,
+        /// which counts the writes of the connection it runs on).
+        case pair(Pair)
+    }
+
+    struct Pair {
+        var first: RedisCommand
+        var firstCaller: Caller
+        var second: RedisCommand
+        var secondCaller: Caller
+        /// The second command's own deadline: a `WAIT` blocks on the server for up to its timeout argument.
+        var secondTimeout: Duration
+        /// Both written right after `ASKING` (a cluster's `ASK` redirect).
+        var asking: Bool
     }
 
     /// What callers may do with the connection, published for the client's routing.
@@ -113,7 +127,12 @@ struct RedisConnectionStateMachine<Caller, Probe> {
             append(command, for: .caller(caller), timeout: settings.operationTimeout, into: &actions)
         case (.ready, .ping(let probe)):
             append(RedisCommand(internal: ["PING"]), for: .healthCheck(probe: probe), timeout: settings.operationTimeout, into: &actions)
-        case (.connecting, .command), (.securing, .command), (.handshaking, .command), (.waiting, .command):
+        case (.ready, .pair(let pair)):
+            if pair.asking { append(RedisCommand(internal: ["ASKING"]), for: .discarded, timeout: nil, into: &actions) }
+            append(pair.first, for: .caller(pair.firstCaller), timeout: settings.operationTimeout, into: &actions)
+            append(pair.second, for: .caller(pair.secondCaller), timeout: pair.secondTimeout, into: &actions)
+        case (.connecting, .command), (.securing, .command), (.handshaking, .command), (.waiting, .command),
+            (.connecting, .pair), (.securing, .pair), (.handshaking, .pair), (.waiting, .pair):
             if status == .starting {
                 held.append(request)
             } else {
@@ -352,6 +371,9 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         switch request {
         case .command(_, let caller, _): actions.append(.resume(caller, .failure(error)))
         case .ping(let probe): actions.append(.probe(probe, false))
+        case .pair(let pair):
+            actions.append(.resume(pair.firstCaller, .failure(error)))
+            actions.append(.resume(pair.secondCaller, .failure(error)))
         }
     }
 
@@ -363,6 +385,10 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         nextHealthCheck = now + settings.healthCheckInterval
         var actions: [Action] = [.connected(afterFailures: failuresInARow)]
         failuresInARow = 0
+        if let name = settings.clientName {
+            // Not part of the handshake: a managed service or an ACL may refuse it, which must not stop toolgate.
+            append(RedisCommand(internal: ["CLIENT", "SETNAME", name]), for: .discarded, timeout: nil, into: &actions)
+        }
         let waiting = held
         held = []
         for request in waiting { actions += accept(request, now: now) }
@@ -395,3 +421,5 @@ struct RedisConnectionStateMachine<Caller, Probe> {
         return "Redis refused \(step) (\(message))"
     }
 }
+
+extension RedisConnectionStateMachine.Pair: Sendable where Caller: Sendable {}

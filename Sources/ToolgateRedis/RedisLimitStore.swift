@@ -48,7 +48,11 @@ public final class RedisLimitStore: LimitStore {
             do {
                 outcome = try await acquireInOneScript(part)
             } catch {
-                await refundAll(consumed)
+                // Under --fail-mode open a slot that was not replicated kept its charge, and so do the earlier ones:
+                // the call goes ahead.
+                if error.code != .notReplicated || deployment.replicaWait?.keepUnreplicatedCharges != true {
+                    await refundAll(consumed)
+                }
                 throw error
             }
             decidedAt = max(decidedAt, outcome.decidedAtMicros)
@@ -101,7 +105,7 @@ public final class RedisLimitStore: LimitStore {
                 charge.shadow ? "1" : "0",
             ]
         }
-        let reply = try await evaluate(.acquire, keys: keys, arguments: arguments) { [weak self] late in
+        let lateReply: @Sendable (RedisValue) -> Void = { [weak self] late in
             // The caller already gave up on this decision; if the script consumed anyway, give it back.
             guard let self, let receipt = (try? Self.outcome(from: late, request: request))?.receipt else { return }
             Task { [self] in
@@ -109,7 +113,47 @@ public final class RedisLimitStore: LimitStore {
                 _ = try? await self.refund(receipt)
             }
         }
-        return try Self.outcome(from: reply, request: request)
+        guard let replicaWait = deployment.replicaWait else {
+            let reply = try await evaluate(.acquire, keys: keys, arguments: arguments, onLateReply: lateReply)
+            return try Self.outcome(from: reply, request: request)
+        }
+        let sent: (reply: RedisValue, replicated: ReplyPromise?)
+        do {
+            sent = try await deployment.evaluateReplicated(.acquire, keys: keys, arguments: arguments, onLateReply: lateReply)
+        } catch {
+            throw LimitStoreError(error)
+        }
+        let outcome = try Self.outcome(from: sent.reply, request: request)
+        // A decision that consumed nothing wrote nothing a failover could lose: its WAIT reply is not needed.
+        guard let receipt = outcome.receipt, let replicated = sent.replicated else { return outcome }
+        let problem: String
+        do {
+            let reply = try await replicated.value()
+            if case .integer(let count) = reply, count >= Int64(replicaWait.replicas) { return outcome }
+            problem = "WAIT \(replicaWait.replicas) \(RedisError.format(replicaWait.timeout)): \(Self.describeWait(reply))"
+        } catch {
+            problem = "WAIT \(replicaWait.replicas) failed: \(error.message)"
+        }
+        if replicaWait.keepUnreplicatedCharges {
+            // --fail-mode open: the call goes ahead, so its charge stays (it counts on the master).
+            throw LimitStoreError(code: .notReplicated, message: "redis: \(problem); the call is admitted (fail mode open) and its charge kept")
+        }
+        do {
+            try await refund(receipt)
+        } catch {
+            logger.warning(
+                "could not refund a decision whose write did not reach enough replicas; it expires with its window",
+                metadata: ["callID": "\(receipt.callID)", "error": "\(error.message)"])
+        }
+        throw LimitStoreError(code: .notReplicated, message: "redis: \(problem); the charge was refunded")
+    }
+
+    static func describeWait(_ reply: RedisValue) -> String {
+        switch reply {
+        case .integer(let count): "only \(count) replica\(count == 1 ? "" : "s") acknowledged the write in time"
+        case .error(let message): "Redis refused WAIT (\(message))"
+        default: "unexpected reply \(reply)"
+        }
     }
 
     @discardableResult

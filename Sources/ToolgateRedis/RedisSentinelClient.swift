@@ -13,12 +13,15 @@ public final class RedisSentinelClient: Sendable {
         let host: String
         let port: Int
         let client: RedisClient
+        /// `--redis-wait-replicas`: the connections for `EVALSHA` + `WAIT` pairs, to the same master.
+        let waitingClient: RedisClient?
     }
 
     public static let pollInterval = Duration.milliseconds(250)
 
     public let url: RedisSentinelURL
     let template: RedisClient.Configuration
+    let waitingTemplate: RedisClient.Configuration?
     let logger: Logger
     private let sentinels: [RedisClient]
     private let master = Mutex<Master?>(nil)
@@ -31,11 +34,12 @@ public final class RedisSentinelClient: Sendable {
     /// `template`: timeouts and connection count for the master; its URL gives the master's login and database.
     /// `sentinelPassword` (and user): the sentinels' own login, which is not the master's.
     public init(
-        url: RedisSentinelURL, template: RedisClient.Configuration, sentinelUsername: String? = nil, sentinelPassword: String?,
-        logger: Logger
+        url: RedisSentinelURL, template: RedisClient.Configuration, waitingTemplate: RedisClient.Configuration? = nil,
+        sentinelUsername: String? = nil, sentinelPassword: String?, logger: Logger
     ) {
         self.url = url
         self.template = template
+        self.waitingTemplate = waitingTemplate
         self.logger = logger
         sentinels = url.sentinels.map { sentinel in
             var configuration = template
@@ -79,6 +83,18 @@ public final class RedisSentinelClient: Sendable {
         return reply
     }
 
+    /// A script and its `WAIT` on the master's waiting connections (`RedisDeployment.evaluateReplicated`).
+    func send(
+        _ arguments: [[UInt8]], thenWaitFor replicas: Int, timeout: Duration, onLateReply: (@Sendable (RedisValue) -> Void)?
+    ) async throws(RedisError) -> (reply: RedisValue, replicated: ReplyPromise) {
+        guard let client = master.withLock({ $0?.waitingClient }) else {
+            throw RedisError(code: .connectionFailed, message: unavailableReason ?? "no Redis master is known yet")
+        }
+        let sent = try await client.send(arguments, thenWaitFor: replicas, timeout: timeout, onLateReply: onLateReply)
+        if case .error(let message) = sent.reply, message.hasPrefix("READONLY") { masterLost() }
+        return sent
+    }
+
     /// Ask the sentinels now rather than at the next interval.
     func masterLost() { askNow.store(true, ordering: .relaxed) }
 
@@ -115,9 +131,14 @@ public final class RedisSentinelClient: Sendable {
             logger.warning("\(problem); asking again")
             return
         }
+        let waitingClient = waitingTemplate.map { waiting in
+            var configuration = waiting
+            configuration.url = client.configuration.url
+            return RedisClient(configuration: configuration, logger: logger)
+        }
         let old = master.withLock { master -> Master? in
             let old = master
-            master = Master(host: address.host, port: address.port, client: client)
+            master = Master(host: address.host, port: address.port, client: client, waitingClient: waitingClient)
             return old
         }
         lastProblem.withLock { $0 = nil }
@@ -128,6 +149,7 @@ public final class RedisSentinelClient: Sendable {
             Task {
                 try? await Task.sleep(for: .seconds(2))
                 old.client.shutdown()
+                old.waitingClient?.shutdown()
             }
         }
     }
@@ -178,6 +200,9 @@ public final class RedisSentinelClient: Sendable {
             task = nil
         }
         for sentinel in sentinels { sentinel.shutdown() }
-        master.withLock { $0?.client.shutdown() }
+        master.withLock { master in
+            master?.client.shutdown()
+            master?.waitingClient?.shutdown()
+        }
     }
 }

@@ -81,7 +81,9 @@ public final class RedisStoreStatus: StoreStatus, Service {
             return nil
         }
         guard case .array(let items?) = reply, items.count == 2, case .bulkString(let bytes?) = items[1] else {
-            let warning = "could not read maxmemory-policy (\(reply)); make sure Redis runs with maxmemory-policy noeviction, or limits may silently reset"
+            // A managed service or an ACL without +config|get refuses CONFIG: a warning, never a failure.
+            let why = if case .error(let message) = reply { "CONFIG GET refused: \(message.prefix(200))" } else { "\(reply)" }
+            let warning = "could not read maxmemory-policy (\(why)); make sure Redis runs with maxmemory-policy noeviction, or limits may silently reset"
             if before != [warning] { logger.warning("\(warning)") }
             return [warning]
         }

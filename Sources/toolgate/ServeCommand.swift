@@ -116,6 +116,10 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("fail-mode"), help: "closed (deny, default) or open (allow) while Redis is unreachable or slow.")
     var failMode: String?
     @Option(name: .customLong("redis-timeout"), help: "Per-operation Redis timeout in milliseconds (default 100).") var redisTimeout: String?
+    @Option(
+        name: .customLong("redis-wait-replicas"),
+        help: "Admit a call that consumed a limit only once N replicas hold the write (WAIT N, --redis-timeout); otherwise refund it and deny store_unavailable (default 0: do not wait).")
+    var redisWaitReplicas: String?
     @Option(name: .customLong("agent-id"), help: "This host's id for agent-scoped limits (default: the host name).") var agentID: String?
     @Option(name: .customLong("upstream-header"), help: "\"Name: value\" added upstream; ${ENV_VAR} is expanded. Repeatable.")
     var upstreamHeaders: [String] = []
@@ -158,6 +162,8 @@ struct ServeSettings {
     /// `--redis redis+sentinel://…`, with `--redis-sentinel-password`.
     var redisSentinel: RedisSentinelURL?
     var redisSentinelPassword: String?
+    /// `--redis-wait-replicas`: nil when decisions do not wait for replicas.
+    var redisReplicaWait: RedisDeployment.ReplicaWait?
     /// `--metrics-listen`: a second listener for `/metrics`, `/healthz` and `/readyz`.
     var metricsListen: (host: String, port: Int)?
     /// `--admin-listen`: `/admin` on a listener of its own, and not on `--listen`'s.
@@ -400,9 +406,20 @@ struct ServeSettings {
             var configuration = RedisClient.Configuration(url: first)
             configuration.tls = tlsContext
             configuration.operationTimeout = redisTimeout
+            configuration.clientName = RedisClientName.forAgent(agentID)
             redis = configuration
         } else {
             redis = nil
+        }
+        if let text = env.value(command.redisWaitReplicas, flag: "redis-wait-replicas") {
+            guard let n = Int(text), (0...64).contains(n), text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw usage("--redis-wait-replicas must be a number of replicas from 0 to 64, got \"\(text)\"")
+            }
+            if n > 0 {
+                guard redis != nil else { throw usage("--redis-wait-replicas needs --redis: the in-memory store has no replicas") }
+                redisReplicaWait = RedisDeployment.ReplicaWait(
+                    replicas: n, timeout: redisTimeout, keepUnreplicatedCharges: failMode == .open)
+            }
         }
         let levelText = env.value(command.logLevel, flag: "log-level") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {

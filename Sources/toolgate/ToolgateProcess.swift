@@ -53,10 +53,13 @@ enum ToolgateProcess {
         if let redis = settings.redis {
             let deployment =
                 settings.redisSentinel.map {
-                    RedisDeployment(sentinel: $0, configuration: redis, sentinelPassword: settings.redisSentinelPassword, logger: logger)
+                    RedisDeployment(
+                        sentinel: $0, configuration: redis, sentinelPassword: settings.redisSentinelPassword, logger: logger,
+                        replicaWait: settings.redisReplicaWait)
                 }
                 ?? RedisDeployment(
-                    seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger)
+                    seeds: settings.redisSeeds.isEmpty ? [redis.url] : settings.redisSeeds, configuration: redis, logger: logger,
+                    replicaWait: settings.redisReplicaWait)
             let status = RedisStoreStatus(deployment: deployment, logger: logger)
             store = RedisLimitStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
             approvals = RedisApprovalStore(deployment: deployment, keyPrefix: settings.server.keyPrefix, logger: logger)
@@ -65,7 +68,10 @@ enum ToolgateProcess {
             storeServices.append(.init(service: status, successTerminationBehavior: .ignore))
             logger.info(
                 "limit store: redis",
-                metadata: ["redis": "\(deployment.description)", "database": "\(redis.url.database)"])
+                metadata: [
+                    "redis": "\(deployment.description)", "database": "\(redis.url.database)",
+                    "waitReplicas": "\(settings.redisReplicaWait?.replicas ?? 0)",
+                ])
         } else {
             store = InMemoryLimitStore(clock: SystemWallClock())
             storeStatus = MemoryStoreStatus()

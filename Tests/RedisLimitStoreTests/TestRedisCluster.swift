@@ -44,7 +44,9 @@ final class TestRedisCluster: @unchecked Sendable {
     /// Starts the nodes, joins them, and returns once every node reports `cluster_state:ok`. Ports taken between
     /// the check and redis-server's bind are retried with new ones; any other failure stops what was started and
     /// throws with the nodes' log tails.
-    static func start(masters: Int = 3) async throws -> TestRedisCluster {
+    /// `replicas` per master: the first `masters` of `ports` are the masters, the rest their replicas, and `start`
+    /// returns once every replica has synced and acknowledges (`WAIT` on each master answers).
+    static func start(masters: Int = 3, replicas: Int = 0) async throws -> TestRedisCluster {
         guard let server = redisServer, let cli = redisCLI else {
             throw Failure(description: "redis-server and redis-cli must be on PATH")
         }
@@ -53,7 +55,7 @@ final class TestRedisCluster: @unchecked Sendable {
         for attempt in 1...3 {
             let directory = base.appendingPathComponent("attempt-\(attempt)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let ports = try freePortPairs(masters)
+            let ports = try freePortPairs(masters * (1 + replicas))
             var processes: [Int: Process] = [:]
             for port in ports {
                 let process = Process()
@@ -75,12 +77,13 @@ final class TestRedisCluster: @unchecked Sendable {
             do {
                 for port in ports { try await cluster.waitForPong(port) }
                 let create = try await run(
-                    cli, ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-replicas", "0", "--cluster-yes"],
+                    cli, ["--cluster", "create"] + ports.map { "127.0.0.1:\($0)" } + ["--cluster-replicas", "\(replicas)", "--cluster-yes"],
                     timeout: .seconds(30))
                 guard create.status == 0 else {
                     throw Failure(description: "redis-cli --cluster create exited with \(create.status):\n\(create.output)")
                 }
                 try await cluster.waitHealthy()
+                if replicas > 0 { try await cluster.waitReplicated(masters: Array(ports.prefix(masters)), replicas: replicas) }
                 return cluster
             } catch {
                 let logs = cluster.logTails()
@@ -146,6 +149,39 @@ final class TestRedisCluster: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw Failure(description: "the cluster was not healthy within \(timeout): \(last)")
+    }
+
+    /// Each master's replicas synced and answering `WAIT` (a replica just past its first sync may not, for a moment).
+    func waitReplicated(masters: [Int], replicas: Int, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        for master in masters {
+            while (try? await cli(master, "WAIT", "\(replicas)", "100")) != "\(replicas)" {
+                guard ContinuousClock.now < deadline else {
+                    throw Failure(description: "the replicas of \(master) did not sync within \(timeout)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// The ports of `master`'s replicas, from `CLUSTER NODES`.
+    func replicaPorts(of master: Int) async throws -> [Int] {
+        let id = try await nodeID(master)
+        let text = try await cli(master, "CLUSTER", "NODES")
+        return text.split(whereSeparator: \.isNewline).compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count >= 4, fields[3] == id, fields[2].split(separator: ",").contains("slave"),
+                let address = fields[1].split(separator: "@").first, let colon = address.lastIndex(of: ":")
+            else { return nil }
+            return Int(address[address.index(after: colon)...])
+        }
+    }
+
+    /// SIGKILL to one node.
+    func killNode(_ port: Int) {
+        guard let process = processes[port], process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     // MARK: Talking to nodes

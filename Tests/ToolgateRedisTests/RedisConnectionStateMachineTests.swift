@@ -239,3 +239,53 @@ import Testing
         #expect(!t.isPlaintextHandshake)
     }
 }
+
+/// `--redis-wait-replicas`: a pair goes out back to back, the second with its own deadline; the connection's name.
+extension RedisConnectionStateMachineTests {
+    static func pair(asking: Bool = false) -> Machine.Pair {
+        Machine.Pair(
+            first: command("EVALSHA", "sha", "0"), firstCaller: "script", second: command("WAIT", "1", "100"),
+            secondCaller: "wait", secondTimeout: .milliseconds(200), asking: asking)
+    }
+
+    @Test func aPairIsWrittenBackToBackAndEachReplyGoesToItsCaller() {
+        var m = connected()
+        #expect(Self.describe(m.accept(.pair(Self.pair()), now: t0)) == ["append EVALSHA sha 0", "append WAIT 1 100"])
+        #expect(Self.describe(m.accept(.pair(Self.pair(asking: true)), now: t0)) == [
+            "append ASKING", "append EVALSHA sha 0", "append WAIT 1 100",
+        ])
+        m.wrote(remainingBytes: 0, now: t0 + .milliseconds(20))
+        #expect(Self.describe(m.received(.integer(7), now: t0 + .milliseconds(21))) == ["resume script integer(7)"])
+        #expect(Self.describe(m.received(.integer(1), now: t0 + .milliseconds(22))) == ["resume wait integer(1)"])
+        #expect(Self.describe(m.received(.simpleString("OK"), now: t0 + .milliseconds(23))).isEmpty)  // ASKING
+    }
+
+    @Test func theWaitHasItsOwnLongerDeadline() {
+        var m = connected()
+        _ = m.accept(.pair(Self.pair()), now: t0)
+        m.wrote(remainingBytes: 0, now: t0 + .milliseconds(20))
+        // The script is late after the operation timeout (100 ms); WAIT, blocking on the server, only after 200 ms.
+        #expect(Self.describe(m.enforceDeadlines(now: t0 + .milliseconds(150))) == ["timedOut script"])
+        #expect(Self.describe(m.enforceDeadlines(now: t0 + .milliseconds(230))) == ["timedOut wait"])
+    }
+
+    @Test func aPairWaitsForTheFirstConnectionAndFailsWholeWithIt() {
+        var m = Machine(settings: Self.settings(), now: t0)
+        _ = m.tick(now: t0)
+        #expect(Self.describe(m.accept(.pair(Self.pair()), now: t0)).isEmpty)
+        let failed = m.connectFinished(socketError: "Connection refused", now: t0)
+        #expect(Self.describe(failed).filter { $0.hasPrefix("fail") } == ["fail script connectionFailed", "fail wait connectionFailed"])
+    }
+
+    @Test func theConnectionIsNamedOnceUpAndARefusalIsIgnored() {
+        var settings = Self.settings()
+        settings.clientName = "toolgate:a"
+        var m = Machine(settings: settings, now: t0)
+        _ = m.tick(now: t0)
+        _ = m.connectFinished(socketError: nil, now: t0)
+        m.wrote(remainingBytes: 0, now: t0)
+        #expect(Self.describe(m.received(.simpleString("PONG"), now: t0)) == ["connected after 0", "append CLIENT SETNAME toolgate:a"])
+        #expect(Self.describe(m.received(.error("NOPERM no permission"), now: t0)).isEmpty)
+        #expect(m.status == .up)
+    }
+}

@@ -81,6 +81,11 @@ final class RedisTestServer: @unchecked Sendable {
     /// Runs redis-cli against the server (not usable while it is paused) and returns its trimmed output.
     @discardableResult
     func cli(_ command: String...) throws -> String {
+        try cli(command)
+    }
+
+    @discardableResult
+    func cli(_ command: [String]) throws -> String {
         let cli = Process()
         cli.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
         var arguments = ["-h", "127.0.0.1", "-p", "\(port)"]

@@ -25,8 +25,11 @@ struct CoreBenchmark {
                 (key, LimitAlgorithm(rawValue: environment["TOOLGATE_BENCH_ALGORITHM"] ?? "sliding") ?? .sliding,
                  Int(environment["TOOLGATE_BENCH_MAX"] ?? "") ?? 1_000)
             }
+            // TOOLGATE_BENCH_WAIT_REPLICAS=N: every decision waits for N replicas (--redis-wait-replicas N).
+            let waitReplicas = Int(environment["TOOLGATE_BENCH_WAIT_REPLICAS"] ?? "0") ?? 0
             try await RedisStoreBenchmark.run(
-                ports: ports, seconds: seconds, concurrencies: levels, limitsPerCall: limits, single: single)
+                ports: ports, seconds: seconds, concurrencies: levels, limitsPerCall: limits, single: single,
+                waitReplicas: waitReplicas)
             return
         }
         if arguments.first == "adversarial" {

@@ -10,14 +10,21 @@ import ToolgateRedis
 enum RedisStoreBenchmark {
     static func run(
         ports: [Int], seconds: Double, concurrencies: [Int], limitsPerCall: Int = 1,
-        single: (key: String, algorithm: LimitAlgorithm, max: Int)? = nil
+        single: (key: String, algorithm: LimitAlgorithm, max: Int)? = nil, waitReplicas: Int = 0
     ) async throws {
         let seeds = ports.map { RedisURL(host: "127.0.0.1", port: $0) }
         var configuration = RedisClient.Configuration(url: seeds[0])
         configuration.operationTimeout = .seconds(2)
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let deployment = RedisDeployment(seeds: seeds, configuration: configuration, logger: logger)
+        // The same WAIT timeout toolgate would use with --redis-timeout 100 (the default).
+        let deployment = RedisDeployment(
+            seeds: seeds, configuration: configuration, logger: logger,
+            replicaWait: waitReplicas > 0
+                ? .init(
+                    replicas: waitReplicas, timeout: .milliseconds(100),
+                    connections: Int(ProcessInfo.processInfo.environment["TOOLGATE_BENCH_WAIT_CONNECTIONS"] ?? "") ?? 4)
+                : nil)
         defer { deployment.shutdown() }
         if seeds.count == 1 { _ = await deployment.detectCluster() }
         let store = RedisLimitStore(deployment: deployment, keyPrefix: "bench", logger: logger)
@@ -40,6 +47,7 @@ enum RedisStoreBenchmark {
         }
         let label = (deployment.isCluster ? "cluster (\(ports.count) seeds)" : "standalone")
             + (single.map { ", one \($0.algorithm.rawValue) counter" } ?? ", \(limitsPerCall) limit(s) per call")
+            + (waitReplicas > 0 ? ", WAIT \(waitReplicas) (\(deployment.replicaWait!.connections) connections)" : "")
         print("| store | concurrency | decisions/s |")
         print("|---|---:|---:|")
         let everyCall = charges

@@ -66,6 +66,8 @@ public struct LimitStoreError: Error, Sendable, CustomStringConvertible {
         case timeout
         /// The store answered something toolgate cannot interpret.
         case protocolError
+        /// The decision consumed, but fewer replicas than `--redis-wait-replicas` acknowledged the write in time.
+        case notReplicated
     }
 
     public let code: Code

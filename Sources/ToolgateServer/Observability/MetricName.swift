@@ -25,7 +25,7 @@ public enum MetricName: String, CaseIterable, Sendable {
         case .toolCalls:
             "tools/call decisions by policy tool name (or _other) and decision: allowed, allowed_store_unavailable (admitted without limits: fail mode open), unknown_tool, shadow_denied, or a denial reason"
         case .decisionDuration: "Time to decide one tools/call, store round trip and any approval wait included"
-        case .storeOperations: "Limit store operations by result: ok, timeout or error"
+        case .storeOperations: "Limit store operations by result: ok, timeout, error, or not_replicated (--redis-wait-replicas: too few replicas acknowledged a decision in time)"
         case .storeDuration: "Limit store round trip per tools/call decision"
         case .upstreamRequests: "Requests forwarded upstream by HTTP status, or by failure when there was none"
         case .upstreamDuration: "Time from forwarding a request to the upstream's response head"

@@ -35,6 +35,8 @@ public final class ToolgateMetrics: Sendable {
 
     public enum StoreResult: String, Sendable {
         case ok, timeout, error
+        /// `--redis-wait-replicas`: the decision consumed, but too few replicas acknowledged it in time.
+        case notReplicated = "not_replicated"
     }
 
     public enum ReloadResult: String, Sendable {

@@ -139,7 +139,7 @@ extension MCPProxy {
                 outcome = try await store.acquire(LimitRequest(callID: callID, charges: charges))
                 metrics.storeOperation(.ok)
             } catch {
-                metrics.storeOperation(error.code == .timeout ? .timeout : .error)
+                metrics.storeOperation(error.code == .timeout ? .timeout : error.code == .notReplicated ? .notReplicated : .error)
                 switch configuration.failMode {
                 case .closed:
                     if let suppressed = storeFailureLog.admit() {
