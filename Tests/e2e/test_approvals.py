@@ -381,7 +381,9 @@ def test_unapproved_call_then_cli_approval_passes_one_canonical_retry(toolgate, 
             mine = [row for row in rows if row[0] == approval_id]
             assert len(mine) == 1, rows
             _, state, grant, tool, expires, listed_arguments = mine[0]
-            assert (state, grant, tool) == ("pending", GRANT, TOOL), mine
+            # Through /mcp/NAME (E2E_NAMED_ROUTE) the list names the server too: SERVER/TOOL.
+            shown_tool = TOOL if tg.route == "/mcp" else tg.route.removeprefix("/mcp/") + "/" + TOOL
+            assert (state, grant, tool) == ("pending", GRANT, shown_tool), mine
             assert json.loads(listed_arguments) == first, mine
             assert timedelta(minutes=55) < parse_time(expires) - datetime.now(timezone.utc) <= timedelta(hours=1), mine
 
