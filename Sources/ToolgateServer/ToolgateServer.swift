@@ -101,6 +101,7 @@ public enum ToolgateServer {
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: nil,
                 availableConnectionsDelegate: ClientConnectionLimit(maximum: configuration.maxConnections, logger: logger)),
             onServerRunning: { channel in
+                await ClientConnectionLimit.acceptOnePerRead(channel, logger: logger)
                 let port = channel.localAddress?.port ?? configuration.listenPort
                 logger.info(
                     "toolgate listening",
@@ -131,6 +132,7 @@ public enum ToolgateServer {
                 address: .hostname(host, port: port), serverName: nil,
                 availableConnectionsDelegate: ClientConnectionLimit(maximum: ConnectionBudget.probeConnections, logger: logger)),
             onServerRunning: { channel in
+                await ClientConnectionLimit.acceptOnePerRead(channel, logger: logger)
                 logger.info("probes and metrics listening", metadata: ["address": "\(host):\(channel.localAddress?.port ?? port)"])
             },
             logger: logger)

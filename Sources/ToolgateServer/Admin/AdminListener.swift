@@ -42,6 +42,7 @@ public final class AdminListener: Service, Sendable {
                 address: .hostname(host, port: port), serverName: nil,
                 availableConnectionsDelegate: ClientConnectionLimit(maximum: ConnectionBudget.adminConnections, logger: logger)),
             onServerRunning: { [host, port, onListening] channel in
+                await ClientConnectionLimit.acceptOnePerRead(channel, logger: logger)
                 let bound = channel.localAddress?.port ?? port
                 logger.info("admin listening", metadata: ["address": "\(host):\(bound)"])
                 await onListening(host, bound)

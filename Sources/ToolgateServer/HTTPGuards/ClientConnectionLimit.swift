@@ -1,5 +1,6 @@
 import HummingbirdCore
 import Logging
+import NIOCore
 
 /// Hummingbird's hook for `--max-connections`: past the cap the listener stops accepting, so new connections wait
 /// in the kernel's backlog until one closes (an idle one is closed after `--client-idle-timeout`). Unlike
@@ -29,4 +30,19 @@ struct ClientConnectionLimit: AvailableConnectionsDelegate {
     mutating func connectionClosed() { open -= 1 }
 
     func isAcceptingNewConnections() -> Bool { open < maximum }
+}
+
+extension ClientConnectionLimit {
+    /// The cap is checked before each read of the listening socket, but NIO accepts up to `maxMessagesPerRead`
+    /// (4) connections per read, so a listener at the cap minus one took up to three more. Hummingbird does not
+    /// expose server channel options, so its running listener is given one connection per read here: exact caps
+    /// cost nothing on kept-alive connections and little on a burst of new ones.
+    static func acceptOnePerRead(_ listener: any Channel, logger: Logger) async {
+        do {
+            try await listener.setOption(ChannelOptions.maxMessagesPerRead, value: 1).get()
+        } catch {
+            logger.warning("listener kept its accept batch: the connection cap may be passed by up to 3",
+                           metadata: ["error": "\(error)"])
+        }
+    }
 }
