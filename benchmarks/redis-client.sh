@@ -29,6 +29,6 @@ echo "redis-benchmark -t incr -P 1 (one connection per client, no pipelining):"
 echo "| clients | requests/s | p50 ms |"
 echo "|---:|---:|---:|"
 for clients in 1 16 64 256; do
-  redis-benchmark -p "$port" -c "$clients" -n 200000 -t incr -P 1 -r 1000 --csv 2>/dev/null \
+  redis-benchmark -p "$port" -c "$clients" -n $((seconds * 40000)) -t incr -P 1 -r 1000 --csv 2>/dev/null \
     | awk -F'","' -v c="$clients" 'NR==2 {gsub(/"/, "", $2); gsub(/"/, "", $5); print "| " c " | " $2 " | " $5 " |"}'
 done

@@ -25,8 +25,9 @@ if $quick; then
   run redis-client.sh 1
   run redis.sh 1
   run redis-state.sh --quick
+  run redis-tls.sh 1
   run redis-cluster.sh 1
-  run soak.sh 1
+  run soak.sh 0.5
 else
   run core.sh
   run adversarial.sh
@@ -40,6 +41,7 @@ else
   run redis-client.sh
   run redis.sh
   run redis-state.sh
+  run redis-tls.sh
   run redis-cluster.sh
   run soak.sh
 fi

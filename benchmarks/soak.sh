@@ -4,16 +4,17 @@
 #   know, a rate-limited tool (10 a minute, then refused), invalid arguments and tools/list; every answer is an
 #   event stream (example-upstream's /bench/sse: two 4 KiB events and the result);
 # - 20 clients a second that ask for a stream held for 5 s and leave after its first event;
-# - the policy rewritten once a minute (a reload through the file watcher);
+# - the policy rewritten once a minute (a third of a run shorter than 3 minutes: a reload through the file watcher);
 # - Redis killed at half time and started again 5 s later with an empty dataset.
-# Every 10 s it samples toolgate's RSS (and its anonymous part) and open file descriptors; at the end it prints
+# Every 10 s (5 s in a run under a minute) it samples toolgate's RSS (and its anonymous part) and open file descriptors; at the end it prints
 # the samples and the change from the end of warm-up (first 2 minutes, or a fifth of a short run) to the end.
-# Usage: bash benchmarks/soak.sh [minutes, default 10]
+# Usage: bash benchmarks/soak.sh [minutes, default 10; a fraction is allowed: 0.5 is what run.sh --quick uses]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
 source benchmarks/lib.sh
-seconds=$((minutes * 60))
+seconds=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
+reload_every=$(( seconds < 180 ? seconds / 3 : 60 ))
 
 redis_port=$(free_port)
 redis() { redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
@@ -84,14 +85,14 @@ while :; do
   elapsed=$(( $(date +%s) - start ))
   [ "$elapsed" -ge "$seconds" ] && break
   sample "$elapsed" >>"$work/samples"
-  if [ $((elapsed / 60)) -gt "$generation" ]; then generation=$((elapsed / 60)); policy "$generation"; fi
+  if [ $((elapsed / reload_every)) -gt "$generation" ]; then generation=$((elapsed / reload_every)); policy "$generation"; fi
   if ! $restarted && [ "$elapsed" -ge $((seconds / 2)) ]; then
     kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
     sleep 5
     redis
     restarted=true
   fi
-  sleep 10
+  sleep $(( seconds < 60 ? 5 : 10 ))
 done
 wait_http "http://127.0.0.1:$toolgate_port/healthz"
 sleep 6  # the last held streams end upstream

@@ -27,9 +27,10 @@ struct CoreBenchmark {
             }
             // TOOLGATE_BENCH_WAIT_REPLICAS=N: every decision waits for N replicas (--redis-wait-replicas N).
             let waitReplicas = Int(environment["TOOLGATE_BENCH_WAIT_REPLICAS"] ?? "0") ?? 0
+            // TOOLGATE_BENCH_TLS_CA=FILE: the ports are TLS ports (rediss://), verified against that CA.
             try await RedisStoreBenchmark.run(
                 ports: ports, seconds: seconds, concurrencies: levels, limitsPerCall: limits, single: single,
-                waitReplicas: waitReplicas)
+                waitReplicas: waitReplicas, tlsCAFile: environment["TOOLGATE_BENCH_TLS_CA"])
             return
         }
         if arguments.first == "adversarial" {

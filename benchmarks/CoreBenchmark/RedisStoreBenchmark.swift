@@ -10,11 +10,13 @@ import ToolgateRedis
 enum RedisStoreBenchmark {
     static func run(
         ports: [Int], seconds: Double, concurrencies: [Int], limitsPerCall: Int = 1,
-        single: (key: String, algorithm: LimitAlgorithm, max: Int)? = nil, waitReplicas: Int = 0
+        single: (key: String, algorithm: LimitAlgorithm, max: Int)? = nil, waitReplicas: Int = 0,
+        tlsCAFile: String? = nil
     ) async throws {
-        let seeds = ports.map { RedisURL(host: "127.0.0.1", port: $0) }
+        let seeds = ports.map { RedisURL(host: "127.0.0.1", port: $0, usesTLS: tlsCAFile != nil) }
         var configuration = RedisClient.Configuration(url: seeds[0])
         configuration.operationTimeout = .seconds(2)
+        if let tlsCAFile { configuration.tls = try RedisTLSContext(options: RedisTLSOptions(caFile: tlsCAFile)) }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         // The same WAIT timeout toolgate would use with --redis-timeout 100 (the default).
@@ -46,33 +48,45 @@ enum RedisStoreBenchmark {
             _ = try await store.acquire(LimitRequest(callID: "warm", charges: charges[0]))
         }
         let label = (deployment.isCluster ? "cluster (\(ports.count) seeds)" : "standalone")
+            + (tlsCAFile != nil ? " over TLS" : "")
             + (single.map { ", one \($0.algorithm.rawValue) counter" } ?? ", \(limitsPerCall) limit(s) per call")
             + (waitReplicas > 0 ? ", WAIT \(waitReplicas) (\(deployment.replicaWait!.connections) connections)" : "")
-        print("| store | concurrency | decisions/s |")
-        print("|---|---:|---:|")
+        print("| store | concurrency | decisions/s | p50 ms | p99 ms |")
+        print("|---|---:|---:|---:|---:|")
         let everyCall = charges
         let mustAdmit = single == nil
         for concurrency in concurrencies {
             let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
             let started = ContinuousClock.now
-            let done = try await withThrowingTaskGroup(of: Int.self) { group in
+            // Each decision's own duration, for the added latency beside the throughput.
+            let durations = try await withThrowingTaskGroup(of: [Duration].self) { group in
                 for task in 0..<concurrency {
                     group.addTask {
-                        var n = 0
-                        while ContinuousClock.now < deadline {
+                        var taken: [Duration] = []
+                        var now = ContinuousClock.now
+                        while now < deadline {
                             let outcome = try await store.acquire(
-                                LimitRequest(callID: "t\(task)-\(n)", charges: everyCall[(task * 7919 + n) % 1_000]))
+                                LimitRequest(callID: "t\(task)-\(taken.count)",
+                                             charges: everyCall[(task * 7919 + taken.count) % 1_000]))
                             precondition(!mustAdmit || outcome.admitted, "benchmark limits must admit every call")
-                            n += 1
+                            let finished = ContinuousClock.now
+                            taken.append(finished - now)
+                            now = finished
                         }
-                        return n
+                        return taken
                     }
                 }
-                return try await group.reduce(0, +)
-            }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }.sorted()
             let elapsed = ContinuousClock.now - started
             let s = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("| toolgate RedisLimitStore, \(label) | \(concurrency) | \(Int(Double(done) / s)) |")
+            func milliseconds(_ quantile: Double) -> String {
+                guard !durations.isEmpty else { return "-" }
+                let d = durations[min(durations.count - 1, Int(Double(durations.count) * quantile))].components
+                return String(format: "%.2f", Double(d.seconds) * 1e3 + Double(d.attoseconds) / 1e15)
+            }
+            print("| toolgate RedisLimitStore, \(label) | \(concurrency) | \(Int(Double(durations.count) / s)) "
+                + "| \(milliseconds(0.5)) | \(milliseconds(0.99)) |")
         }
     }
 }
