@@ -41,6 +41,9 @@ class SentinelSet:
     master_password: str | None
     sentinel_password: str | None
     argv: dict[int, list[str]]
+    # With TLS: each server's and sentinel's TLS port by its plaintext port (the tests' own commands stay plaintext;
+    # the sentinels name masters by their TLS ports, and toolgate speaks only TLS).
+    tls_ports: dict[int, int] | None = None
 
     def restart(self, port: int) -> None:
         """The server on `port` again, empty (no persistence): the sentinels make a returning old master a replica."""
@@ -49,8 +52,9 @@ class SentinelSet:
     def url(self, password: str | None = "default", name: str = MASTER) -> str:
         secret = self.master_password if password == "default" else password
         credentials = f":{secret}@" if secret else ""
-        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{credentials}{hosts}/{name}"
+        ports = [self.tls_ports[p] for p in self.sentinel_ports] if self.tls_ports else self.sentinel_ports
+        hosts = ",".join(f"127.0.0.1:{p}" for p in ports)
+        return f"{'rediss' if self.tls_ports else 'redis'}+sentinel://{credentials}{hosts}/{name}"
 
     def sentinel_says(self) -> int | None:
         """The master's port as the first sentinel that answers says it."""
@@ -58,7 +62,9 @@ class SentinelSet:
             try:
                 reply = _sentinel(port, self.sentinel_password, "SENTINEL", "get-master-addr-by-name", MASTER)
                 if isinstance(reply, list) and len(reply) == 2:
-                    return int(reply[1])
+                    named = int(reply[1])
+                    plaintext = {t: p for p, t in (self.tls_ports or {}).items()}
+                    return plaintext.get(named, named)
             except (OSError, RespError):
                 continue
         return None
@@ -76,27 +82,37 @@ def _sentinel(port: int, password: str | None, *args: Any) -> Any:
 
 
 def start_sentinel_set(group: ProcessGroup, tmp_path: Path, *, master_password: str | None = None,
-                       sentinel_password: str | None = None) -> SentinelSet:
+                       sentinel_password: str | None = None, tls: Any = None) -> SentinelSet:
+    """`tls`: a test_redis_tls.Certificates; every server and sentinel then also listens on a TLS port, replicates
+    and monitors over TLS (`tls-replication yes`), and the sentinels name masters by their TLS ports."""
     master_port, replica_port = free_port(), free_port()
     auth = ["--requirepass", master_password, "--masterauth", master_password] if master_password else []
+    tls_ports = {port: free_port() for port in (master_port, replica_port)} if tls else None
+    tls_settings = {"tls-cert-file": tls.server_cert, "tls-key-file": tls.server_key, "tls-ca-cert-file": tls.ca,
+                    "tls-auth-clients": "no", "tls-replication": "yes"} if tls else {}
+    tls_argv = [x for key, value in tls_settings.items() for x in (f"--{key}", value)]
     procs: dict[int, Any] = {}
     argv: dict[int, list[str]] = {}
+    upstream_port = tls_ports[master_port] if tls_ports else master_port
     for name, port, extra in (("master", master_port, []),
-                              ("replica", replica_port, ["--replicaof", "127.0.0.1", str(master_port)])):
+                              ("replica", replica_port, ["--replicaof", "127.0.0.1", str(upstream_port)])):
         directory = tmp_path / name
         directory.mkdir()
+        listen_tls = ["--tls-port", str(tls_ports[port]), *tls_argv] if tls_ports else []
         argv[port] = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                      "--dir", str(directory), *auth, *extra]
+                      "--dir", str(directory), *auth, *listen_tls, *extra]
         proc = group.start(f"redis-{name}", argv[port])
         if (problem := _wait_pong(proc, port, 10.0, master_password)) is not None:
             pytest.fail(f"{problem}:\n{proc.log()}", pytrace=False)
         procs[port] = proc
     sentinel_ports = [free_port() for _ in range(3)]
+    if tls_ports is not None:
+        tls_ports.update({port: free_port() for port in sentinel_ports})
     for i, port in enumerate(sentinel_ports):
         config = tmp_path / f"sentinel-{i}.conf"
         lines = [
             f"port {port}", "bind 127.0.0.1", f"dir {tmp_path}",
-            f"sentinel monitor {MASTER} 127.0.0.1 {master_port} 2",
+            f"sentinel monitor {MASTER} 127.0.0.1 {upstream_port} 2",
             f"sentinel down-after-milliseconds {MASTER} 1000",
             f"sentinel failover-timeout {MASTER} 5000",
             f"sentinel parallel-syncs {MASTER} 1",
@@ -105,11 +121,13 @@ def start_sentinel_set(group: ProcessGroup, tmp_path: Path, *, master_password: 
             lines.append(f"sentinel auth-pass {MASTER} {master_password}")
         if sentinel_password:
             lines += [f"requirepass {sentinel_password}", f"sentinel sentinel-pass {sentinel_password}"]
+        if tls_ports is not None:
+            lines += [f"tls-port {tls_ports[port]}", *(f"{key} {value}" for key, value in tls_settings.items())]
         config.write_text("\n".join(lines) + "\n")
         proc = group.start(f"sentinel-{i}", ["redis-server", str(config), "--sentinel"])
         procs[port] = proc
     sentinels = SentinelSet(master_port, replica_port, sentinel_ports, group, procs, master_password, sentinel_password,
-                            argv)
+                            argv, tls_ports)
     assert wait_for(lambda: sentinels.sentinel_says() == master_port, timeout=15), "the sentinels never named the master"
     # The replica in sync, so a failover has something to promote.
     assert wait_for(lambda: "master_link_status:up" in str(_info(replica_port, master_password)), timeout=15)
@@ -180,6 +198,33 @@ def test_a_failover_is_served_again_without_restart(toolgate, procs, mcp_upstrea
     print(f"sentinel failover: promotion {promoted - killed:.2f} s after the kill; served {served - promoted:.2f} s later")
     assert wait_for(lambda: readyz(tg)[1]["status"] == "ready", timeout=10), readyz(tg)
     assert f"127.0.0.1:{sentinels.replica_port}" in tg.log()
+
+
+def test_tls_sentinels_name_a_tls_master_and_a_failover_is_served_again(toolgate, procs, mcp_upstream_json, tmp_path):
+    """`rediss+sentinel://`: the sentinels are asked over TLS, and the master they name is reached over TLS, both
+    verified against --redis-ca-file; a sidecar with another CA reaches neither and says so."""
+    from test_redis_tls import make_certificates
+
+    certs = make_certificates(tmp_path / "tls")
+    sentinels = start_sentinel_set(procs, tmp_path, master_password="master-secret", tls=certs)
+    prefix = f"tg-sentinel-tls-{uuid.uuid4().hex[:8]}"
+    tg = toolgate(mcp_upstream_json.url, POLICY,
+                  args=["--redis", sentinels.url(), "--redis-ca-file", certs.ca, "--key-prefix", prefix])
+    assert wait_for(lambda: readyz(tg)[1]["status"] == "ready", timeout=15), (readyz(tg), tg.log()[-3000:])
+    assert denial(call(tg, "echo", {"text": "before"})) is None
+    assert _sentinel(sentinels.master_port, "master-secret", "KEYS", f"{prefix}*"), "no counter on the master"
+    assert f"127.0.0.1:{sentinels.tls_ports[sentinels.master_port]}" in tg.log()
+
+    wrong_ca = toolgate(mcp_upstream_json.url, POLICY, args=["--redis", sentinels.url(), "--redis-ca-file", certs.other_ca])
+    assert wait_for(lambda: "certificate" in str(readyz(wrong_ca)[1]["store"].get("problem")).lower(), timeout=15), \
+        readyz(wrong_ca)
+    assert denial(call(wrong_ca, "echo", {"text": "x"})) == "store_unavailable"
+
+    sentinels.procs[sentinels.master_port].popen.send_signal(signal.SIGKILL)
+    assert wait_for(lambda: sentinels.sentinel_says() == sentinels.replica_port, timeout=60), "no failover happened"
+    assert wait_for(lambda: denial(call(tg, "echo", {"text": "after"})) is None, timeout=30, interval=0.05), \
+        tg.log()[-3000:]
+    assert f"127.0.0.1:{sentinels.tls_ports[sentinels.replica_port]}" in tg.log()
 
 
 def test_what_the_sentinels_cannot_say_shows_in_readyz(toolgate, procs, mcp_upstream_json, tmp_path):
