@@ -22,6 +22,7 @@ let package = Package(
         // Already in the graph through Hummingbird; named so the server can inspect raw HTTP/1 request heads.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
     ],
     targets: [
         // Pure core: policy, evaluation, limit algorithms, JSON. No I/O.
@@ -82,6 +83,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // AsyncChannel: the merged endpoint fans several servers' streams into one, with back-pressure.
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ]
         ),
         // Upstream HTTP client: one libcurl multi handle on its own thread, bridged to async/await.

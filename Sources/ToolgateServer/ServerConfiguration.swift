@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(30)
     /// `--max-connections`: client connections held at once; more wait in the listen backlog (`ConnectionBudget`).
     public var maxConnections = 4096
+    /// `--name-separator`: tool and prompt names at the merged endpoint are `SERVER<separator>name`.
+    public var nameSeparator = "__"
 
     public init(
         listenHost: String = "127.0.0.1", listenPort: Int = 8931, upstreamURL: String, upstreamHeaders: [HTTPHeader] = [],

@@ -55,7 +55,8 @@ public enum ToolgateServer {
             servers: servers,
             originGuard: RequestOriginGuard(
                 boundToLoopback: RequestOriginGuard.isLoopback(listenHost: configuration.listenHost),
-                allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins)
+                allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins),
+            merged: MergedEndpoint(separator: configuration.nameSeparator, version: metrics.version, logger: logger)
         ) { server in
             MCPProxy(
                 configuration: server.configuration, policy: policy, store: store, upstream: server.upstream, metrics: metrics,

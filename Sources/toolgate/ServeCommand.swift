@@ -87,6 +87,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Upstream MCP endpoint, e.g. http://127.0.0.1:8000/mcp.") var upstream: String?
     @Option(help: "Servers file (JSON, or YAML for .yaml/.yml) in an MCP client's format, {\"mcpServers\": {NAME: {\"url\": …} | {\"command\": …}}}: every server at /mcp/NAME, instead of --upstream.")
     var servers: String?
+    @Option(name: .customLong("name-separator"), help: "With --servers: tool and prompt names on the merged endpoint are SERVER<separator>NAME (default \"__\").")
+    var nameSeparator: String?
     @Option(name: .customLong("upstream-command"), help: "Run a stdio MCP server instead of --upstream, e.g. 'npx -y some-mcp-server' (run by /bin/sh -c).")
     var upstreamCommand: String?
     @Option(name: .customLong("upstream-isolation"), help: "--upstream-command: shared (one process for every client, default) or session (one per client session; per grant without one).")
@@ -225,6 +227,11 @@ struct ServeSettings {
             }
         } else if serverSelection != nil {
             throw usage("--server NAME picks a server of --servers FILE; give --servers too")
+        }
+        let nameSeparator = env.value(command.nameSeparator, flag: "name-separator")
+        if let nameSeparator {
+            guard serversText != nil else { throw usage("--name-separator names tools on the merged endpoint of --servers FILE; give --servers too") }
+            if let problem = MergedNames.separatorProblem(nameSeparator) { throw usage("--name-separator: \(problem)") }
         }
         let upstreamURL: String
         switch (upstreamText, commandText) {
@@ -448,6 +455,7 @@ struct ServeSettings {
             allowedHosts: listenerValues(\.allowedHosts, "allowed-host"), grants: grants, failMode: failMode,
             clientIdleTimeout: try seconds(listener?.clientIdleTimeout, "client-idle-timeout", default: 60, readEnvironment: listener != nil))
         server.maxConnections = clientConnections
+        if let nameSeparator { server.nameSeparator = nameSeparator }
         if let path = listenerValue(\.adminTokenFile, "admin-token-file") {
             server.adminToken = try Self.readAdminToken(path)
         }

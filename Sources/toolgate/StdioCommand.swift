@@ -9,7 +9,8 @@ struct StdioCommand: AsyncParsableCommand {
         abstract: "Speak MCP on stdin/stdout to one client, enforcing the policy in front of an upstream MCP server.",
         discussion: """
             An MCP client launches `toolgate stdio --policy FILE --upstream URL` (or `--servers FILE --server NAME`, \
-            one server of a servers file, as `toolgate wrap` writes it) as its server. Every message is the \
+            one server of a servers file, as `toolgate wrap` writes it; or `--servers FILE` alone: every server of \
+            the file as one, tools and prompts named SERVER__NAME) as its server. Every message is the \
             grant's named by --grant (default "default"); the process is one session. stdout carries protocol \
             messages only; logs go to stderr. It exits 0 when stdin closes, after the messages in flight are \
             answered; on SIGTERM/SIGINT it exits 0 once nothing is in flight (at most --drain-timeout). Requests run \
@@ -46,12 +47,6 @@ struct StdioCommand: AsyncParsableCommand {
             settings = try ServeSettings(
                 options, listener: nil, environment: environment, commandName: "stdio",
                 serverSelection: environment.value(server, flag: "server"))
-            if settings.namedServers.count > 1 {
-                throw ServeSettings.Failure(
-                    lines: [
-                        "toolgate stdio: --servers names \(settings.namedServers.count) servers (\(settings.namedServers.map(\.name).joined(separator: ", "))); pick the one this client talks to with --server NAME"
-                    ], exitCode: 64)
-            }
             if settings.auditLogPath == "-" {
                 throw ServeSettings.Failure(
                     lines: ["toolgate stdio: --audit-log - would mix audit lines into the protocol on stdout; give a file"], exitCode: 64)
@@ -66,6 +61,7 @@ struct StdioCommand: AsyncParsableCommand {
             throw ExitCode(64)
         }
         settings.server.fixedGrant = grant
+        for index in settings.namedServers.indices { settings.namedServers[index].configuration.fixedGrant = grant }
         try await ToolgateProcess.run(settings, command: "stdio")
     }
 }

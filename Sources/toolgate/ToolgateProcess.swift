@@ -87,8 +87,7 @@ enum ToolgateProcess {
         if stdio {
             front = .init(
                 service: StdioFront(
-                    configuration: servers[0].configuration, policy: policy, store: store, upstream: servers[0].upstream,
-                    metrics: metrics,
+                    configuration: settings.server, servers: servers, policy: policy, store: store, metrics: metrics,
                     readiness: readiness, logger: logger, approvals: approvals, roundStates: roundStates, auditLog: auditLog,
                     inflight: inflight),
                 successTerminationBehavior: .gracefullyShutdownGroup)

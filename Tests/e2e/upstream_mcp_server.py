@@ -293,7 +293,11 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--json-response", action="store_true")
     parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead of HTTP")
+    parser.add_argument("--tag", help="also serve tagged://TAG/about, a resource no other instance has")
     args = parser.parse_args()
+    if args.tag:
+        tag = args.tag
+        mcp.resource(f"tagged://{tag}/about", name=f"about-{tag}", mime_type="text/plain")(lambda: f"about {tag}")
     if args.stdio:
         global _wire
         _wire = os.dup(1)

@@ -97,7 +97,11 @@ public final class ToolgateMetrics: Sendable {
     ]
 
     /// `factory`: nil for the Prometheus registry that `/metrics` shows; a test factory to read metrics back.
+    /// toolgate's version, as `toolgate_build_info` shows it.
+    public let version: String
+
     public init(version: String, factory: (any CoreMetrics.MetricsFactory)? = nil) {
+        self.version = version
         registry = PrometheusCollectorRegistry()
         let factory = factory ?? DescribedPrometheusFactory(registry: registry, durationBuckets: Self.durationBuckets)
         self.factory = factory

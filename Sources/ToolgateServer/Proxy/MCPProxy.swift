@@ -66,8 +66,10 @@ struct MCPProxy: Sendable {
         identities = IdentityCache(agent: configuration.agentID)
     }
 
-    /// `agent`: the connection the request came on; work for it stops when it leaves.
-    func handle(_ request: Request, agent: (any AgentPresence)? = nil) async -> Response {
+    /// `agent`: the connection the request came on; work for it stops when it leaves. `mergedSession`: the merged
+    /// endpoint's session the request belongs to, which `session` scope then counts (one agent session, however
+    /// many servers it reaches).
+    func handle(_ request: Request, agent: (any AgentPresence)? = nil, mergedSession: String? = nil) async -> Response {
         let started = ContinuousClock.now
         inflight.enter()
         defer { inflight.leave() }
@@ -84,7 +86,7 @@ struct MCPProxy: Sendable {
             // toolgate and the upstream must never disagree about which session a call belongs to.
             return Self.httpError(.badRequest, .invalidRequest, "Mcp-Session-Id must appear at most once")
         }
-        guard let identity = authenticate(request, grants: snapshot.grants) else {
+        guard let identity = authenticate(request, grants: snapshot.grants, mergedSession: mergedSession) else {
             metrics.authFailure()
             if let suppressed = authFailureLog.admit() {
                 // Never the token: only whether one came, and from where.
@@ -113,7 +115,12 @@ struct MCPProxy: Sendable {
         }
     }
 
-    private func authenticate(_ request: Request, grants: GrantTable?) -> Identity? {
+    /// The grant a request authenticates as, for the merged endpoint's sessions; nil when it does not.
+    func grant(of request: Request) -> String? {
+        authenticate(request, grants: policy.snapshot(forServer: configuration.serverName).grants, mergedSession: nil)?.grant
+    }
+
+    private func authenticate(_ request: Request, grants: GrantTable?, mergedSession: String?) -> Identity? {
         let grant: String
         if let fixedGrant = configuration.fixedGrant {
             grant = fixedGrant
@@ -127,6 +134,7 @@ struct MCPProxy: Sendable {
             grant = ServerConfiguration.defaultGrant
         }
         let identity = identities.identity(grant: grant)
+        if let mergedSession { return identity.with(session: mergedSession) }
         // Only a session the upstream issued to this grant counts as one; anything else falls back to the grant.
         guard let session = request.headers[Self.sessionID], sessions.isSession(grant: grant, session: session) else {
             return identity

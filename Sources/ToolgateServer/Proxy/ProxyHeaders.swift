@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import ToolgateCore
 
@@ -54,5 +55,11 @@ enum ProxyHeaders {
             for token in value.split(separator: ",") { tokens.insert(token.trimmingWhitespace.lowercased()) }
         }
         return tokens
+    }
+
+    /// A name as a header value: as is when it is plain visible ASCII, else `=?base64?…?=`.
+    static func nameHeaderValue(_ name: String) -> String {
+        let plain = !name.isEmpty && name.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E } && !name.hasPrefix("=?")
+        return plain ? name : "=?base64?" + Data(name.utf8).base64EncodedString() + "?="
     }
 }

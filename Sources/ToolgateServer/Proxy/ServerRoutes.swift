@@ -25,10 +25,16 @@ public final class ServerRoutes: Sendable {
 
     /// Makes the proxy of a server a reload adds.
     private let makeProxy: @Sendable (UpstreamServer) -> MCPProxy
+    /// `/mcp` when there are several servers.
+    let merged: MergedEndpoint?
 
-    init(servers: [UpstreamServer], originGuard: RequestOriginGuard, makeProxy: @escaping @Sendable (UpstreamServer) -> MCPProxy) {
+    init(
+        servers: [UpstreamServer], originGuard: RequestOriginGuard, merged: MergedEndpoint? = nil,
+        makeProxy: @escaping @Sendable (UpstreamServer) -> MCPProxy
+    ) {
         table = Mutex(Self.table(servers.map { Route(server: $0, proxy: makeProxy($0)) }))
         self.originGuard = originGuard
+        self.merged = merged
         self.makeProxy = makeProxy
     }
 
@@ -60,13 +66,19 @@ public final class ServerRoutes: Sendable {
 
     var names: [String] { table.withLock { $0.routes.compactMap(\.server.name) } }
 
-    /// `/mcp`.
+    /// `/mcp`: the one server, or every server merged.
     func handleRoot(_ request: Request, agent: (any AgentPresence)?) async -> Response {
         if let proxy = onlyProxy { return await proxy.handle(request, agent: agent) }
         if let refusal = guardRefusal(request) { return refusal }
-        return MCPProxy.httpError(
-            .notFound, .invalidRequest,
-            "this sidecar guards several MCP servers, each at its own route: \(names.map { "/mcp/" + $0 }.joined(separator: ", ")); the merged endpoint at /mcp is not available in this version")
+        let servers = table.withLock { table in
+            table.routes.compactMap { route in route.server.name.map { ServerExchange(server: $0, proxy: route.proxy) } }
+        }
+        guard let merged else {
+            return MCPProxy.httpError(
+                .notFound, .invalidRequest,
+                "this sidecar guards several MCP servers, each at its own route: \(names.map { "/mcp/" + $0 }.joined(separator: ", "))")
+        }
+        return await merged.handle(request, agent: agent, servers: servers)
     }
 
     /// `/mcp/NAME`.

@@ -19,25 +19,39 @@ import ToolgateCore
 /// overtakes `initialize`, and a notification reaches the upstream after the requests written before it (and before
 /// the ones written after it); requests themselves run side by side.
 public struct StdioFront: Service {
-    let proxy: MCPProxy
+    /// The one server's proxy, or with several servers the merged endpoint in front of theirs.
+    let handle: @Sendable (Request) async -> Response
     let logger: Logger
     let maxLineBytes: Int
     let input: Int32
     let output: StdioLineWriter
     let readiness: ToolgateServer.Readiness
 
+    /// `servers`: one (its proxy answers), or several of a servers file (the merged endpoint answers, DESIGN.md
+    /// section 10); `configuration` is the front's own (its name separator).
     public init(
-        configuration: ServerConfiguration, policy: PolicyState, store: any LimitStore, upstream: any UpstreamTransport,
+        configuration: ServerConfiguration, servers: [UpstreamServer], policy: PolicyState, store: any LimitStore,
         metrics: ToolgateMetrics, readiness: ToolgateServer.Readiness, logger: Logger, approvals: any ApprovalStore,
         roundStates: any RoundStateStore, auditLog: AuditLog?, inflight: InflightRequests, input: Int32 = STDIN_FILENO,
         output: Int32 = STDOUT_FILENO
     ) {
         let gate = ApprovalGate(store: approvals, metrics: metrics, logger: logger)
-        proxy = MCPProxy(
-            configuration: configuration, policy: policy, store: store,
-            // Reports when each message reached the upstream: what must not overtake it waits until then.
-            upstream: StdioOrderedUpstream(upstream: upstream), metrics: metrics, logger: logger,
-            approvals: gate, roundStates: roundStates, auditLog: auditLog, readiness: readiness, inflight: inflight)
+        let proxies = servers.map { server in
+            MCPProxy(
+                configuration: server.configuration, policy: policy, store: store,
+                // Reports when each message reached the upstream: what must not overtake it waits until then.
+                upstream: StdioOrderedUpstream(upstream: server.upstream), metrics: metrics, logger: logger,
+                approvals: gate, upstreamObservation: server.observation, roundStates: roundStates, auditLog: auditLog,
+                readiness: readiness, inflight: inflight)
+        }
+        if proxies.count == 1 {
+            let proxy = proxies[0]
+            handle = { await proxy.handle($0) }
+        } else {
+            let exchanges = zip(servers, proxies).map { ServerExchange(server: $0.name ?? "", proxy: $1) }
+            let merged = MergedEndpoint(separator: configuration.nameSeparator, version: metrics.version, logger: logger)
+            handle = { await merged.handle($0, agent: nil, servers: exchanges) }
+        }
         self.logger = logger
         maxLineBytes = configuration.maxBodyBytes
         self.input = input
@@ -98,7 +112,7 @@ public struct StdioFront: Service {
             logger.info("stdio: stdin closed; finishing the messages in flight")
         }
         if let id = session.id {
-            await discard(await proxy.handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil))))
+            await discard(await handle(Self.request(method: .delete, body: [], headers: session.headers(for: nil))))
             logger.debug("stdio: ended the upstream session", metadata: ["session": "\(id)"])
         }
         if readiness.isDraining {
@@ -110,7 +124,7 @@ public struct StdioFront: Service {
 
     private func relay(_ bytes: [UInt8], message: JSONValue?, session: StdioSession, progress: StdioMessageProgress) async {
         let response = await StdioMessageProgress.$current.withValue(progress) {
-            await proxy.handle(Self.request(method: .post, body: bytes, headers: session.headers(for: message)))
+            await handle(Self.request(method: .post, body: bytes, headers: session.headers(for: message)))
         }
         // Answered by toolgate itself, or the upstream failed: nothing of it is on its way any more.
         progress.finished()
@@ -137,7 +151,7 @@ public struct StdioFront: Service {
     private func startServerStream(session: StdioSession) {
         let headers = session.headers(for: nil)
         Task {
-            let response = await proxy.handle(Self.request(method: .get, body: [], headers: headers))
+            let response = await handle(Self.request(method: .get, body: [], headers: headers))
             guard response.status == .ok else {
                 // No stream (a stdio upstream has none): its body is still read, or it would count as open for ever.
                 await discard(response)

@@ -49,15 +49,9 @@ final class StdioSession: Sendable {
                 case "resources/read": message?["params"]?["uri"]?.stringValue
                 default: nil
                 }
-            if let name { fields[MCPProxy.mcpName] = Self.headerValue(name) }
+            if let name { fields[MCPProxy.mcpName] = ProxyHeaders.nameHeaderValue(name) }
         }
         return fields
-    }
-
-    /// A name as a header value: as is when it is plain visible ASCII, else `=?base64?…?=`.
-    static func headerValue(_ name: String) -> String {
-        let plain = !name.isEmpty && name.utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E } && !name.hasPrefix("=?")
-        return plain ? name : "=?base64?" + Data(name.utf8).base64EncodedString() + "?="
     }
 }
 
