@@ -45,8 +45,11 @@ POLICY: dict[str, Any] = {
         "alpha": {"default": "deny", "tools": {
             "echo": {}, "ask": {}, "slow_progress": {}, "sleepy": {}, "imageBackgroundRemoval": {"limits": [SHARED]}},
             "prompts": {"default": "allow", "deny": ["internal_*"]}},
-        "beta": {"default": "allow", "hide": ["other_tool"], "tools": {"imageBackgroundRemoval": {"limits": [SHARED]}}},
-        "files": {"default": "deny", "tools": {"echo": {}, "ask": {}, "transfer": {"action": "deny", "reason": "no transfers from files"}},
+        "beta": {"default": "allow", "hide": ["other_tool"], "tools": {
+            "imageBackgroundRemoval": {"limits": [SHARED]},
+            "wizard": {"limits": [{"counter": "wizard_calls", "window": "minute", "max": 1, "scope": "grant"}]}}},
+        "files": {"default": "deny", "tools": {"echo": {}, "ask": {}, "sleepy": {}, "executions": {},
+                                                "transfer": {"action": "deny", "reason": "no transfers from files"}},
                   "resources": {"default": "allow", "hide": ["secret://*"]}},
     },
 }
@@ -83,7 +86,7 @@ def merged(toolgate, procs, tmp_path, store_args):
 def expected_tools() -> set[str]:
     beta = {"echo", "transfer", "imageBackgroundRemoval", "slow_progress", "sleepy", "ask", "wizard"}
     return ({f"alpha__{t}" for t in ("echo", "ask", "slow_progress", "sleepy", "imageBackgroundRemoval")}
-            | {f"files__{t}" for t in ("echo", "ask", "transfer")}
+            | {f"files__{t}" for t in ("echo", "ask", "sleepy", "executions", "transfer")}
             | {f"beta__{t}" for t in beta})
 
 
@@ -115,7 +118,7 @@ def test_one_endpoint_holds_every_server(merged, era):
             names = set(tools)
             # Each server's section decides its part: alpha's deny-by-default, beta's hide, files' own entries.
             assert {f"alpha__{t}" for t in ("echo", "ask", "imageBackgroundRemoval")} <= names, names
-            assert "beta__other_tool" not in names and "alpha__other_tool" not in names and "files__sleepy" not in names
+            assert "beta__other_tool" not in names and "alpha__other_tool" not in names and "files__run_command" not in names
             assert {"beta__echo", "beta__transfer", "files__echo", "files__transfer"} <= names, names
             # A call reaches its server, under the server's own name.
             assert text_of(await client.call_tool("alpha__echo", {"text": "a"})) == "echo: a"
@@ -191,7 +194,32 @@ def test_an_elicitation_from_one_server_is_answered_while_another_server_calls(m
     assert sorted(asked) == ["from beta?", "from files?"]
 
 
-def test_progress_and_cancellation_of_one_servers_call(merged):
+def test_a_multi_round_call_in_the_per_request_era_goes_back_to_its_server(merged):
+    """Revision 2026-07-28's input_required rounds: each retry carries the state and is routed by name to the same
+    server, which is charged once for the whole call (its proxy remembers the states it relayed): with a limit of one
+    call a minute, all three rounds pass."""
+    tg = merged
+    asked: list[str] = []
+
+    async def answer(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"answer": f"yes {len(asked)}"})
+
+    async def body() -> None:
+        async with mcp.Client(tg.url, elicitation_callback=answer, read_timeout_seconds=30) as client:
+            result = await client.call_tool("beta__wizard", {"rounds": 3, "tag": "merged"})
+            assert result.is_error is False and text_of(result).startswith("wizard done after 3 rounds"), result
+
+    run_async(body)
+    assert asked == ["answer 1 of 2?", "answer 2 of 2?"], asked
+    metrics = httpx2.get(f"{tg.base}/metrics", timeout=5).text
+    # Two states relayed, both recognised on the retries: the follow-ups rode on the first round's charge.
+    rounds = [l for l in metrics.splitlines() if l.startswith("toolgate_tool_call_rounds_total{")]
+    assert 'toolgate_tool_call_rounds_total{event="remembered"} 2' in rounds, rounds
+    assert 'toolgate_tool_call_rounds_total{event="follow_up"} 2' in rounds, rounds
+
+
+def test_progress_of_one_servers_call(merged):
     tg = merged
 
     async def body() -> None:
@@ -205,13 +233,40 @@ def test_progress_and_cancellation_of_one_servers_call(merged):
             result = await session.call_tool("beta__slow_progress", {"steps": 3}, progress_callback=on_progress)
             assert result.is_error is False and len(progress) == 3, (result, progress)
 
-            # A long call on beta is cancelled while files answers in the same session.
-            with anyio.move_on_after(1.0):
-                await session.call_tool("beta__sleepy", {"seconds": 20, "tag": "cancelled"})
-            assert text_of(await session.call_tool("files__echo", {"text": "after"})) == "echo: after"
-            assert text_of(await session.call_tool("beta__echo", {"text": "beta still"})) == "echo: beta still"
+    run_async(body)
+
+
+@pytest.mark.parametrize("era", ["handshake", "modern"])
+def test_a_cancelled_call_stops_at_its_server_while_another_servers_call_runs(merged, era):
+    """Handshake era: the SDK sends notifications/cancelled, which goes to the server with that request in flight;
+    per-request era: it closes the POST. The abandoned call (files, a stdio server that counts its executions) stops
+    there; a call to beta in the same session runs to its end."""
+    tg = merged
+    tag = f"cancel-{era}-{uuid.uuid4().hex[:8]}"
+    opener = handshake_session if era == "handshake" else modern_client
+
+    async def body() -> None:
+        async with opener(tg.url) as client:
+            results: dict[str, str] = {}
+
+            async def abandoned() -> None:
+                with anyio.move_on_after(0.7):
+                    await client.call_tool("files__sleepy", {"seconds": 3, "tag": tag})
+
+            async def kept() -> None:
+                results["beta"] = text_of(await client.call_tool("beta__sleepy", {"seconds": 1.5, "tag": tag}))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(abandoned)
+                tasks.start_soon(kept)
+            assert results["beta"] == "slept 1.5 s", results
+            await anyio.sleep(3)  # past the abandoned call's own end: had it not been cancelled, it would be finished
+            counts = json.loads(text_of(await client.call_tool("files__executions", {"tag": tag})))
+            assert counts == {"started": 1, "finished": 0}, counts
 
     run_async(body)
+    beta = httpx2.get(f"http://127.0.0.1:{tg.beta.port}/_executions", timeout=5).json()
+    assert beta[tag] == {"started": 1, "finished": 1}, beta
 
 
 def test_one_server_killed_mid_session_the_others_answer(merged):
