@@ -47,3 +47,12 @@ JSON
   pids+=("$toolgate_pid")
   wait_http "http://127.0.0.1:$toolgate_port/healthz"
 }
+
+# wrk_row TARGET URL CONCURRENCY: `duration` seconds of wrk posting tools/call (benchmarks/wrk-tools-call.lua; the
+# tool is $WRK_TOOL, default echo) to URL, printed as a Markdown row: target, concurrency, requests/s, p50, p99, errors.
+wrk_row() {
+  local line
+  line=$(wrk -t"$(( $3 < 2 ? 1 : 2 ))" -c"$3" -d"${duration}s" --latency -s benchmarks/wrk-tools-call.lua "$2" | grep '^RESULT')
+  eval "${line#RESULT }"
+  printf '| %s | %d | %.0f | %d | %d | %d |\n' "$1" "$3" "$(awk -v r="$requests" -v s="$seconds" 'BEGIN { print r / s }')" "$p50_us" "$p99_us" "$errors"
+}

@@ -11,18 +11,11 @@ source benchmarks/lib.sh
 start_upstream_and_toolgate
 sleep 0.5
 
-run() {  # target-name url concurrency
-  local line
-  line=$(wrk -t"$(( $3 < 2 ? 1 : 2 ))" -c"$3" -d"${duration}s" --latency -s benchmarks/wrk-tools-call.lua "$2" | grep '^RESULT')
-  eval "${line#RESULT }"
-  printf '| %s | %d | %.0f | %d | %d | %d |\n' "$1" "$3" "$(awk -v r="$requests" -v s="$seconds" 'BEGIN { print r / s }')" "$p50_us" "$p99_us" "$errors"
-}
-
 echo "| target | concurrency | requests/s | p50 µs | p99 µs | errors |"
 echo "|---|---:|---:|---:|---:|---:|"
 for c in 1 16 64; do
-  run "upstream direct" "http://127.0.0.1:$upstream_port/mcp" "$c"
-  run "through toolgate" "http://127.0.0.1:$toolgate_port/mcp" "$c"
+  wrk_row "upstream direct" "http://127.0.0.1:$upstream_port/mcp" "$c"
+  wrk_row "through toolgate" "http://127.0.0.1:$toolgate_port/mcp" "$c"
 done
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$toolgate_pid/status")
 hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$toolgate_pid/status")

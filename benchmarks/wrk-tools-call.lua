@@ -1,6 +1,7 @@
 -- One tools/call per request, the shape an agent sends. Prints a machine-readable summary line.
 wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}'
+-- WRK_TOOL names the tool (default echo): the merged endpoint's benchmark calls beta__echo.
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' .. (os.getenv("WRK_TOOL") or "echo") .. '","arguments":{"text":"hi"}}}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 

@@ -48,7 +48,7 @@ POLICY: dict[str, Any] = {
         "beta": {"default": "allow", "hide": ["other_tool"], "tools": {
             "imageBackgroundRemoval": {"limits": [SHARED]},
             "wizard": {"limits": [{"counter": "wizard_calls", "window": "minute", "max": 1, "scope": "grant"}]}}},
-        "files": {"default": "deny", "tools": {"echo": {}, "ask": {}, "sleepy": {}, "executions": {},
+        "files": {"default": "deny", "tools": {"echo": {}, "ask": {}, "sleepy": {}, "executions": {}, "notify_later": {},
                                                 "transfer": {"action": "deny", "reason": "no transfers from files"}},
                   "resources": {"default": "allow", "hide": ["secret://*"]}},
     },
@@ -86,7 +86,7 @@ def merged(toolgate, procs, tmp_path, store_args):
 def expected_tools() -> set[str]:
     beta = {"echo", "transfer", "imageBackgroundRemoval", "slow_progress", "sleepy", "ask", "wizard"}
     return ({f"alpha__{t}" for t in ("echo", "ask", "slow_progress", "sleepy", "imageBackgroundRemoval")}
-            | {f"files__{t}" for t in ("echo", "ask", "sleepy", "executions", "transfer")}
+            | {f"files__{t}" for t in ("echo", "ask", "sleepy", "executions", "notify_later", "transfer")}
             | {f"beta__{t}" for t in beta})
 
 
@@ -372,3 +372,61 @@ def test_a_desktop_client_launching_toolgate_stdio_sees_every_server(procs, tmp_
     lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert {(l["server"], l["decision"]) for l in lines} >= {("files", "allowed"), ("alpha", "allowed"), ("alpha", "rate_limited")}
     assert {l["grant"] for l in lines} == {"desktop"}, lines
+
+
+def test_a_servers_own_notification_reaches_the_agent_on_the_merged_stream(merged):
+    """What a server sends outside any request (here files' `tools/list_changed` and a log message) arrives on the
+    session's one GET stream, which fans in every server's."""
+    tg = merged
+    received: list[str] = []
+
+    async def handler(message: Any) -> None:
+        root = getattr(message, "root", message)
+        method = getattr(root, "method", None)
+        if method:
+            received.append(method)
+
+    async def body() -> None:
+        from mcp.client.streamable_http import streamable_http_client
+
+        async with httpx2.AsyncClient(timeout=30) as http:
+            async with streamable_http_client(tg.url, http_client=http) as (read, write):
+                async with mcp.ClientSession(read, write, message_handler=handler, read_timeout_seconds=30) as session:
+                    await session.initialize()
+                    for attempt in range(20):  # the client opens its GET stream after initialize: until it is there
+                        await session.call_tool("files__notify_later", {"kind": "tools_list_changed",
+                                                                        "tag": f"n{attempt}", "waiters": 0})
+                        with anyio.move_on_after(0.5):
+                            while "notifications/tools/list_changed" not in received:
+                                await anyio.sleep(0.02)
+                        if "notifications/tools/list_changed" in received:
+                            break
+                    assert "notifications/tools/list_changed" in received, received
+
+    run_async(body)
+
+
+def test_a_merged_session_belongs_to_the_grant_that_opened_it(toolgate, procs, tmp_path):
+    """Another grant presenting a session id it learned gets 404, as for an unknown session, and no server sees the
+    request; without a token the merged endpoint refuses as every route does (401)."""
+    import hashlib
+
+    alpha = _start_mcp_upstream(procs, "json", tag="alpha")
+    beta = _start_mcp_upstream(procs, "sse", tag="beta")
+    grants = {"grants": [{"name": "alice", "sha256": hashlib.sha256(b"alice-token").hexdigest()},
+                         {"name": "mallory", "sha256": hashlib.sha256(b"mallory-token").hexdigest()}]}
+    tg = toolgate(None, POLICY, grants=grants, args=["--servers", str(servers_file(tmp_path, alpha.url, beta.url))])
+    base = {"Accept": ACCEPT_BOTH, "Content-Type": "application/json", "MCP-Protocol-Version": HANDSHAKE_VERSION}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {"text": "x"}}}
+    with httpx2.Client(timeout=30) as http:
+        assert http.post(tg.url, json=init, headers=base).status_code == 401
+        opened = http.post(tg.url, json=init, headers={**base, "Authorization": "Bearer alice-token"})
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+        stolen = http.post(tg.url, json=call, headers={**base, "Authorization": "Bearer mallory-token", "Mcp-Session-Id": session})
+        assert stolen.status_code == 404, stolen.text
+        own = http.post(tg.url, json=call, headers={**base, "Authorization": "Bearer alice-token", "Mcp-Session-Id": session})
+        assert own.status_code == 200 and "echo: x" in own.text, own.text
+        assert http.delete(tg.url, headers={**base, "Authorization": "Bearer mallory-token", "Mcp-Session-Id": session}).status_code == 404
