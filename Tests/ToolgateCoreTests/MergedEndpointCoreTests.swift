@@ -142,3 +142,48 @@ import Testing
         #expect(method.code == .methodNotFound)
     }
 }
+
+@Suite struct MergedListenTests {
+    let ack = "notifications/subscriptions/acknowledged"
+
+    @Test func oneAcknowledgmentFirstThenEventsThenOneResult() throws {
+        var listen = MergedListen(id: 7, servers: ["a", "b"])
+        let early: JSONValue = ["jsonrpc": "2.0", "method": "notifications/tools/list_changed"]
+        #expect(listen.receive(["jsonrpc": "2.0", "method": .string(ack), "params": ["notifications": ["toolsListChanged": true]]], from: "a").isEmpty)
+        // An event of a's before b acknowledged waits behind the merged acknowledgment.
+        #expect(listen.receive(early, from: "a").isEmpty)
+        let released = listen.receive(
+            ["jsonrpc": "2.0", "method": .string(ack), "params": ["notifications": ["promptsListChanged": true, "resourceSubscriptions": ["x://1"]]]],
+            from: "b")
+        #expect(released.count == 2)
+        #expect(released[0]["params"]?["notifications"] == ["toolsListChanged": true, "promptsListChanged": true, "resourceSubscriptions": ["x://1"]])
+        #expect(released[1] == early)
+        #expect(listen.receive(early, from: "b") == [early])
+        // Each server's final result is held; one comes at the end.
+        #expect(listen.receive(["jsonrpc": "2.0", "id": 7, "result": [:]], from: "a").isEmpty)
+        #expect(listen.ended("a").isEmpty && listen.ended("b").isEmpty)
+        let end = listen.finish()
+        #expect(end.count == 1 && end[0]["id"] == 7 && end[0]["result"] != nil)
+    }
+
+    @Test func aServerThatEndsWithoutAcknowledgingDoesNotHoldTheOthersBack() {
+        var listen = MergedListen(id: "s", servers: ["a", "b"])
+        #expect(listen.receive(["jsonrpc": "2.0", "method": .string(ack), "params": ["notifications": [:]]], from: "a").isEmpty)
+        #expect(listen.ended("b").count == 1)
+        // Nobody acknowledged at all: the agent learns why.
+        var none = MergedListen(id: 1, servers: ["a"])
+        #expect(none.ended("a").isEmpty)
+        #expect(none.finish().first?["error"]?["code"] == -32603)
+    }
+}
+
+@Suite struct MergedNameAmbiguityTests {
+    @Test func aToolWhoseMergedNameIsAnotherServersIsLeftOut() {
+        let names = MergedNames(servers: ["a", "a__b"], separator: "__")
+        let page = MergedListPage.merge(
+            .tools, pages: [("a", .page(["tools": [["name": "b__x"], ["name": "y"]]])), ("a__b", .page(["tools": [["name": "x"]]]))],
+            names: names)
+        #expect(page.result["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["a__y", "a__b__x"])
+        #expect(page.leftOut.count == 1 && page.leftOut[0].why.contains("another server"))
+    }
+}

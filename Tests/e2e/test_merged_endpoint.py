@@ -430,3 +430,20 @@ def test_a_merged_session_belongs_to_the_grant_that_opened_it(toolgate, procs, t
         own = http.post(tg.url, json=call, headers={**base, "Authorization": "Bearer alice-token", "Mcp-Session-Id": session})
         assert own.status_code == 200 and "echo: x" in own.text, own.text
         assert http.delete(tg.url, headers={**base, "Authorization": "Bearer mallory-token", "Mcp-Session-Id": session}).status_code == 404
+
+
+def test_a_listen_stream_in_the_per_request_era_is_every_servers_as_one(merged):
+    """`subscriptions/listen` (2026-07-28): one acknowledgment with what the servers honor together, then the
+    servers' events; leaving it ends every server's stream."""
+    tg = merged
+
+    async def body() -> None:
+        async with mcp.Client(tg.url, read_timeout_seconds=30) as client:
+            async with client.listen(tools_list_changed=True, prompts_list_changed=True) as subscription:
+                honored = subscription.honored
+                assert getattr(honored, "tools_list_changed", None) is True, honored
+            # The session goes on: the same client still calls every server.
+            assert text_of(await client.call_tool("files__echo", {"text": "after"})) == "echo: after"
+            assert text_of(await client.call_tool("alpha__echo", {"text": "after"})) == "echo: after"
+
+    run_async(body)

@@ -41,7 +41,8 @@ public enum MergedHandshake {
         return .object(result)
     }
 
-    /// Every capability any server has; a flag (`listChanged`, `subscribe`) is on when any server's is.
+    /// Every capability any server has; a flag (`listChanged`, `subscribe`) is on when any server's is, a list holds
+    /// every server's entries.
     public static func capabilities(_ answers: [Answer]) -> JSONValue {
         answers.reduce(JSONValue.object([:])) { union($0, $1.result["capabilities"] ?? .object([:])) }
     }
@@ -52,6 +53,7 @@ public enum MergedHandshake {
             for member in right.members { left[member.key] = left[member.key].map { union($0, member.value) } ?? member.value }
             return .object(left)
         case (.bool(let left), .bool(let right)): return .bool(left || right)
+        case (.array(let left), .array(let right)): return .array(left + right.filter { !left.contains($0) })
         default: return a
         }
     }

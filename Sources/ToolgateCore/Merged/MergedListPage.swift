@@ -45,10 +45,15 @@ public struct MergedListPage: Sendable {
                 guard case .object(var object) = item else { continue }
                 if kind.namesArePrefixed {
                     guard case .string(let name)? = object["name"] else { continue }
-                    guard let merged = names.exposed(server: server, name: name) else {
+                    // `a` listing `b__x` would be `a__b__x`, which is server `a__b`'s `x`: left out, never misrouted.
+                    guard let merged = names.exposed(server: server, name: name),
+                        let back = names.route(merged), back.server == server, back.name == name
+                    else {
                         leftOut.append(LeftOut(
                             server: server, name: name,
-                            why: "\"\(server)\(names.separator)\(name.prefix(64))\" is not a valid tool name (1-128 of A-Z a-z 0-9 _ - .)"))
+                            why: names.exposed(server: server, name: name) == nil
+                                ? "\"\(server)\(names.separator)\(name.prefix(64))\" is not a valid tool name (1-128 of A-Z a-z 0-9 _ - .)"
+                                : "\"\(server)\(names.separator)\(name.prefix(64))\" would name another server's tool"))
                         continue
                     }
                     object["name"] = .string(merged)

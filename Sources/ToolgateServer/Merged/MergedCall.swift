@@ -10,6 +10,7 @@ struct MergedCall: Sendable {
     let endpoint: MergedEndpoint
     /// Servers-file order.
     let servers: [ServerExchange]
+    let names: MergedNames
     let session: MergedSession?
     /// Who is asking: a session opened here belongs to this grant alone.
     let grant: String
@@ -35,6 +36,7 @@ struct MergedCall: Sendable {
             case "server/discover": return await discover(message, id: id)
             case "ping": return answer(JSONRPCResponse.result(id: id, .object([:])))
             case "logging/setLevel": return await everyServer(message, id: id)
+            case "subscriptions/listen": return await listen(message, id: id)
             default:
                 if let kind = MergedListKind(method: method) { return await list(kind, message, id: id) }
                 return await routed(message, id: id, method: method)
@@ -170,7 +172,7 @@ struct MergedCall: Sendable {
             return .failed(reply?["error"]?["message"]?.stringValue ?? "HTTP \(response.status.code)")
         }
         let page = MergedListPage.merge(
-            kind, pages: zip(pending, outcomes).map { ($0.server, $1) }, names: endpoint.names(servers))
+            kind, pages: zip(pending, outcomes).map { ($0.server, $1) }, names: names)
         endpoint.recordClaims(page.claims, servers: serverNames)
         for (server, why) in page.failed {
             logger.warning("server left out of a merged list", metadata: ["server": "\(server)", "list": "\(kind.method)", "problem": "\(why)"])
@@ -202,7 +204,7 @@ struct MergedCall: Sendable {
 
     private func routed(_ message: JSONRPCMessage, id: JSONValue, method: String) async -> Response {
         let route: MergedRoute
-        switch MergedRoute.find(message, method: method, names: endpoint.names(servers), owner: { uri in
+        switch MergedRoute.find(message, method: method, names: names, owner: { uri in
             self.endpoint.owner(of: uri, servers: self.serverNames)
         }) {
         case .routed(let found): route = found
@@ -214,7 +216,7 @@ struct MergedCall: Sendable {
             return answer(JSONRPCResponse.error(id: id, code: failure.code, message: failure.message))
         case .unknownResource(let uri):
             // Nobody listed it yet: learn every server's resources and templates, then look again.
-            await learnResources(id: id)
+            if endpoint.mayLearnResources() { await learnResources(id: id) }
             guard let server = endpoint.owner(of: uri, servers: serverNames) else {
                 return answer(JSONRPCResponse.error(
                     id: id, code: .resourceNotFound, message: "Resource not found: no server lists \(uri.prefix(200))",
@@ -245,7 +247,7 @@ struct MergedCall: Sendable {
                 let reply = ServerExchange.answer(to: id, in: await ServerExchange.messages(of: self.send(request, to: exchange)))
                 return reply?["result"].map { .page($0) } ?? .failed("no answer")
             }
-            let page = MergedListPage.merge(kind, pages: zip(holders, pages).map { ($0.server, $1) }, names: endpoint.names(servers))
+            let page = MergedListPage.merge(kind, pages: zip(holders, pages).map { ($0.server, $1) }, names: names)
             endpoint.recordClaims(page.claims, servers: serverNames)
         }
     }
@@ -273,6 +275,27 @@ struct MergedCall: Sendable {
             return MCPProxy.httpError(.methodNotAllowed, .invalidRequest, "no server behind this endpoint offers a GET stream")
         }
         return MergedStream.fanIn(streams, session: session, logger: logger)
+    }
+
+    /// Revision 2026-07-28's `subscriptions/listen`: every server's stream as one; a server without one is left out.
+    private func listen(_ message: JSONRPCMessage, id: JSONValue) async -> Response {
+        let opened = await gather(reachable) { await self.send(message.raw, to: $0) }
+        var streams: [(String, Response)] = []
+        var refusal: Response?
+        for (exchange, response) in zip(reachable, opened) {
+            if response.status == .ok, response.headers[.contentType]?.lowercased().hasPrefix("text/event-stream") == true {
+                streams.append((exchange.server, response))
+            } else if refusal == nil {
+                refusal = response
+            } else {
+                await Self.drain(response)
+            }
+        }
+        guard !streams.isEmpty else {
+            return refusal ?? answer(JSONRPCResponse.error(id: id, code: .internalError, message: "no MCP server is reachable"))
+        }
+        if let refusal { await Self.drain(refusal) }
+        return MergedStream.listen(streams, id: id)
     }
 
     // MARK: plumbing

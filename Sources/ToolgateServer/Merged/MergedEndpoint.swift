@@ -15,6 +15,8 @@ final class MergedEndpoint: Sendable {
     /// Which server each resource URI or template belongs to, from every list any agent was shown.
     private let owners: Mutex<(servers: [String], owners: ResourceOwners)>
     private let serverInfo: JSONValue
+    /// When every server's resource lists were last asked for on behalf of an unknown URI.
+    private let lastLearned = Mutex<ContinuousClock.Instant?>(nil)
 
     init(separator: String, version: String, logger: Logger) {
         self.separator = separator
@@ -23,7 +25,8 @@ final class MergedEndpoint: Sendable {
         serverInfo = ["name": "toolgate", "version": .string(version)]
     }
 
-    func handle(_ request: Request, agent: (any AgentPresence)?, servers: [ServerExchange]) async -> Response {
+    /// `names`: made from `servers` with this endpoint's separator (once per servers file, not per request).
+    func handle(_ request: Request, agent: (any AgentPresence)?, servers: [ServerExchange], names: MergedNames) async -> Response {
         guard let first = servers.first else {
             return MCPProxy.httpError(.serviceUnavailable, .internalError, "no MCP server is configured")
         }
@@ -40,7 +43,7 @@ final class MergedEndpoint: Sendable {
             session = known
         }
         let call = MergedCall(
-            endpoint: self, servers: servers, session: session, grant: grant, head: request.head, agent: agent,
+            endpoint: self, servers: servers, names: names, session: session, grant: grant, head: request.head, agent: agent,
             format: ResponseFormat(accept: request.headers[.accept]))
         switch request.method {
         case .post: return await post(request, call)
@@ -95,11 +98,6 @@ final class MergedEndpoint: Sendable {
         return await call.post(message)
     }
 
-    var names: @Sendable ([ServerExchange]) -> MergedNames {
-        let separator = separator
-        return { MergedNames(servers: $0.map(\.server), separator: separator) }
-    }
-
     /// Records what a list showed; a reloaded servers file starts the table again.
     func recordClaims(_ claims: [MergedListPage.Claim], servers: [String]) {
         let conflicts = owners.withLock { state in
@@ -114,4 +112,14 @@ final class MergedEndpoint: Sendable {
     }
 
     var info: JSONValue { serverInfo }
+
+    /// An agent asking for URIs nobody lists would otherwise make every server list its resources on each request.
+    func mayLearnResources() -> Bool {
+        let now = ContinuousClock.now
+        return lastLearned.withLock { last in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+    }
 }

@@ -16,6 +16,9 @@ public final class ServerRoutes: Sendable {
         /// In servers-file order.
         var routes: [Route]
         var byName: [String: Route]
+        /// What the merged endpoint needs of them, made once per table rather than per request.
+        var exchanges: [ServerExchange]
+        var names: MergedNames
     }
 
     private let table: Mutex<Table>
@@ -32,16 +35,19 @@ public final class ServerRoutes: Sendable {
         servers: [UpstreamServer], originGuard: RequestOriginGuard, merged: MergedEndpoint? = nil,
         makeProxy: @escaping @Sendable (UpstreamServer) -> MCPProxy
     ) {
-        table = Mutex(Self.table(servers.map { Route(server: $0, proxy: makeProxy($0)) }))
+        table = Mutex(Self.table(servers.map { Route(server: $0, proxy: makeProxy($0)) }, separator: merged?.separator ?? "__"))
         self.originGuard = originGuard
         self.merged = merged
         self.makeProxy = makeProxy
     }
 
-    private static func table(_ routes: [Route]) -> Table {
+    private static func table(_ routes: [Route], separator: String) -> Table {
         var byName: [String: Route] = [:]
         for route in routes { if let name = route.server.name { byName[name] = route } }
-        return Table(routes: routes, byName: byName)
+        let exchanges = routes.compactMap { route in route.server.name.map { ServerExchange(server: $0, proxy: route.proxy) } }
+        return Table(
+            routes: routes, byName: byName, exchanges: exchanges,
+            names: MergedNames(servers: exchanges.map(\.server), separator: separator))
     }
 
     /// The servers in force, in file order.
@@ -53,7 +59,7 @@ public final class ServerRoutes: Sendable {
         let kept = table.withLock { table in
             Dictionary(table.routes.map { ($0.server.id, $0) }, uniquingKeysWith: { first, _ in first })
         }
-        let next = Self.table(servers.map { kept[$0.id] ?? Route(server: $0, proxy: makeProxy($0)) })
+        let next = Self.table(servers.map { kept[$0.id] ?? Route(server: $0, proxy: makeProxy($0)) }, separator: merged?.separator ?? "__")
         table.withLock { $0 = next }
     }
 
@@ -70,15 +76,13 @@ public final class ServerRoutes: Sendable {
     func handleRoot(_ request: Request, agent: (any AgentPresence)?) async -> Response {
         if let proxy = onlyProxy { return await proxy.handle(request, agent: agent) }
         if let refusal = guardRefusal(request) { return refusal }
-        let servers = table.withLock { table in
-            table.routes.compactMap { route in route.server.name.map { ServerExchange(server: $0, proxy: route.proxy) } }
-        }
+        let (servers, merging) = table.withLock { ($0.exchanges, $0.names) }
         guard let merged else {
             return MCPProxy.httpError(
                 .notFound, .invalidRequest,
                 "this sidecar guards several MCP servers, each at its own route: \(names.map { "/mcp/" + $0 }.joined(separator: ", "))")
         }
-        return await merged.handle(request, agent: agent, servers: servers)
+        return await merged.handle(request, agent: agent, servers: servers, names: merging)
     }
 
     /// `/mcp/NAME`.

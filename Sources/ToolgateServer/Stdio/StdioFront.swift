@@ -50,7 +50,8 @@ public struct StdioFront: Service {
         } else {
             let exchanges = zip(servers, proxies).map { ServerExchange(server: $0.name ?? "", proxy: $1) }
             let merged = MergedEndpoint(separator: configuration.nameSeparator, version: metrics.version, logger: logger)
-            handle = { await merged.handle($0, agent: nil, servers: exchanges) }
+            let names = MergedNames(servers: exchanges.map(\.server), separator: configuration.nameSeparator)
+            handle = { await merged.handle($0, agent: nil, servers: exchanges, names: names) }
         }
         self.logger = logger
         maxLineBytes = configuration.maxBodyBytes
