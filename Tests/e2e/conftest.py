@@ -114,8 +114,8 @@ class McpUpstream:
         return f"http://127.0.0.1:{self.port}/mcp"
 
 
-def _start_mcp_upstream(group: ProcessGroup, mode: str, tag: str | None = None) -> McpUpstream:
-    port = free_port()
+def _start_mcp_upstream(group: ProcessGroup, mode: str, tag: str | None = None, port: int | None = None) -> McpUpstream:
+    port = port or free_port()
     argv = [PYTHON, str(E2E_DIR / "upstream_mcp_server.py"), "--port", str(port)]
     if mode == "json":
         argv.append("--json-response")

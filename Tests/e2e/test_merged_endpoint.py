@@ -447,3 +447,83 @@ def test_a_listen_stream_in_the_per_request_era_is_every_servers_as_one(merged):
             assert text_of(await client.call_tool("alpha__echo", {"text": "after"})) == "echo: after"
 
     run_async(body)
+
+
+@pytest.mark.parametrize("era", ["handshake", "modern"])
+def test_completions_go_to_the_server_of_their_ref(merged, era):
+    """`completion/complete` by its ref: a prompt's by its prefix (the server gets its own name), a resource
+    template's by who listed the template."""
+    from mcp_types import PromptReference, ResourceTemplateReference
+
+    tg = merged
+
+    async def body() -> None:
+        opener = handshake_session if era == "handshake" else modern_client
+        async with opener(tg.url) as client:
+            prompt = await client.complete(PromptReference(type="ref/prompt", name="beta__summarize"),
+                                           {"name": "text", "value": "he"})
+            assert prompt.completion.values == ["beta:summarize:he"], prompt
+            await client.list_resource_templates()
+            template = await client.complete(ResourceTemplateReference(type="ref/resource", uri="test://items/{item_id}"),
+                                             {"name": "item_id", "value": "4"})
+            # Every server lists that template: the first in file order answers.
+            assert template.completion.values == ["alpha:test://items/{item_id}:4"], template
+            with expect_mcp_error():
+                await client.complete(PromptReference(type="ref/prompt", name="nobody__summarize"), {"name": "text", "value": ""})
+
+    run_async(body)
+
+
+def test_an_approval_through_the_merged_endpoint_names_its_server(toolgate, procs, tmp_path):
+    """`action: approve` in one server's section: the merged call waits, is refused `approval_required` naming the
+    server, shows as SERVER/TOOL in the approvals API, and once approved the identical retry runs on that server."""
+    alpha = _start_mcp_upstream(procs, "json", tag="alpha")
+    beta = _start_mcp_upstream(procs, "sse", tag="beta")
+    policy = json.loads(json.dumps(POLICY))
+    policy["servers"]["beta"]["tools"]["transfer"] = {"action": "approve", "approval": {"wait": "1s", "ttl": "1h"}}
+    token = uuid.uuid4().hex
+    (tmp_path / "admin.token").write_text(token + "\n")
+    tg = toolgate(None, policy, args=["--servers", str(servers_file(tmp_path, alpha.url, beta.url)),
+                                      "--admin-token-file", str(tmp_path / "admin.token")])
+    arguments = {"amount": 5, "tag": uuid.uuid4().hex[:8]}
+
+    async def call() -> Any:
+        async with handshake_session(tg.url) as session:
+            return await session.call_tool("beta__transfer", arguments)
+
+    waiting = run_async(call)
+    denial = denial_of(waiting)
+    assert denial["reason"] == "approval_required" and denial["server"] == "beta", denial
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx2.Client(timeout=10) as http:
+        listed = http.get(f"{tg.base}/admin/approvals", headers=auth).json()["approvals"]
+        mine = next(a for a in listed if a["id"] == denial["approvalId"])
+        assert mine["server"] == "beta" and mine["tool"] == "transfer", mine
+        decided = http.post(f"{tg.base}/admin/approvals/{denial['approvalId']}", json={"decision": "approve"}, headers=auth)
+        assert decided.status_code == 200, decided.text
+    approved = run_async(call)
+    assert approved.is_error is False and text_of(approved).startswith("transferred 5"), approved
+    # It ran on beta, once, and nowhere else.
+    ran = httpx2.get(f"http://127.0.0.1:{beta.port}/_transfers", timeout=5).json()
+    assert len(ran.get(arguments["tag"], [])) == 1, ran
+
+
+def test_a_server_down_when_the_session_began_joins_it_when_a_call_needs_it(toolgate, procs, tmp_path):
+    """beta is not listening at initialize: the session opens without it (the others serve). Once beta is up, the
+    first call to it opens beta's own session inside the agent's, and its tools join the lists."""
+    from helpers import free_port
+
+    alpha = _start_mcp_upstream(procs, "json", tag="alpha")
+    late_port = free_port()
+    tg = toolgate(None, POLICY, args=["--servers", str(servers_file(tmp_path, alpha.url, f"http://127.0.0.1:{late_port}/mcp"))])
+
+    async def body() -> None:
+        async with handshake_session(tg.url) as session:
+            names = set(await all_tools(session))
+            assert "alpha__echo" in names and not any(n.startswith("beta__") for n in names), names
+            _start_mcp_upstream(procs, "sse", tag="beta", port=late_port)
+            assert text_of(await session.call_tool("beta__echo", {"text": "late"})) == "echo: late"
+            assert "beta__echo" in set(await all_tools(session))
+
+    run_async(body)
+    assert "joined it" in tg.log(), tg.log()[-2000:]

@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
+from mcp_types import Completion, ElicitRequest, ElicitRequestFormParams, InputRequiredResult
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -298,6 +298,12 @@ def main() -> None:
     if args.tag:
         tag = args.tag
         mcp.resource(f"tagged://{tag}/about", name=f"about-{tag}", mime_type="text/plain")(lambda: f"about {tag}")
+
+        async def complete(ref: Any, argument: Any, context: Any) -> Completion:
+            """Completions that say which server gave them (the merged endpoint routes by the ref)."""
+            return Completion(values=[f"{tag}:{getattr(ref, 'name', None) or getattr(ref, 'uri', '')}:{argument.value}"])
+
+        mcp.completion()(complete)
     if args.stdio:
         global _wire
         _wire = os.dup(1)

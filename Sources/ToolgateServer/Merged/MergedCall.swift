@@ -66,42 +66,71 @@ struct MergedCall: Sendable {
     // MARK: sessions
 
     private func initialize(_ message: JSONRPCMessage, id: JSONValue) async -> Response {
-        var opening = head
-        opening.headerFields[MCPProxy.sessionID] = nil
-        let fresh = opening
-        let answers = await gather(servers) { exchange in
-            let response = await exchange.send(head: fresh, body: JSONWriter.bytes(message.raw), agent: nil, mergedSession: nil)
-            let messages = await ServerExchange.messages(of: response)
-            return (response.headers[MCPProxy.sessionID], ServerExchange.answer(to: id, in: messages), response.status)
-        }
+        let body = JSONWriter.bytes(message.raw)
+        let opened = await gather(servers) { await self.open($0, with: body, id: id) }
         var upstreams: [String: MergedSession.Upstream] = [:]
         var results: [MergedHandshake.Answer] = []
         var problems: [String] = []
-        for (exchange, (issued, reply, status)) in zip(servers, answers) {
-            guard let result = reply?["result"] else {
-                let why = reply?["error"]?["message"]?.stringValue ?? "HTTP \(status.code)"
-                problems.append("\(exchange.server): \(why)")
-                continue
+        for (exchange, outcome) in zip(servers, opened) {
+            switch outcome {
+            case .success(let (upstream, result)):
+                results.append(.init(server: exchange.server, result: result))
+                upstreams[exchange.server] = upstream
+            case .failure(let problem):
+                problems.append("\(exchange.server): \(problem.why)")
             }
-            results.append(.init(server: exchange.server, result: result))
-            upstreams[exchange.server] = .init(
-                session: issued, protocolVersion: result["protocolVersion"]?.stringValue,
-                capabilities: result["capabilities"] ?? .object([:]))
         }
         if !problems.isEmpty {
-            logger.warning("servers left out of a merged session: they did not answer initialize",
+            logger.warning("servers left out of a merged session until a call to one of them finds it up",
                            metadata: ["servers": "\(problems.joined(separator: "; "))"])
         }
         guard !results.isEmpty else {
             return answer(JSONRPCResponse.error(
                 id: id, code: .internalError, message: "no MCP server answered initialize: " + problems.joined(separator: "; ")))
         }
-        let merged = MergedSession(id: Self.newSessionID(), grant: grant, upstreams: upstreams)
+        let merged = MergedSession(id: Self.newSessionID(), grant: grant, upstreams: upstreams, opening: body, openingID: id)
         endpoint.sessions.add(merged)
         var response = answer(JSONRPCResponse.result(
             id: id, MergedHandshake.initializeResult(results, serverInfo: endpoint.info, separator: endpoint.separator)))
         response.headers[MCPProxy.sessionID] = merged.id
         return response
+    }
+
+    struct OpenFailure: Error {
+        let why: String
+    }
+
+    /// Sends the agent's `initialize` to one server: its session, revision and capabilities, and its result.
+    private func open(
+        _ exchange: ServerExchange, with body: [UInt8], id: JSONValue
+    ) async -> Result<(MergedSession.Upstream, JSONValue), OpenFailure> {
+        var fresh = head
+        fresh.method = .post
+        fresh.headerFields[MCPProxy.sessionID] = nil
+        fresh.headerFields[MCPProxy.protocolVersion] = nil
+        let response = await exchange.send(head: fresh, body: body, agent: nil, mergedSession: nil)
+        let reply = ServerExchange.answer(to: id, in: await ServerExchange.messages(of: response))
+        guard let result = reply?["result"] else {
+            return .failure(OpenFailure(why: reply?["error"]?["message"]?.stringValue ?? "HTTP \(response.status.code)"))
+        }
+        let upstream = MergedSession.Upstream(
+            session: response.headers[MCPProxy.sessionID], protocolVersion: result["protocolVersion"]?.stringValue,
+            capabilities: result["capabilities"] ?? .object([:]))
+        return .success((upstream, result))
+    }
+
+    /// A server that was down when the session began, opened now that a call needs it (at most every few seconds
+    /// per session while it stays down), and told the session is initialized, as the agent told the others.
+    private func reopen(_ exchange: ServerExchange, in session: MergedSession) async -> Bool {
+        guard session.mayRetry(exchange.server) else { return false }
+        guard case .success(let (upstream, _)) = await open(exchange, with: session.opening, id: session.openingID) else {
+            return false
+        }
+        session.adopt(upstream, for: exchange.server)
+        let initialized: JSONValue = ["jsonrpc": "2.0", "method": "notifications/initialized"]
+        await Self.drain(await send(initialized, to: exchange))
+        logger.info("a server left out of a merged session at its start joined it", metadata: ["server": "\(exchange.server)"])
+        return true
     }
 
     private func discover(_ message: JSONRPCMessage, id: JSONValue) async -> Response {
@@ -224,9 +253,13 @@ struct MergedCall: Sendable {
             }
             route = MergedRoute(server: server, message: message.raw)
         }
-        guard let exchange = reachable.first(where: { $0.server == route.server }) else {
-            let why = servers.contains { $0.server == route.server } ? "did not open a session (it was down when this session began)" : "is not configured"
-            return answer(JSONRPCResponse.error(id: id, code: .internalError, message: "server \"\(route.server)\" \(why)"))
+        guard let exchange = servers.first(where: { $0.server == route.server }) else {
+            return answer(JSONRPCResponse.error(id: id, code: .internalError, message: "server \"\(route.server)\" is not configured"))
+        }
+        if let session, session.upstreams[route.server] == nil, await !reopen(exchange, in: session) {
+            return answer(JSONRPCResponse.error(
+                id: id, code: .internalError,
+                message: "server \"\(route.server)\" is unavailable: it did not answer initialize when this session began, nor since"))
         }
         session?.started(id, server: route.server)
         let response = await exchange.send(

@@ -14,10 +14,17 @@ final class MergedSession: Sendable {
 
     let id: String
     let grant: String
-    /// Servers that answered `initialize`; the others are left out of this session.
-    let upstreams: [String: Upstream]
+    /// The agent's `initialize` and its id: a server left out at the start is opened with them when a call needs it.
+    let opening: [UInt8]
+    let openingID: JSONValue
+
+    /// Servers that answered `initialize`, at the start or since; the others are left out of this session.
+    var upstreams: [String: Upstream] { state.withLock { $0.upstreams } }
 
     private struct State {
+        var upstreams: [String: Upstream]
+        /// When each server left out was last tried again.
+        var retried: [String: ContinuousClock.Instant] = [:]
         /// The agent's requests in flight, by id (as JSON text), and the server each went to: a cancellation goes there.
         var inFlight: [String: String] = [:]
         /// Requests servers sent the agent, under the id the agent saw, with the server and its own id.
@@ -25,13 +32,30 @@ final class MergedSession: Sendable {
         var nextServerRequest = 1
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    init(id: String, grant: String, upstreams: [String: Upstream]) {
+    init(id: String, grant: String, upstreams: [String: Upstream], opening: [UInt8], openingID: JSONValue) {
         self.id = id
         self.grant = grant
-        self.upstreams = upstreams
+        self.opening = opening
+        self.openingID = openingID
+        state = Mutex(State(upstreams: upstreams))
     }
+
+    func adopt(_ upstream: Upstream, for server: String) {
+        state.withLock { $0.upstreams[server] = upstream }
+    }
+
+    /// A server that stays down is tried again at most every `retryInterval`, not on every call.
+    func mayRetry(_ server: String, now: ContinuousClock.Instant = .now) -> Bool {
+        state.withLock { state in
+            if let last = state.retried[server], now - last < Self.retryInterval { return false }
+            state.retried[server] = now
+            return true
+        }
+    }
+
+    static let retryInterval = Duration.seconds(5)
 
     func started(_ requestID: JSONValue, server: String) {
         let key = JSONWriter.string(requestID)
