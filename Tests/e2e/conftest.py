@@ -114,13 +114,16 @@ class McpUpstream:
         return f"http://127.0.0.1:{self.port}/mcp"
 
 
-def _start_mcp_upstream(group: ProcessGroup, mode: str, tag: str | None = None, port: int | None = None) -> McpUpstream:
+def _start_mcp_upstream(group: ProcessGroup, mode: str, tag: str | None = None, port: int | None = None,
+                        tools_page_size: int | None = None) -> McpUpstream:
     port = port or free_port()
     argv = [PYTHON, str(E2E_DIR / "upstream_mcp_server.py"), "--port", str(port)]
     if mode == "json":
         argv.append("--json-response")
     if tag:
         argv += ["--tag", tag]
+    if tools_page_size:
+        argv += ["--tools-page-size", str(tools_page_size)]
     proc = group.start(f"upstream-mcp-{mode}", argv)
     _wait_or_fail(proc, lambda: tcp_accepts(port), f"listening on 127.0.0.1:{port}")
     return McpUpstream(mode=mode, port=port, proc=proc)

@@ -77,7 +77,8 @@ def servers_file(tmp_path: Path, alpha: str, beta: str) -> Path:
 @pytest.fixture
 def merged(toolgate, procs, tmp_path, store_args):
     alpha = _start_mcp_upstream(procs, "json", tag="alpha")
-    beta = _start_mcp_upstream(procs, "sse", tag="beta")
+    # beta lists its tools 3 at a time: the merged list spans pages, each holding what the servers still have.
+    beta = _start_mcp_upstream(procs, "sse", tag="beta", tools_page_size=3)
     tg = toolgate(None, POLICY, args=["--servers", str(servers_file(tmp_path, alpha.url, beta.url)), *store_args])
     tg.alpha, tg.beta = alpha, beta
     return tg
@@ -90,13 +91,22 @@ def expected_tools() -> set[str]:
             | {f"beta__{t}" for t in beta})
 
 
-async def all_tools(session: Any) -> list[str]:
-    """Every page, following nextCursor (the merged endpoint's own cursors)."""
+async def all_tools(session: Any, pages: list[list[str]] | None = None) -> list[str]:
+    """Every page, following nextCursor (the merged endpoint's own cursors); `pages` gets each page's names."""
     names: list[str] = []
     cursor = None
-    for _ in range(20):
-        page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+    for _ in range(30):
+        if not cursor:
+            page = await session.list_tools()
+        elif isinstance(session, mcp.ClientSession):
+            from mcp_types import PaginatedRequestParams
+
+            page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor))
+        else:
+            page = await session.list_tools(cursor=cursor)
         names += [t.name for t in page.tools]
+        if pages is not None:
+            pages.append([t.name for t in page.tools])
         cursor = page.next_cursor
         if not cursor:
             return names
@@ -113,8 +123,13 @@ def test_one_endpoint_holds_every_server(merged, era):
     async def body() -> None:
         opener = handshake_session if era == "handshake" else modern_client
         async with opener(tg.url) as client:
-            tools = await all_tools(client)
+            pages: list[list[str]] = []
+            tools = await all_tools(client, pages)
             assert len(tools) == len(set(tools)), tools
+            # The first page has every server's first page; the later ones only beta's, 3 (less hidden ones) each.
+            assert len(pages) >= 5, pages
+            assert {n.split("__")[0] for n in pages[0]} == {"alpha", "beta", "files"}, pages[0]
+            assert all(n.startswith("beta__") and len(p) <= 3 for p in pages[1:] for n in p), pages
             names = set(tools)
             # Each server's section decides its part: alpha's deny-by-default, beta's hide, files' own entries.
             assert {f"alpha__{t}" for t in ("echo", "ask", "imageBackgroundRemoval")} <= names, names

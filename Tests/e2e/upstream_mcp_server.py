@@ -294,7 +294,20 @@ def main() -> None:
     parser.add_argument("--json-response", action="store_true")
     parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead of HTTP")
     parser.add_argument("--tag", help="also serve tagged://TAG/about, a resource no other instance has")
+    parser.add_argument("--tools-page-size", type=int, help="answer tools/list in pages of N (the cursor: an offset)")
     args = parser.parse_args()
+    if args.tools_page_size:
+        from mcp_types import ListToolsResult, PaginatedRequestParams
+
+        size = args.tools_page_size
+
+        async def paged(ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+            tools = await mcp.list_tools()
+            start = int(params.cursor) if params is not None and params.cursor else 0
+            end = start + size
+            return ListToolsResult(tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None)
+
+        mcp._lowlevel_server.add_request_handler("tools/list", PaginatedRequestParams, paged)
     if args.tag:
         tag = args.tag
         mcp.resource(f"tagged://{tag}/about", name=f"about-{tag}", mime_type="text/plain")(lambda: f"about {tag}")
