@@ -542,3 +542,37 @@ def test_a_server_down_when_the_session_began_joins_it_when_a_call_needs_it(tool
 
     run_async(body)
     assert "joined it" in tg.log(), tg.log()[-2000:]
+
+
+def test_logging_subscriptions_and_rebinding_answer_as_each_server_does(merged):
+    """`logging/setLevel` reaches every server, `resources/subscribe` and `unsubscribe` the one that lists the URI,
+    each answering as the server does on its own route; a foreign Host or Origin is refused before anything is
+    routed (DNS rebinding)."""
+    from mcp.shared.exceptions import MCPError
+
+    tg = merged
+
+    async def outcomes(url: str, uri: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with handshake_session(url) as session:
+            for key, call in (("level", lambda: session.set_logging_level("warning")),
+                              ("subscribe", lambda: session.subscribe_resource(uri)),
+                              ("unsubscribe", lambda: session.unsubscribe_resource(uri))):
+                try:
+                    await call()
+                    out[key] = "ok"
+                except MCPError as e:
+                    out[key] = e.error.code
+        return out
+
+    for server in ("alpha", "beta", "files"):
+        uri = f"tagged://{server}/about"
+        merged_outcome = run_async(lambda: outcomes(tg.url, uri))
+        direct = run_async(lambda: outcomes(f"{tg.base}/mcp/{server}", uri))
+        assert merged_outcome == direct, (server, merged_outcome, direct)
+    with httpx2.Client(timeout=10) as http:
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        headers = {"Accept": ACCEPT_BOTH, "Content-Type": "application/json"}
+        assert http.post(tg.url, json=ping, headers={**headers, "Host": "evil.example"}).status_code in (400, 403)
+        foreign = http.post(tg.url, json=ping, headers={**headers, "Origin": "http://evil.example"})
+        assert foreign.status_code == 403 and "alpha" not in foreign.text, foreign.text
