@@ -38,15 +38,8 @@ public struct GrantTable: Sendable, Equatable {
     ) throws(PolicyValidationError) -> GrantTable {
         var errors: [PolicyError] = []
         func fail(_ path: String, _ message: String) { errors.append(PolicyError(file: file, path: path, message: message)) }
-        let document: JSONValue
-        do {
-            // Like policies: `.yaml`/`.yml` is YAML, anything else JSON.
-            document = try Policy.isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
-        } catch let error as JSONParseError {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description(in: bytes))])
-        } catch {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
-        }
+        // Like policies: `.yaml`/`.yml` is YAML, anything else JSON.
+        let document = try ConfigDocument.parse(bytes, file: file)
         guard case .object(let root) = document else {
             throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "must be an object, got \(document.typeName)")])
         }

@@ -6,14 +6,7 @@ extension Policy {
     /// `file` is also what every error message starts with.
     public static func parse(_ bytes: [UInt8], file: String) throws(PolicyValidationError) -> Policy {
         let sha256 = SHA256.hash(data: bytes).hexString
-        let document: JSONValue
-        do {
-            document = try isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
-        } catch let error as JSONParseError {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description(in: bytes))])
-        } catch {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
-        }
+        let document = try ConfigDocument.parse(bytes, file: file)
         var decoder = PolicyDecoder(file: file)
         guard let policy = decoder.decode(document, sha256: sha256) else {
             throw PolicyValidationError(errors: decoder.errors)
@@ -23,11 +16,6 @@ extension Policy {
 
     public static func parse(_ text: String, file: String) throws(PolicyValidationError) -> Policy {
         try parse(Array(text.utf8), file: file)
-    }
-
-    static func isYAML(_ file: String) -> Bool {
-        let lower = file.lowercased()
-        return lower.hasSuffix(".yaml") || lower.hasSuffix(".yml")
     }
 }
 

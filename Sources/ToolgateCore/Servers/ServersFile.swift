@@ -33,14 +33,7 @@ public struct ServersFile: Sendable, Equatable {
     public static func parse(
         _ bytes: [UInt8], file: String, environment: [String: String], expandingOnly: String? = nil
     ) throws(PolicyValidationError) -> ServersFile {
-        let document: JSONValue
-        do {
-            document = try Policy.isYAML(file) ? parseYAML(bytes) : JSONParser.parse(bytes)
-        } catch let error as JSONParseError {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: error.description(in: bytes))])
-        } catch {
-            throw PolicyValidationError(errors: [PolicyError(file: file, path: "", message: "\(error)")])
-        }
+        let document = try ConfigDocument.parse(bytes, file: file)
         var decoder = ServersFileDecoder(file: file, expansion: EnvironmentExpansion(environment: environment))
         decoder.expandingOnly = expandingOnly
         let servers = decoder.decode(document)
