@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from helpers import (
     wait_for,
 )
 from redis_cluster import _resp_encode, _resp_read
-from test_fleet import admitted_times, call_echo, fleet_policy, max_in_any_window
+from test_fleet import fleet_policy, saturate_and_check_exactness
 
 PASSWORD = "tls-s3cret-pw"
 
@@ -165,42 +164,7 @@ def test_three_sidecars_never_exceed_the_limit_together_over_tls(raw_upstream, t
                 for i in range(3)]
     for tg in sidecars:
         assert wait_for(lambda: readyz(tg)[1]["status"] == "ready", 15), readyz(tg)
-    raw_upstream.reset()
-    stop_at = time.time() + seconds
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def client(n: int) -> None:
-        url = sidecars[n % 3].url
-        with http_client() as http:
-            i = 0
-            while time.time() < stop_at:
-                edge = (int(time.time() / (window / 2)) + 1) * (window / 2)
-                pause = edge - time.time() - 0.01 * (n % 3)
-                if pause > 0:
-                    time.sleep(min(pause, max(0.0, stop_at - time.time())))
-                for _ in range(4):
-                    result = call_echo(http, url, n * 100000 + i)
-                    i += 1
-                    with lock:
-                        outcomes.append(result)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(36)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a client hung"
-
-    times = [t for tg in sidecars for t in admitted_times(tg)]
-    allowed = outcomes.count("allowed")
-    unexpected = [o for o in outcomes if o not in ("allowed", "rate_limited")]
-    assert not unexpected, unexpected[:5]
-    assert len(times) == allowed, (len(times), allowed)
-    assert len([m for m in raw_upstream.seen_messages() if m.get("method") == "tools/call"]) == allowed
-    assert max_in_any_window(times, window * 1_000_000) <= limit
-    assert allowed >= 0.8 * limit * (seconds / window) - limit, (allowed, len(outcomes))
-    assert len(outcomes) > 3 * allowed, "the clients did not saturate the limit"
+    saturate_and_check_exactness(sidecars, raw_upstream, window, limit, seconds)
 
 
 OUTAGE_ANSWER = {"closed": "store_unavailable", "open": "allowed"}
