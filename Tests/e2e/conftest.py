@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +246,16 @@ def redis_port(session_procs: ProcessGroup) -> int:
         except OSError:
             time.sleep(0.05)
     pytest.fail(f"redis-server did not start on {port}:\n{proc.log()}", pytrace=False)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_args(request: pytest.FixtureRequest) -> list[str]:
+    """The test once on the embedded store and once on the session's Redis, under a key prefix of its own."""
+    if request.param == "memory":
+        return []
+    port = request.getfixturevalue("redis_port")
+    module = request.module.__name__.removeprefix("test_").replace("_", "-")
+    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-{module}-{uuid.uuid4().hex[:12]}"]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -56,14 +56,6 @@ POLICY: dict[str, Any] = {
 STDIO_SERVER = [sys.executable, str(E2E_DIR / "upstream_mcp_server.py"), "--stdio", "--tag", "files"]
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_args(request: pytest.FixtureRequest) -> list[str]:
-    if request.param == "memory":
-        return []
-    port = request.getfixturevalue("redis_port")
-    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-merged-{uuid.uuid4().hex[:12]}"]
-
-
 def servers_file(tmp_path: Path, alpha: str, beta: str) -> Path:
     path = tmp_path / "servers.json"
     path.write_text(json.dumps({"mcpServers": {

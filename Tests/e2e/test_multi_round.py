@@ -39,14 +39,6 @@ POLICY = {
 }
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_args(request: pytest.FixtureRequest) -> list[str]:
-    if request.param == "memory":
-        return []
-    port = request.getfixturevalue("redis_port")
-    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-rounds-{uuid.uuid4().hex[:12]}"]
-
-
 def round_events(tg: Any) -> dict[str, float]:
     with http_client() as http:
         text = http.get(f"{tg.base}/metrics").text

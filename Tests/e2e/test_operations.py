@@ -166,14 +166,6 @@ def test_reloads_under_load_fail_no_request(raw_upstream, toolgate):
 # --- shadow -------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_args(request: pytest.FixtureRequest) -> list[str]:
-    if request.param == "memory":
-        return []
-    port = request.getfixturevalue("redis_port")
-    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-ops-{uuid.uuid4().hex[:12]}"]
-
-
 def test_shadow_mode_denies_nothing_and_counts_everything(mcp_upstream_sse, toolgate, store_args, tmp_path):
     audit = tmp_path / "audit.log"
     tg = toolgate(mcp_upstream_sse.url, SEED_POLICY, args=store_args + ["--shadow", "--audit-log", str(audit)])

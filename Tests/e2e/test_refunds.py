@@ -43,14 +43,6 @@ SLEEPY_POLICY = {
 # --- stores ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_args(request: pytest.FixtureRequest) -> list[str]:
-    if request.param == "memory":
-        return []
-    port = request.getfixturevalue("redis_port")
-    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-refund-{uuid.uuid4().hex[:12]}"]
-
-
 # --- helpers ----------------------------------------------------------------------------------------------------
 
 

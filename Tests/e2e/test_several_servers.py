@@ -66,14 +66,6 @@ def three_servers(tmp_path: Path, alpha: str, beta: str) -> Path:
     })
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store_args(request: pytest.FixtureRequest) -> list[str]:
-    if request.param == "memory":
-        return []
-    port = request.getfixturevalue("redis_port")
-    return ["--redis", f"redis://127.0.0.1:{port}", "--key-prefix", f"tg-e2e-servers-{uuid.uuid4().hex[:12]}"]
-
-
 async def tool_names_handshake(url: str) -> set[str]:
     async with handshake_session(url) as session:
         return {t.name for t in (await session.list_tools()).tools}
