@@ -42,7 +42,7 @@ struct CheckCommand: AsyncParsableCommand {
         var warned = false
         var tools: [PolicyCoverage.UpstreamTool]?
         if let upstream {
-            let transport = Self.httpTransport()
+            let transport = LiveServer.httpTransport()
             defer { transport.shutdown() }
             do {
                 tools = try await UpstreamToolCatalog.fetch(transport: transport, url: upstream)
@@ -106,10 +106,6 @@ struct CheckCommand: AsyncParsableCommand {
         if failed || (strict && warned) { throw ExitCode.failure }
     }
 
-    static func httpTransport() -> CurlUpstreamTransport {
-        CurlUpstreamTransport(configuration: .init(connectTimeout: .seconds(5), headersTimeout: .seconds(30), idleTimeout: .seconds(30)))
-    }
-
     /// The servers file as `serve` reads it (`${ENV}` from this environment): its errors and notes printed; nil when
     /// it is invalid.
     static func loadServers(_ path: String) -> ServersFile? {
@@ -125,42 +121,15 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
-    /// The tools one server lists: over HTTP with its headers, or from its command started for the purpose and
-    /// stopped again.
+    /// The tools one server lists (`LiveServer`).
     static func fetchTools(of server: ServerDefinition) async -> Result<[PolicyCoverage.UpstreamTool], LiveCheckFailure> {
-        switch server.transport {
-        case .http(let url, let headers):
-            let transport = httpTransport()
-            defer { transport.shutdown() }
-            do {
-                return .success(try await UpstreamToolCatalog.fetch(transport: transport, url: url, headers: headers))
-            } catch {
-                return .failure(LiveCheckFailure(description: error.description))
-            }
-        case .stdio(let command, let arguments, let environment, let workingDirectory):
-            // The servers file's command is an argv, run without a shell; the transport runs `/bin/sh -c`, so each
-            // word is quoted. Its environment: toolgate's, less its own settings (a Redis URL may hold a password),
-            // then the server's `env`.
-            let line = ShellQuoting.exec(command, arguments: arguments, workingDirectory: workingDirectory)
-            var childEnvironment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOOLGATE_") }
-            childEnvironment.merge(environment) { $1 }
-            let transport = StdioUpstreamTransport(
-                configuration: .init(
-                    command: line, environment: childEnvironment, initializeTimeout: server.settings.startTimeout ?? .seconds(30)))
-            do throws(StdioUpstreamFailure) {
-                try await transport.start()
-            } catch {
-                await transport.stop()
-                return .failure(LiveCheckFailure(description: "its command did not start: \(error.message)"))
-            }
-            let result: Result<[PolicyCoverage.UpstreamTool], LiveCheckFailure>
-            do {
-                result = .success(try await UpstreamToolCatalog.fetch(transport: transport, url: "stdio:\(server.name)"))
-            } catch {
-                result = .failure(LiveCheckFailure(description: error.description))
-            }
-            await transport.stop()
-            return result
+        switch await LiveServer.inventory(of: server, lists: [.tools]) {
+        case .success(let inventory):
+            return .success(inventory.tools.compactMap { tool in
+                tool["name"]?.stringValue.map { PolicyCoverage.UpstreamTool(name: $0, inputSchema: tool["inputSchema"]) }
+            })
+        case .failure(let failure):
+            return .failure(LiveCheckFailure(description: failure.description))
         }
     }
 

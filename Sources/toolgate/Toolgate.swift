@@ -6,7 +6,7 @@ struct Toolgate: AsyncParsableCommand {
         commandName: "toolgate",
         abstract: "A tool-call policy sidecar for MCP servers.",
         version: ToolgateVersion.current,
-        subcommands: [ServeCommand.self, StdioCommand.self, CheckCommand.self, WrapCommand.self, DemoCommand.self, ApprovalsCommand.self, HashTokenCommand.self]
+        subcommands: [ServeCommand.self, StdioCommand.self, CheckCommand.self, ScanCommand.self, WrapCommand.self, DemoCommand.self, ApprovalsCommand.self, HashTokenCommand.self]
     )
 }
 

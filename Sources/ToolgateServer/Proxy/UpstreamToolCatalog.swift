@@ -1,8 +1,8 @@
 import ToolgateCore
 
-/// The tools a live MCP server lists, fetched the way an MCP client would: `initialize`, `notifications/initialized`,
-/// then `tools/list` page by page, then `DELETE` of the session. For `check --upstream` and the warning at `serve`
-/// start; never on a call's path.
+/// What a live MCP server lists, fetched the way an MCP client would: `initialize`, `notifications/initialized`,
+/// then each list page by page, then `DELETE` of the session. For `check --upstream`, `scan` and the warning at
+/// `serve` start; never on a call's path.
 public enum UpstreamToolCatalog {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -13,6 +13,56 @@ public enum UpstreamToolCatalog {
     public static func fetch(
         transport: any UpstreamTransport, url: String, headers: [HTTPHeader] = []
     ) async throws(Failure) -> [PolicyCoverage.UpstreamTool] {
+        let inventory = try await fetchInventory(transport: transport, url: url, headers: headers, lists: [.tools])
+        return inventory.tools.compactMap { tool in
+            tool["name"]?.stringValue.map { PolicyCoverage.UpstreamTool(name: $0, inputSchema: tool["inputSchema"]) }
+        }
+    }
+
+    /// What a server lists, every page of each: its tools, and (when asked, and when it announces them) its
+    /// resources, resource templates and prompts, as the server wrote them.
+    public struct Inventory: Sendable {
+        public var serverInfo: JSONValue?
+        public var instructions: String?
+        public var tools: [JSONValue] = []
+        public var resources: [JSONValue] = []
+        public var resourceTemplates: [JSONValue] = []
+        public var prompts: [JSONValue] = []
+    }
+
+    public enum List: Sendable, CaseIterable {
+        case tools, resources, resourceTemplates, prompts
+
+        var method: String {
+            switch self {
+            case .tools: "tools/list"
+            case .resources: "resources/list"
+            case .resourceTemplates: "resources/templates/list"
+            case .prompts: "prompts/list"
+            }
+        }
+
+        var key: String {
+            switch self {
+            case .tools: "tools"
+            case .resources: "resources"
+            case .resourceTemplates: "resourceTemplates"
+            case .prompts: "prompts"
+            }
+        }
+
+        var capability: String {
+            switch self {
+            case .tools: "tools"
+            case .resources, .resourceTemplates: "resources"
+            case .prompts: "prompts"
+            }
+        }
+    }
+
+    public static func fetchInventory(
+        transport: any UpstreamTransport, url: String, headers: [HTTPHeader] = [], lists: [List] = List.allCases
+    ) async throws(Failure) -> Inventory {
         var session: String?
         var version = protocolVersion
         let initialize: JSONValue = [
@@ -27,22 +77,34 @@ public enum UpstreamToolCatalog {
         if let negotiated = initialized["result"]?["protocolVersion"]?.stringValue { version = negotiated }
         _ = try? await exchange(
             transport, url, headers, ["jsonrpc": "2.0", "method": "notifications/initialized"], session: session, version: version, id: nil)
-        var tools: [PolicyCoverage.UpstreamTool] = []
-        var cursor: JSONValue?
-        for page in 0..<50 {
-            var params: JSONObject = [:]
-            if let cursor { params["cursor"] = cursor }
-            let request: JSONValue = ["jsonrpc": "2.0", "id": .number(JSONNumber(page + 2)), "method": "tools/list", "params": .object(params)]
-            let (answer, _) = try await exchange(transport, url, headers, request, session: session, version: version, id: .number(JSONNumber(page + 2)))
-            if let error = answer["error"] {
-                throw Failure(description: "\(url) refused tools/list: \(JSONWriter.string(error))")
+        var inventory = Inventory()
+        inventory.serverInfo = initialized["result"]?["serverInfo"]
+        inventory.instructions = initialized["result"]?["instructions"]?.stringValue
+        let capabilities = initialized["result"]?["capabilities"]
+        var nextID = 2
+        for list in lists where list == .tools || capabilities?[list.capability] != nil {
+            var items: [JSONValue] = []
+            var cursor: JSONValue?
+            for _ in 0..<50 {
+                var params: JSONObject = [:]
+                if let cursor { params["cursor"] = cursor }
+                let id = JSONValue.number(JSONNumber(nextID))
+                nextID += 1
+                let request: JSONValue = ["jsonrpc": "2.0", "id": id, "method": .string(list.method), "params": .object(params)]
+                let (answer, _) = try await exchange(transport, url, headers, request, session: session, version: version, id: id)
+                if let error = answer["error"] {
+                    throw Failure(description: "\(url) refused \(list.method): \(JSONWriter.string(error))")
+                }
+                items += answer["result"]?[list.key]?.arrayValue ?? []
+                cursor = answer["result"]?["nextCursor"]
+                if cursor == nil || cursor == .null { break }
             }
-            for tool in answer["result"]?["tools"]?.arrayValue ?? [] {
-                guard let name = tool["name"]?.stringValue else { continue }
-                tools.append(PolicyCoverage.UpstreamTool(name: name, inputSchema: tool["inputSchema"]))
+            switch list {
+            case .tools: inventory.tools = items
+            case .resources: inventory.resources = items
+            case .resourceTemplates: inventory.resourceTemplates = items
+            case .prompts: inventory.prompts = items
             }
-            cursor = answer["result"]?["nextCursor"]
-            if cursor == nil || cursor == .null { break }
         }
         if let session {
             var all = headers
@@ -51,7 +113,7 @@ public enum UpstreamToolCatalog {
                 response.body.cancel()
             }
         }
-        return tools
+        return inventory
     }
 
     /// One POST; the answer to `id` (from a JSON body or an event stream), and the session id the server issued.
