@@ -96,7 +96,9 @@ def accepted_connections(pid: int, port: int) -> int:
             continue
         if target.startswith("socket:["):
             held.add(target[len("socket:["):-1])
-    count = 0
+    # Distinct sockets, not rows: /proc/net/tcp is produced a page at a time, and a table that changes between pages
+    # (other tests' connections) can show a row twice.
+    established: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -105,10 +107,10 @@ def accepted_connections(pid: int, port: int) -> int:
                     fields = line.split()
                     local_port = int(fields[1].rsplit(":", 1)[1], 16)
                     if local_port == port and fields[3] == "01" and fields[9] in held:
-                        count += 1
+                        established.add(fields[9])
         except FileNotFoundError:
             pass
-    return count
+    return len(established)
 
 
 def fd_targets(pid: int) -> list[str]:

@@ -32,7 +32,7 @@ from helpers import (
     wait_for,
 )
 from redis_cluster import _resp_encode, _resp_read
-from test_fleet import fleet_policy, saturate_and_check_exactness
+from test_fleet import call_echo, fleet_policy, saturate_and_check_exactness
 
 PASSWORD = "tls-s3cret-pw"
 
